@@ -1,0 +1,100 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-session-cluster",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SessionCore", targets: ["SessionCore"]),
+        .library(name: "SessionCluster", targets: ["SessionCluster"]),
+        .library(name: "SessionClusterHummingbird", targets: ["SessionClusterHummingbird"]),
+        .executable(name: "session-node", targets: ["session-node"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+    ],
+    targets: [
+        // liblz4 from the system (Debian: liblz4-dev).
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
+        ),
+        // The session model and the in-memory store. No I/O, no clock: time is passed in.
+        .target(name: "SessionCore"),
+        // Sans-I/O cluster state machines: membership, election, partitions, replication.
+        .target(name: "ClusterProtocol", dependencies: ["SessionCore"]),
+        // Frames, LZ4 batches, HMAC authentication, limits.
+        .target(
+            name: "WireFormat",
+            dependencies: [
+                "SessionCore", "ClusterProtocol", "CLZ4",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Deterministic simulation of many nodes in one process (test support, first class).
+        .target(name: "ClusterSimulator", dependencies: ["ClusterProtocol", "SessionCore"]),
+        // The embeddable runtime: NIO transport, timers, public API, metrics.
+        .target(
+            name: "SessionCluster",
+            dependencies: [
+                "SessionCore", "ClusterProtocol", "WireFormat",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "SessionClusterHummingbird",
+            dependencies: [
+                "SessionCluster", "SessionCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+            ]
+        ),
+        .executableTarget(
+            name: "session-node",
+            dependencies: [
+                "SessionCluster", "SessionClusterHummingbird", "SessionCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"]),
+        .testTarget(name: "ClusterProtocolTests", dependencies: ["ClusterProtocol", "ClusterSimulator", "SessionCore"]),
+        .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "ClusterProtocol", "SessionCore"], resources: []),
+        .testTarget(
+            name: "SessionClusterTests",
+            dependencies: [
+                "SessionCluster", "WireFormat", "SessionCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SessionClusterHummingbirdTests",
+            dependencies: [
+                "SessionClusterHummingbird", "SessionCluster",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+            ]
+        ),
+        .testTarget(name: "FaultTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)
