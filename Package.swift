@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "swift-session-cluster",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "SessionCore", targets: ["SessionCore"]),
         .library(name: "SessionCluster", targets: ["SessionCluster"]),

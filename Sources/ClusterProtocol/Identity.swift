@@ -1,0 +1,99 @@
+import SessionCore
+
+/// A node's name in the cluster, chosen by the operator (`--id n1`). Stable across restarts.
+public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    /// The name.
+    public var rawValue: String
+    /// Creates a node id.
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+    public static func < (lhs: NodeID, rhs: NodeID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { rawValue }
+}
+
+/// Where a node listens for peers: TCP for data and UDP for heartbeats, on one port.
+public struct PeerAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// Host name or IP address.
+    public var host: String
+    /// Port, the same number for TCP and UDP.
+    public var port: Int
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+    /// Parses `HOST:PORT`.
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+        else { return nil }
+        let host = String(text[..<colon])
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
+    }
+    public static func < (lhs: PeerAddress, rhs: PeerAddress) -> Bool { (lhs.host, lhs.port) < (rhs.host, rhs.port) }
+    public var description: String { "\(host):\(port)" }
+}
+
+/// A member of a view: who and where.
+public struct Member: Hashable, Sendable, CustomStringConvertible {
+    /// The node's id.
+    public var id: NodeID
+    /// Where it listens for peers.
+    public var address: PeerAddress
+    /// The node's incarnation: a number it raises each time it starts, so a restarted
+    /// node (with empty memory) is told apart from the one that was there before.
+    public var incarnation: UInt64
+    /// Creates a member.
+    public init(id: NodeID, address: PeerAddress, incarnation: UInt64) {
+        self.id = id
+        self.address = address
+        self.incarnation = incarnation
+    }
+    public var description: String { "\(id)@\(address)#\(incarnation)" }
+}
+
+/// What the leader publishes: the agreed member list, from which every node derives the
+/// same partition table. `epoch` grows with every change within and across terms.
+public struct View: Hashable, Sendable {
+    /// The election term the leader was elected in.
+    public var term: UInt64
+    /// Grows with every published view.
+    public var epoch: UInt64
+    /// The leader that published it.
+    public var leader: NodeID
+    /// The members, sorted by id.
+    public var members: [Member]
+    /// Creates a view; members are sorted by id.
+    public init(term: UInt64, epoch: UInt64, leader: NodeID, members: [Member]) {
+        self.term = term
+        self.epoch = epoch
+        self.leader = leader
+        self.members = members.sorted { $0.id < $1.id }
+    }
+}
+
+/// How many copies must hold a write before `save` returns.
+public enum WriteConcern: Hashable, Sendable {
+    /// Acknowledged after the owner applied it; a crash of the owner can lose it.
+    case local
+    /// Acknowledged after the owner and `n` backups applied it. The default, `.replicated(1)`,
+    /// loses no acknowledged write when any one node dies.
+    case replicated(Int)
+
+    /// The number of backups that must have applied the write.
+    public var backupsRequired: Int {
+        switch self {
+        case .local: 0
+        case .replicated(let count): max(0, count)
+        }
+    }
+}
+
+/// Identifies one application request inside a node, to match its completion effect.
+public struct RequestID: Hashable, Sendable, CustomStringConvertible {
+    /// The number; unique within the node that made it.
+    public var rawValue: UInt64
+    /// Creates a request id.
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "r\(rawValue)" }
+}

@@ -1,0 +1,307 @@
+import SessionCore
+
+/// Every message nodes exchange. The wire format (module WireFormat) encodes each case as
+/// one frame type; the protocol core only ever sees these values.
+public enum ClusterMessage: Hashable, Sendable {
+    /// Liveness and the leader's lease renewal; sent over UDP.
+    case heartbeat(Heartbeat)
+    /// The answer to a heartbeat; sent over UDP.
+    case heartbeatReply(HeartbeatReply)
+    /// "Check whether `target` is alive for me": a suspect is confirmed through another
+    /// path before it is declared down.
+    case probeRequest(ProbeRequest)
+    /// The result of a probe.
+    case probeReply(ProbeReply)
+    /// A candidate asks for a vote.
+    case voteRequest(VoteRequest)
+    /// A vote, granted or not.
+    case voteReply(VoteReply)
+    /// A node asks the leader to be added to the view (or says it is leaving).
+    case joinRequest(JoinRequest)
+    /// The leader publishes a view.
+    case view(View)
+    /// Deltas for the sessions of partitions the receiver holds; LZ4-compressed on the wire.
+    case deltaBatch(DeltaBatch)
+    /// A replica confirms it applied a batch.
+    case deltaAck(DeltaAck)
+    /// A node that does not own a session sends a write to the owner.
+    case forwardedWrite(ForwardedWrite)
+    /// The owner's answer to a forwarded write.
+    case writeReply(WriteReply)
+    /// A node asks for the sessions of some partitions (joining, returning, repairing a gap).
+    case stateTransferRequest(StateTransferRequest)
+    /// One chunk of a state transfer; LZ4-compressed on the wire.
+    case stateTransferChunk(StateTransferChunk)
+    /// A node that holds no copy of a session asks a replica for it.
+    case readRequest(ReadRequest)
+    /// The answer to a read.
+    case readReply(ReadReply)
+    /// The sender refused something; typed, never a crash.
+    case error(ProtocolErrorMessage)
+}
+
+/// Sent every heartbeat interval to every member. From the leader it also renews the
+/// receiver's lease: a member acknowledges writes only while its lease is valid.
+public struct Heartbeat: Hashable, Sendable {
+    public var from: Member
+    public var term: UInt64
+    public var viewEpoch: UInt64
+    /// Numbers heartbeats from this sender, so a reply can be matched to the send time.
+    public var sequence: UInt64
+    /// True when the sender is the leader of `term` (the receiver renews its lease).
+    public var fromLeader: Bool
+    public init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64, fromLeader: Bool) {
+        self.from = from
+        self.term = term
+        self.viewEpoch = viewEpoch
+        self.sequence = sequence
+        self.fromLeader = fromLeader
+    }
+}
+
+/// The answer to a ``Heartbeat``.
+public struct HeartbeatReply: Hashable, Sendable {
+    public var from: Member
+    public var term: UInt64
+    public var viewEpoch: UInt64
+    /// The sequence of the heartbeat answered.
+    public var sequence: UInt64
+    public init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64) {
+        self.from = from
+        self.term = term
+        self.viewEpoch = viewEpoch
+        self.sequence = sequence
+    }
+}
+
+/// Asks the receiver to check `target` and report.
+public struct ProbeRequest: Hashable, Sendable {
+    public var from: NodeID
+    public var target: NodeID
+    public var probeID: UInt64
+    public init(from: NodeID, target: NodeID, probeID: UInt64) {
+        self.from = from
+        self.target = target
+        self.probeID = probeID
+    }
+}
+
+/// Whether the prober heard from the target recently.
+public struct ProbeReply: Hashable, Sendable {
+    public var from: NodeID
+    public var target: NodeID
+    public var probeID: UInt64
+    public var alive: Bool
+    public init(from: NodeID, target: NodeID, probeID: UInt64, alive: Bool) {
+        self.from = from
+        self.target = target
+        self.probeID = probeID
+        self.alive = alive
+    }
+}
+
+/// A candidate's request for a vote in `term`.
+public struct VoteRequest: Hashable, Sendable {
+    public var candidate: Member
+    public var term: UInt64
+    /// The newest view epoch the candidate knows; voters refuse candidates behind them.
+    public var lastViewEpoch: UInt64
+    public init(candidate: Member, term: UInt64, lastViewEpoch: UInt64) {
+        self.candidate = candidate
+        self.term = term
+        self.lastViewEpoch = lastViewEpoch
+    }
+}
+
+/// A voter's answer.
+public struct VoteReply: Hashable, Sendable {
+    public var from: NodeID
+    public var term: UInt64
+    public var granted: Bool
+    public init(from: NodeID, term: UInt64, granted: Bool) {
+        self.from = from
+        self.term = term
+        self.granted = granted
+    }
+}
+
+/// A node asks to join (or, with `leaving`, to leave) the view.
+public struct JoinRequest: Hashable, Sendable {
+    public var member: Member
+    public var leaving: Bool
+    public init(member: Member, leaving: Bool = false) {
+        self.member = member
+        self.leaving = leaving
+    }
+}
+
+/// Deltas from one sender to one receiver, numbered so the receiver's ack releases the
+/// writes waiting on them and a reconnect resends what was not acknowledged.
+public struct DeltaBatch: Hashable, Sendable {
+    public var from: NodeID
+    /// The view epoch the sender routed the batch by.
+    public var viewEpoch: UInt64
+    /// Grows by one per batch from this sender to this receiver.
+    public var sequence: UInt64
+    public var deltas: [SessionDelta]
+    public init(from: NodeID, viewEpoch: UInt64, sequence: UInt64, deltas: [SessionDelta]) {
+        self.from = from
+        self.viewEpoch = viewEpoch
+        self.sequence = sequence
+        self.deltas = deltas
+    }
+}
+
+/// The receiver applied every batch up to and including `sequence`.
+public struct DeltaAck: Hashable, Sendable {
+    public var from: NodeID
+    public var sequence: UInt64
+    /// Sessions the receiver could not apply (unknown, or a gap) and wants snapshots of.
+    public var needSnapshots: [SessionID]
+    public init(from: NodeID, sequence: UInt64, needSnapshots: [SessionID] = []) {
+        self.from = from
+        self.sequence = sequence
+        self.needSnapshots = needSnapshots
+    }
+}
+
+/// What a forwarded write does.
+public enum WriteOperation: Hashable, Sendable {
+    /// Create the session with this metadata and these attributes.
+    case create(SessionMetadata, SessionChanges)
+    /// Apply these changes.
+    case update(SessionChanges)
+    /// End the session.
+    case invalidate
+    /// Move the session to a new id.
+    case rotate(to: SessionID)
+    /// Only move the last-access time.
+    case touch(Timestamp)
+}
+
+/// A write sent to the session's owner by a node that is not the owner.
+public struct ForwardedWrite: Hashable, Sendable {
+    public var from: NodeID
+    public var requestID: RequestID
+    public var sessionID: SessionID
+    public var operation: WriteOperation
+    public var concern: WriteConcern
+    public init(from: NodeID, requestID: RequestID, sessionID: SessionID, operation: WriteOperation, concern: WriteConcern) {
+        self.from = from
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.operation = operation
+        self.concern = concern
+    }
+}
+
+/// Why a write or read failed, as the caller sees it.
+public enum ClusterFailure: Hashable, Sendable {
+    /// The store refused it (limits, unknown or ended session).
+    case store(SessionStoreError)
+    /// This node is not in a view with a valid lease (cut off from the majority).
+    case notInMajority
+    /// Not enough replicas acknowledged in time.
+    case replicationTimeout
+    /// The owner could not be reached in time.
+    case ownerUnreachable
+    /// The view changed under the request; the caller may retry.
+    case retry
+}
+
+/// The owner's answer to a ``ForwardedWrite``: the version written, or why not.
+public struct WriteReply: Hashable, Sendable {
+    public var from: NodeID
+    public var requestID: RequestID
+    public var result: Result<UInt64, ClusterFailure>
+    public init(from: NodeID, requestID: RequestID, result: Result<UInt64, ClusterFailure>) {
+        self.from = from
+        self.requestID = requestID
+        self.result = result
+    }
+}
+
+extension ClusterFailure: Error {}
+
+/// Asks for every session of `partitions` that the receiver holds.
+public struct StateTransferRequest: Hashable, Sendable {
+    public var from: NodeID
+    public var transferID: UInt64
+    public var viewEpoch: UInt64
+    public var partitions: [Int]
+    /// Single sessions wanted (gap repair); empty for a partition transfer.
+    public var sessions: [SessionID]
+    public init(from: NodeID, transferID: UInt64, viewEpoch: UInt64, partitions: [Int], sessions: [SessionID] = []) {
+        self.from = from
+        self.transferID = transferID
+        self.viewEpoch = viewEpoch
+        self.partitions = partitions
+        self.sessions = sessions
+    }
+}
+
+/// Part of a state transfer: snapshot deltas. `last` closes the transfer.
+public struct StateTransferChunk: Hashable, Sendable {
+    public var from: NodeID
+    public var transferID: UInt64
+    public var index: UInt32
+    public var last: Bool
+    public var snapshots: [SessionDelta]
+    public init(from: NodeID, transferID: UInt64, index: UInt32, last: Bool, snapshots: [SessionDelta]) {
+        self.from = from
+        self.transferID = transferID
+        self.index = index
+        self.last = last
+        self.snapshots = snapshots
+    }
+}
+
+/// Asks a replica for a session. With `knownVersion`, the reply omits the session when the
+/// asker's cached copy is current.
+public struct ReadRequest: Hashable, Sendable {
+    public var from: NodeID
+    public var requestID: RequestID
+    public var sessionID: SessionID
+    public var knownVersion: UInt64?
+    public init(from: NodeID, requestID: RequestID, sessionID: SessionID, knownVersion: UInt64? = nil) {
+        self.from = from
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.knownVersion = knownVersion
+    }
+}
+
+/// What a read found.
+public enum ReadResult: Hashable, Sendable {
+    /// The session (a snapshot delta, or an invalidate delta for an ended one).
+    case found(SessionDelta)
+    /// The asker's cached version is current.
+    case notModified(version: UInt64)
+    /// No such session.
+    case notFound
+    /// The read could not be served.
+    case failed(ClusterFailure)
+}
+
+/// The answer to a ``ReadRequest``.
+public struct ReadReply: Hashable, Sendable {
+    public var from: NodeID
+    public var requestID: RequestID
+    public var result: ReadResult
+    public init(from: NodeID, requestID: RequestID, result: ReadResult) {
+        self.from = from
+        self.requestID = requestID
+        self.result = result
+    }
+}
+
+/// A refusal the receiver sends before closing a link.
+public struct ProtocolErrorMessage: Hashable, Sendable {
+    /// Stable codes; see WireFormat's `WireError` for the decoding ones.
+    public var code: UInt16
+    public var message: String
+    public init(code: UInt16, message: String) {
+        self.code = code
+        self.message = message
+    }
+}

@@ -1,0 +1,65 @@
+import SessionCore
+
+/// Every knob of one node's protocol core, with defaults chosen for a LAN and explained.
+///
+/// Timing: heartbeats every 100 ms; a peer silent for 300 ms is suspect and probed through
+/// others; silent for 600 ms it is declared down by the leader. A member acknowledges
+/// writes only within `leaseMilliseconds` of its last heartbeat from the leader, and the
+/// leader moves a lost member's partitions only once that lease plus the drift bound has
+/// surely lapsed, so a cut-off owner stops acknowledging before anyone takes over.
+/// Failover therefore takes about down-after plus a lease: under a second.
+public struct NodeConfiguration: Hashable, Sendable {
+    /// This node.
+    public var id: NodeID
+    /// Where this node listens for peers.
+    public var address: PeerAddress
+    /// Raised on every start (the runtime uses the start time in milliseconds).
+    public var incarnation: UInt64
+    /// Addresses to contact at start; may include this node's own address.
+    public var seeds: [PeerAddress]
+    /// Partitions sessions hash to. 271 (prime) spreads well over up to a few dozen nodes.
+    public var partitionCount: Int = 271
+    /// Copies of each session: the owner plus `replicationFactor - 1` backups. Default 2.
+    public var replicationFactor: Int = 2
+    /// The write concern used when the caller names none. Default `.replicated(1)`.
+    public var defaultWriteConcern: WriteConcern = .replicated(1)
+    /// Heartbeat period. Default 100 ms.
+    public var heartbeatIntervalMilliseconds: Int64 = 100
+    /// Silence after which a peer is suspect and probed through others. Default 300 ms.
+    public var suspectAfterMilliseconds: Int64 = 300
+    /// Silence after which the leader declares a peer down. Default 600 ms.
+    public var downAfterMilliseconds: Int64 = 600
+    /// Election timeout range; each node draws within it from its seeded generator.
+    public var electionTimeoutMilliseconds: ClosedRange<Int64> = 400...800
+    /// How long a heartbeat from the leader lets a member acknowledge writes. Default 500 ms.
+    public var leaseMilliseconds: Int64 = 500
+    /// The most two nodes' clocks may run apart over a lease. Default 100 ms.
+    public var maxClockDriftMilliseconds: Int64 = 100
+    /// Deltas wait at most this long before they are flushed. Default 1 ms.
+    public var flushIntervalMilliseconds: Int64 = 1
+    /// A batch is flushed at once when it reaches this many payload bytes. Default 64 KiB.
+    public var flushThresholdBytes: Int = 64 * 1024
+    /// Touches (last-access moves) travel on this slower beat. Default 5 s.
+    public var touchFlushIntervalMilliseconds: Int64 = 5000
+    /// A write not acknowledged by enough replicas within this fails. Default 2 s.
+    public var writeTimeoutMilliseconds: Int64 = 2000
+    /// Unacknowledged bytes queued for one peer beyond which the queue is dropped and the
+    /// peer is repaired by state transfer instead. Default 32 MiB.
+    public var maxQueuedBytesPerPeer: Int = 32 * 1024 * 1024
+    /// Payload bytes per state-transfer chunk. Default 256 KiB.
+    public var stateTransferChunkBytes: Int = 256 * 1024
+    /// Seed of the core's own generator (election jitter). The runtime passes a random seed;
+    /// the simulator passes one derived from the run's seed.
+    public var randomSeed: UInt64 = 0
+
+    /// A configuration with the documented defaults.
+    public init(id: NodeID, address: PeerAddress, incarnation: UInt64, seeds: [PeerAddress]) {
+        self.id = id
+        self.address = address
+        self.incarnation = incarnation
+        self.seeds = seeds
+    }
+
+    /// This node as a member.
+    public var member: Member { Member(id: id, address: address, incarnation: incarnation) }
+}

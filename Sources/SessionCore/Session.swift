@@ -1,0 +1,162 @@
+/// A session as the application sees it: a snapshot loaded from the store, with the
+/// changes the application made since it was loaded.
+///
+/// Mutations are recorded per attribute, so saving hands the store only what changed:
+/// two requests that load the same session and change different attributes both survive,
+/// and a save that changed nothing writes nothing.
+///
+/// ```swift
+/// var session = try store.create(now: now)
+/// try session.set("cart", cart)
+/// try store.save(session, now: now)
+/// ```
+public struct Session: Sendable {
+    /// The session's id.
+    public let id: SessionID
+    /// The version this snapshot was loaded at. Versions only grow.
+    public let version: UInt64
+    /// When the session was created.
+    public let createdAt: Timestamp
+    /// When the session was last used, as of this snapshot.
+    public let lastAccessedAt: Timestamp
+    /// The absolute deadline, if the session has one: it expires then however active it is.
+    public let absoluteDeadline: Timestamp?
+    /// The idle timeout in milliseconds: the session expires this long after its last use.
+    public private(set) var maxInactiveMilliseconds: Int64
+    /// The signed-in user's name, indexed so that all of a user's sessions can be found.
+    public private(set) var principal: String?
+    /// The attributes, with this snapshot's changes applied.
+    public private(set) var attributes: [String: AttributeValue]
+    /// What changed since the snapshot was loaded.
+    public private(set) var changes: SessionChanges
+
+    /// Creates a snapshot. The store makes these; applications get them from it.
+    public init(
+        id: SessionID,
+        version: UInt64,
+        createdAt: Timestamp,
+        lastAccessedAt: Timestamp,
+        maxInactiveMilliseconds: Int64,
+        absoluteDeadline: Timestamp? = nil,
+        principal: String? = nil,
+        attributes: [String: AttributeValue] = [:]
+    ) {
+        self.id = id
+        self.version = version
+        self.createdAt = createdAt
+        self.lastAccessedAt = lastAccessedAt
+        self.maxInactiveMilliseconds = maxInactiveMilliseconds
+        self.absoluteDeadline = absoluteDeadline
+        self.principal = principal
+        self.attributes = attributes
+        self.changes = SessionChanges()
+    }
+
+    /// True when saving would change the stored session.
+    public var hasChanges: Bool { !changes.isEmpty }
+
+    /// The value of the attribute `name`, if set.
+    public subscript(name: String) -> AttributeValue? { attributes[name] }
+
+    /// Sets an attribute. Setting the value it already has records nothing.
+    public mutating func setAttribute(_ name: String, _ value: AttributeValue) {
+        guard attributes[name] != value else { return }
+        attributes[name] = value
+        changes.removed.remove(name)
+        changes.updated[name] = value
+    }
+
+    /// Removes an attribute. Removing one that is not there records nothing.
+    public mutating func removeAttribute(_ name: String) {
+        guard attributes.removeValue(forKey: name) != nil else { return }
+        changes.updated.removeValue(forKey: name)
+        changes.removed.insert(name)
+    }
+
+    /// Encodes `value` with `serializer` and sets it as the attribute `name`.
+    public mutating func set<Value: Encodable>(
+        _ name: String, _ value: Value, using serializer: some SessionSerializer = JSONSessionSerializer()
+    ) throws {
+        setAttribute(name, AttributeValue(encoding: serializer.encoding, bytes: try serializer.encode(value)))
+    }
+
+    /// Decodes the attribute `name` as `type`; nil when it is not set.
+    ///
+    /// Throws ``AttributeDecodingError`` when the stored value has another encoding or does
+    /// not decode (a rolling deploy changed its type): callers drop the attribute rather
+    /// than fail the request.
+    public func get<Value: Decodable>(
+        _ name: String, as type: Value.Type, using serializer: some SessionSerializer = JSONSessionSerializer()
+    ) throws(AttributeDecodingError) -> Value? {
+        guard let stored = attributes[name] else { return nil }
+        guard stored.encoding == serializer.encoding else {
+            throw AttributeDecodingError(name: name, storedEncoding: stored.encoding, expectedEncoding: serializer.encoding)
+        }
+        do {
+            return try serializer.decode(type, from: stored.bytes)
+        } catch {
+            throw AttributeDecodingError(
+                name: name, storedEncoding: stored.encoding, expectedEncoding: serializer.encoding,
+                underlying: String(describing: error))
+        }
+    }
+
+    /// Changes the idle timeout.
+    public mutating func setMaxInactive(milliseconds: Int64) {
+        guard milliseconds != maxInactiveMilliseconds else { return }
+        maxInactiveMilliseconds = milliseconds
+        changes.maxInactiveMilliseconds = milliseconds
+    }
+
+    /// Signs a user in (or out, with nil): the principal is indexed across the cluster.
+    public mutating func setPrincipal(_ principal: String?) {
+        guard principal != self.principal else { return }
+        self.principal = principal
+        changes.principal = .some(principal)
+    }
+
+    /// True when the session has expired at `now`, by idle or absolute timeout.
+    public func isExpired(at now: Timestamp) -> Bool {
+        SessionExpiry.isExpired(
+            lastAccessedAt: lastAccessedAt, maxInactiveMilliseconds: maxInactiveMilliseconds,
+            absoluteDeadline: absoluteDeadline, now: now)
+    }
+}
+
+/// The changes an application made to a session: what a save sends to the store, and what
+/// a node that does not own the session forwards to its owner.
+public struct SessionChanges: Hashable, Sendable {
+    /// Attributes set (added or changed), by name.
+    public var updated: [String: AttributeValue]
+    /// Attributes removed.
+    public var removed: Set<String>
+    /// A new idle timeout, if it changed.
+    public var maxInactiveMilliseconds: Int64?
+    /// A new principal, if it changed (`.some(nil)` signs the user out).
+    public var principal: String??
+
+    /// No changes.
+    public init(
+        updated: [String: AttributeValue] = [:], removed: Set<String> = [],
+        maxInactiveMilliseconds: Int64? = nil, principal: String?? = nil
+    ) {
+        self.updated = updated
+        self.removed = removed
+        self.maxInactiveMilliseconds = maxInactiveMilliseconds
+        self.principal = principal
+    }
+
+    /// True when there is nothing to save.
+    public var isEmpty: Bool {
+        updated.isEmpty && removed.isEmpty && maxInactiveMilliseconds == nil && principal == nil
+    }
+}
+
+enum SessionExpiry {
+    static func isExpired(
+        lastAccessedAt: Timestamp, maxInactiveMilliseconds: Int64, absoluteDeadline: Timestamp?, now: Timestamp
+    ) -> Bool {
+        if let absoluteDeadline, now >= absoluteDeadline { return true }
+        return maxInactiveMilliseconds > 0 && now.milliseconds(since: lastAccessedAt) >= maxInactiveMilliseconds
+    }
+}

@@ -1,0 +1,657 @@
+import Synchronization
+
+/// The in-memory session table of one node: sharded, safe to use from many request
+/// handlers at once, and the source and sink of replication deltas.
+///
+/// The store never reads a clock: every operation that depends on time takes `now`.
+/// It does not know about partitions or peers either; the protocol core decides which
+/// sessions this node owns and passes that in (``sweepExpired(now:isOwner:)``).
+///
+/// Concurrency: sessions are spread over ``Configuration/shardCount`` shards, each behind
+/// its own `Mutex`. A read holds one shard's lock for a dictionary lookup and a
+/// copy-on-write retain of the attributes, so readers on different shards never meet.
+public final class SessionStore: Sendable {
+    /// How the store is sized and when things are dropped.
+    public struct Configuration: Hashable, Sendable {
+        /// Size and count limits.
+        public var limits: SessionLimits
+        /// Lock shards; more shards, less contention. Default 64.
+        public var shardCount: Int
+        /// The idle timeout of new sessions in milliseconds. Default 30 minutes.
+        public var defaultMaxInactiveMilliseconds: Int64
+        /// How long a tombstone keeps an ended session from coming back. Default 10 minutes,
+        /// well above any delta's time in flight.
+        public var tombstoneLifetimeMilliseconds: Int64
+        /// The most tombstones kept; the oldest go first. Default 1,000,000.
+        public var maxTombstones: Int
+        /// The most recent attribute removals remembered per session, so a stale set of a
+        /// removed attribute cannot bring it back. Default 64.
+        public var maxRemovalsPerSession: Int
+        /// A read moves the last-access time only when it advanced by at least this much,
+        /// so that a burst of reads makes one lazy touch. Default 1 second.
+        public var touchGranularityMilliseconds: Int64
+
+        /// The defaults, each explained on its property.
+        public init(
+            limits: SessionLimits = SessionLimits(), shardCount: Int = 64,
+            defaultMaxInactiveMilliseconds: Int64 = 30 * 60 * 1000,
+            tombstoneLifetimeMilliseconds: Int64 = 10 * 60 * 1000, maxTombstones: Int = 1_000_000,
+            maxRemovalsPerSession: Int = 64, touchGranularityMilliseconds: Int64 = 1000
+        ) {
+            self.limits = limits
+            self.shardCount = max(1, shardCount)
+            self.defaultMaxInactiveMilliseconds = defaultMaxInactiveMilliseconds
+            self.tombstoneLifetimeMilliseconds = tombstoneLifetimeMilliseconds
+            self.maxTombstones = maxTombstones
+            self.maxRemovalsPerSession = maxRemovalsPerSession
+            self.touchGranularityMilliseconds = touchGranularityMilliseconds
+        }
+    }
+
+    /// The configuration the store was made with.
+    public let configuration: Configuration
+    private let shards: [Shard]
+    private let liveSessions = Atomic<Int>(0)
+    private let principalIndex = Mutex<[String: Set<SessionID>]>([:])
+
+    /// Creates an empty store.
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        self.shards = (0..<configuration.shardCount).map { _ in Shard() }
+    }
+
+    /// The number of live sessions.
+    public var count: Int { liveSessions.load(ordering: .relaxed) }
+
+    /// The number of tombstones (ended sessions remembered).
+    public var tombstoneCount: Int {
+        shards.reduce(0) { total, shard in total + shard.state.withLock { $0.tombstoneCount } }
+    }
+
+    private func shard(for id: SessionID) -> Shard {
+        shards[Int(id.low % UInt64(shards.count))]
+    }
+
+    // MARK: - The application's operations
+
+    /// Creates a session with a new id.
+    public func create(
+        id: SessionID = .random(), now: Timestamp, maxInactiveMilliseconds: Int64? = nil,
+        absoluteTimeoutMilliseconds: Int64? = nil, principal: String? = nil
+    ) throws(SessionStoreError) -> Session {
+        let metadata = SessionMetadata(
+            createdAt: now, maxInactiveMilliseconds: maxInactiveMilliseconds ?? configuration.defaultMaxInactiveMilliseconds,
+            absoluteDeadline: absoluteTimeoutMilliseconds.map { now.adding(milliseconds: $0) }, principal: principal,
+            stamp: 1)
+        var entry = Entry(metadata: metadata, version: 1, lastAccessedAt: now)
+        entry.metadataDirty = true
+        try insertNew(entry, id: id)
+        return entry.snapshot(id: id)
+    }
+
+    /// The session `id` as of now, or nil when it is unknown, ended or expired.
+    ///
+    /// With `touch`, the read also moves the last-access time (a local touch that
+    /// replicates lazily, coalesced with other touches; never a write per request).
+    public func load(_ id: SessionID, now: Timestamp, touch: Bool = true) -> Session? {
+        let granularity = configuration.touchGranularityMilliseconds
+        return shard(for: id).state.withLock { state -> Session? in
+            guard case .live(var entry)? = state.slots[id], !entry.isExpired(at: now) else { return nil }
+            if touch, now.milliseconds(since: entry.lastAccessedAt) >= granularity {
+                entry.lastAccessedAt = now
+                state.slots[id] = .live(entry)
+                state.touched.insert(id)
+            }
+            return entry.snapshot(id: id)
+        }
+    }
+
+    /// Saves the changes recorded in `session` onto the stored session.
+    ///
+    /// Only the changed attributes are written, each stamped with the new version, so a
+    /// concurrent save of other attributes of the same session is kept. A session without
+    /// changes writes nothing and keeps its version.
+    @discardableResult
+    public func save(_ session: Session, now: Timestamp) throws(SessionStoreError) -> UInt64 {
+        try apply(session.changes, to: session.id, now: now)
+    }
+
+    /// Applies `changes` to the session `id` as a local write (the owner's path; a node
+    /// that does not own the session forwards the changes to the owner, which calls this).
+    /// Returns the session's version after the write.
+    @discardableResult
+    public func apply(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError) -> UInt64 {
+        let limits = configuration.limits
+        let maxRemovals = configuration.maxRemovalsPerSession
+        var principalChange: (old: String?, new: String?)?
+        let result: Result<UInt64, SessionStoreError> = shard(for: id).state.withLock { state in
+            switch state.slots[id] {
+            case nil: return .failure(.sessionNotFound(id))
+            case .ended(let tombstone)?: return .failure(.sessionEnded(id, tombstone.reason))
+            case .live(var entry)?:
+                guard !entry.isExpired(at: now) else { return .failure(.sessionEnded(id, .expired)) }
+                entry.lastAccessedAt = max(entry.lastAccessedAt, now)
+                guard !changes.isEmpty else {
+                    state.slots[id] = .live(entry)
+                    return .success(entry.version)
+                }
+                if let refusal = entry.refusal(of: changes, limits: limits) { return .failure(refusal) }
+                let version = entry.version + 1
+                var changed = false
+                for (name, value) in changes.updated where entry.attributes[name] != value {
+                    entry.setAttribute(name, value, stamp: version)
+                    entry.dirtyNames.insert(name)
+                    changed = true
+                }
+                for name in changes.removed where entry.attributes[name] != nil {
+                    entry.removeAttribute(name, stamp: version, maxRemovals: maxRemovals)
+                    entry.dirtyNames.insert(name)
+                    changed = true
+                }
+                if let maxInactive = changes.maxInactiveMilliseconds, maxInactive != entry.metadata.maxInactiveMilliseconds {
+                    entry.metadata.maxInactiveMilliseconds = maxInactive
+                    entry.metadata.stamp = version
+                    entry.metadataDirty = true
+                    changed = true
+                }
+                if let principal = changes.principal, principal != entry.metadata.principal {
+                    principalChange = (entry.metadata.principal, principal)
+                    entry.metadata.principal = principal
+                    entry.metadata.stamp = version
+                    entry.metadataDirty = true
+                    changed = true
+                }
+                if changed {
+                    entry.version = version
+                    state.dirty.insert(id)
+                }
+                state.slots[id] = .live(entry)
+                return .success(entry.version)
+            }
+        }
+        if let principalChange { reindex(id, from: principalChange.old, to: principalChange.new) }
+        return try result.get()
+    }
+
+    /// Ends the session `id`. Its replicas learn it through an invalidate delta, and a
+    /// tombstone keeps any late delta from bringing it back. Returns false when there was
+    /// no live session.
+    @discardableResult
+    public func invalidate(_ id: SessionID, now: Timestamp, reason: InvalidationReason = .invalidated) -> Bool {
+        end(id, now: now, reason: reason) != nil
+    }
+
+    /// Moves the session's attributes to `newID` and ends the old id (the defence against
+    /// session fixation). Returns the session under its new id.
+    public func rotate(_ id: SessionID, to newID: SessionID = .random(), now: Timestamp) throws(SessionStoreError) -> Session {
+        let previous: Result<Entry, SessionStoreError> = shard(for: id).state.withLock { state in
+            switch state.slots[id] {
+            case nil: return .failure(.sessionNotFound(id))
+            case .ended(let tombstone)?: return .failure(.sessionEnded(id, tombstone.reason))
+            case .live(let entry)?:
+                guard !entry.isExpired(at: now) else { return .failure(.sessionEnded(id, .expired)) }
+                return .success(entry)
+            }
+        }
+        let old = try previous.get()
+        var entry = Entry(
+            metadata: SessionMetadata(
+                createdAt: old.metadata.createdAt, maxInactiveMilliseconds: old.metadata.maxInactiveMilliseconds,
+                absoluteDeadline: old.metadata.absoluteDeadline, principal: old.metadata.principal, stamp: 1),
+            version: 1, lastAccessedAt: now)
+        for (name, value) in old.attributes {
+            entry.setAttribute(name, value, stamp: 1)
+            entry.dirtyNames.insert(name)
+        }
+        entry.metadataDirty = true
+        try insertNew(entry, id: newID)
+        end(id, now: now, reason: .rotated(to: newID))
+        return entry.snapshot(id: newID)
+    }
+
+    /// The ids of the live sessions signed in as `principal` that this store holds.
+    public func sessions(ofPrincipal principal: String) -> Set<SessionID> {
+        principalIndex.withLock { $0[principal] ?? [] }
+    }
+
+    // MARK: - Replication
+
+    /// Takes the changes made since the last drain, one coalesced delta per session:
+    /// ten writes of one attribute are one entry, and an unchanged session yields nothing.
+    ///
+    /// Touches (last-access moves alone) are taken only with `includeTouches`, so they
+    /// can travel lazily on a slower beat than writes.
+    public func drainDeltas(includeTouches: Bool) -> [SessionDelta] {
+        var deltas = [SessionDelta]()
+        for shard in shards {
+            shard.state.withLock { state in
+                for id in state.dirty {
+                    switch state.slots[id] {
+                    case .live(var entry)?:
+                        deltas.append(entry.takeDelta(id: id))
+                        state.slots[id] = .live(entry)
+                    case .ended(var tombstone)? where tombstone.pendingDelta:
+                        tombstone.pendingDelta = false
+                        deltas.append(tombstone.delta(id: id))
+                        state.slots[id] = .ended(tombstone)
+                    default: break
+                    }
+                    state.touched.remove(id)
+                }
+                state.dirty.removeAll(keepingCapacity: true)
+                guard includeTouches else { return }
+                for id in state.touched {
+                    if case .live(let entry)? = state.slots[id] {
+                        deltas.append(SessionDelta(
+                            id: id, kind: .touch, version: entry.version, previousVersion: entry.flushedVersion,
+                            lastAccessedAt: entry.lastAccessedAt))
+                    }
+                }
+                state.touched.removeAll(keepingCapacity: true)
+            }
+        }
+        return deltas
+    }
+
+    /// True when a drain would yield a write delta (touches aside).
+    public var hasPendingWrites: Bool {
+        shards.contains { shard in shard.state.withLock { !$0.dirty.isEmpty } }
+    }
+
+    /// Applies a delta from the session's owner. Idempotent and version-checked: see
+    /// ``SessionDelta``. Never marks anything for replication: replicas do not re-send.
+    @discardableResult
+    public func apply(_ delta: SessionDelta, now: Timestamp) -> ApplyOutcome {
+        let limits = configuration.limits
+        let maxRemovals = configuration.maxRemovalsPerSession
+        var principalChange: (old: String?, new: String?)?
+        let outcome: ApplyOutcome = shard(for: delta.id).state.withLock { state in
+            switch state.slots[delta.id] {
+            case .ended?:
+                return .sessionEnded
+            case nil:
+                if delta.kind == .invalidate {
+                    state.endedWithoutEntry(delta.id, reason: delta.invalidation ?? .invalidated, version: delta.version, now: now)
+                    return .applied
+                }
+                guard let metadata = delta.metadata, delta.kind != .touch else { return .unknownSession }
+                guard liveSessions.load(ordering: .relaxed) < limits.maxSessions else {
+                    return .rejected(.tooManySessions(limit: limits.maxSessions))
+                }
+                var entry = Entry(metadata: metadata, version: 0, lastAccessedAt: delta.lastAccessedAt)
+                _ = entry.merge(delta, maxRemovals: maxRemovals)
+                entry.flushedVersion = entry.version
+                state.slots[delta.id] = .live(entry)
+                liveSessions.add(1, ordering: .relaxed)
+                if metadata.principal != nil { principalChange = (nil, metadata.principal) }
+                let missedEarlier = delta.kind != .snapshot && delta.previousVersion > 0
+                return missedEarlier ? .gap : .applied
+            case .live(var entry)?:
+                if delta.kind == .invalidate {
+                    if entry.metadata.principal != nil { principalChange = (entry.metadata.principal, nil) }
+                    state.slots.removeValue(forKey: delta.id)
+                    liveSessions.subtract(1, ordering: .relaxed)
+                    state.endedWithoutEntry(delta.id, reason: delta.invalidation ?? .invalidated, version: delta.version, now: now)
+                    return .applied
+                }
+                let missedEarlier = delta.kind == .update && delta.previousVersion > entry.version
+                let oldPrincipal = entry.metadata.principal
+                let changed = entry.merge(delta, maxRemovals: maxRemovals)
+                entry.flushedVersion = entry.version
+                if oldPrincipal != entry.metadata.principal { principalChange = (oldPrincipal, entry.metadata.principal) }
+                state.slots[delta.id] = .live(entry)
+                if missedEarlier { return .gap }
+                return changed ? .applied : .unchanged
+            }
+        }
+        if let principalChange { reindex(delta.id, from: principalChange.old, to: principalChange.new) }
+        return outcome
+    }
+
+    /// The whole session as a snapshot delta (for state transfer, read replies and gap
+    /// repair); for an ended session, its invalidate delta; nil when unknown.
+    public func snapshot(_ id: SessionID) -> SessionDelta? {
+        shard(for: id).state.withLock { state in
+            switch state.slots[id] {
+            case .live(let entry)?: entry.snapshotDelta(id: id)
+            case .ended(let tombstone)?: tombstone.delta(id: id)
+            case nil: nil
+            }
+        }
+    }
+
+    /// Snapshots of every live session and tombstone whose id satisfies `include` (a
+    /// partition filter for state transfer), in no particular order.
+    public func snapshots(where include: (SessionID) -> Bool) -> [SessionDelta] {
+        var result = [SessionDelta]()
+        for shard in shards {
+            shard.state.withLock { state in
+                for (id, slot) in state.slots where include(id) {
+                    switch slot {
+                    case .live(let entry): result.append(entry.snapshotDelta(id: id))
+                    case .ended(let tombstone): result.append(tombstone.delta(id: id))
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// The ids of the live sessions whose id satisfies `include`.
+    public func liveIDs(where include: (SessionID) -> Bool) -> [SessionID] {
+        var result = [SessionID]()
+        for shard in shards {
+            shard.state.withLock { state in
+                for (id, slot) in state.slots where include(id) {
+                    if case .live = slot { result.append(id) }
+                }
+            }
+        }
+        return result
+    }
+
+    /// Forgets the live sessions whose id satisfies `include` without tombstones: for
+    /// partitions this node no longer holds after the view changed. Returns how many.
+    @discardableResult
+    public func evict(where include: (SessionID) -> Bool) -> Int {
+        var evicted = 0
+        var principals = [(SessionID, String)]()
+        for shard in shards {
+            shard.state.withLock { state in
+                for (id, slot) in state.slots where include(id) {
+                    guard case .live(let entry) = slot else { continue }
+                    state.slots.removeValue(forKey: id)
+                    state.dirty.remove(id)
+                    state.touched.remove(id)
+                    evicted += 1
+                    if let principal = entry.metadata.principal { principals.append((id, principal)) }
+                }
+            }
+        }
+        liveSessions.subtract(evicted, ordering: .relaxed)
+        for (id, principal) in principals { reindex(id, from: principal, to: nil) }
+        return evicted
+    }
+
+    /// Ends the expired sessions this node owns (the owner's clock decides expiry) and
+    /// drops tombstones past their lifetime or over the count limit. Returns one
+    /// ``SessionEvent/expired(_:)`` per session ended.
+    public func sweepExpired(now: Timestamp, isOwner: (SessionID) -> Bool) -> [SessionEvent] {
+        var expired = [SessionID]()
+        let tombstoneBudget = max(1, configuration.maxTombstones / shards.count)
+        let lifetime = configuration.tombstoneLifetimeMilliseconds
+        for shard in shards {
+            shard.state.withLock { state in
+                for (id, slot) in state.slots {
+                    if case .live(let entry) = slot, entry.isExpired(at: now), isOwner(id) { expired.append(id) }
+                }
+                state.dropTombstones(olderThan: now.adding(milliseconds: -lifetime), keepingAtMost: tombstoneBudget)
+            }
+        }
+        return expired.compactMap { id in end(id, now: now, reason: .expired) != nil ? .expired(id) : nil }
+    }
+
+    // MARK: - Internals
+
+    private func insertNew(_ entry: Entry, id: SessionID) throws(SessionStoreError) {
+        let limit = configuration.limits.maxSessions
+        let result: Result<Void, SessionStoreError> = shard(for: id).state.withLock { state in
+            guard state.slots[id] == nil else { return .failure(.duplicateID(id)) }
+            guard liveSessions.load(ordering: .relaxed) < limit else { return .failure(.tooManySessions(limit: limit)) }
+            state.slots[id] = .live(entry)
+            state.dirty.insert(id)
+            liveSessions.add(1, ordering: .relaxed)
+            return .success(())
+        }
+        try result.get()
+        if let principal = entry.metadata.principal { reindex(id, from: nil, to: principal) }
+    }
+
+    @discardableResult
+    private func end(_ id: SessionID, now: Timestamp, reason: InvalidationReason) -> Entry? {
+        let ended: Entry? = shard(for: id).state.withLock { state in
+            guard case .live(let entry)? = state.slots[id] else { return nil }
+            state.slots[id] = .ended(Tombstone(
+                reason: reason, version: entry.version + 1, previousVersion: entry.flushedVersion, endedAt: now,
+                lastAccessedAt: entry.lastAccessedAt, pendingDelta: true))
+            state.tombstoneOrder.append((id, now))
+            state.dirty.insert(id)
+            state.touched.remove(id)
+            liveSessions.subtract(1, ordering: .relaxed)
+            return entry
+        }
+        if let principal = ended?.metadata.principal { reindex(id, from: principal, to: nil) }
+        return ended
+    }
+
+    private func reindex(_ id: SessionID, from old: String?, to new: String?) {
+        guard old != new else { return }
+        principalIndex.withLock { index in
+            if let old {
+                index[old]?.remove(id)
+                if index[old]?.isEmpty == true { index.removeValue(forKey: old) }
+            }
+            if let new { index[new, default: []].insert(id) }
+        }
+    }
+}
+
+/// What applying a delta did.
+public enum ApplyOutcome: Hashable, Sendable {
+    /// The delta changed the replica.
+    case applied
+    /// Nothing changed: the delta was a duplicate or older than what the replica has.
+    case unchanged
+    /// Applied, but the replica had missed an earlier delta: ask the owner for a snapshot.
+    case gap
+    /// The replica does not know the session and the delta cannot create it: ask for a snapshot.
+    case unknownSession
+    /// The session has ended here; the delta was ignored.
+    case sessionEnded
+    /// Refused by a limit; nothing changed.
+    case rejected(SessionStoreError)
+}
+
+private final class Shard: Sendable {
+    let state = Mutex(ShardState())
+}
+
+private struct ShardState: ~Copyable {
+    var slots: [SessionID: Slot] = [:]
+    /// Sessions with writes or an end not yet drained.
+    var dirty: Set<SessionID> = []
+    /// Sessions whose last-access time moved since the last drain of touches.
+    var touched: Set<SessionID> = []
+    /// Ended sessions in the order they ended, for expiring tombstones.
+    var tombstoneOrder: [(SessionID, Timestamp)] = []
+    var tombstoneHead = 0
+
+    var tombstoneCount: Int { tombstoneOrder.count - tombstoneHead }
+
+    mutating func endedWithoutEntry(_ id: SessionID, reason: InvalidationReason, version: UInt64, now: Timestamp) {
+        slots[id] = .ended(Tombstone(
+            reason: reason, version: version, previousVersion: version, endedAt: now, lastAccessedAt: now, pendingDelta: false))
+        tombstoneOrder.append((id, now))
+    }
+
+    mutating func dropTombstones(olderThan cutoff: Timestamp, keepingAtMost budget: Int) {
+        while tombstoneHead < tombstoneOrder.count {
+            let (id, endedAt) = tombstoneOrder[tombstoneHead]
+            guard endedAt < cutoff || tombstoneCount > budget else { break }
+            if case .ended? = slots[id] { slots.removeValue(forKey: id) }
+            tombstoneHead += 1
+        }
+        if tombstoneHead > 1024 && tombstoneHead * 2 > tombstoneOrder.count {
+            tombstoneOrder.removeFirst(tombstoneHead)
+            tombstoneHead = 0
+        }
+    }
+}
+
+private enum Slot {
+    case live(Entry)
+    case ended(Tombstone)
+}
+
+private struct Tombstone {
+    var reason: InvalidationReason
+    var version: UInt64
+    var previousVersion: UInt64
+    var endedAt: Timestamp
+    var lastAccessedAt: Timestamp
+    var pendingDelta: Bool
+
+    func delta(id: SessionID) -> SessionDelta {
+        SessionDelta(
+            id: id, kind: .invalidate, version: version, previousVersion: previousVersion, lastAccessedAt: lastAccessedAt,
+            invalidation: reason)
+    }
+}
+
+/// A stored session: live values shared copy-on-write with the snapshots handed out,
+/// the version stamp of each attribute, and recent removals.
+private struct Entry {
+    var metadata: SessionMetadata
+    var version: UInt64
+    var lastAccessedAt: Timestamp
+    var attributes: [String: AttributeValue] = [:]
+    var stamps: [String: UInt64] = [:]
+    var removals: [String: UInt64] = [:]
+    var byteCount = 0
+    /// Replication bookkeeping on the writing node.
+    var dirtyNames: Set<String> = []
+    var metadataDirty = false
+    var flushedVersion: UInt64 = 0
+
+    init(metadata: SessionMetadata, version: UInt64, lastAccessedAt: Timestamp) {
+        self.metadata = metadata
+        self.version = version
+        self.lastAccessedAt = lastAccessedAt
+    }
+
+    func isExpired(at now: Timestamp) -> Bool {
+        SessionExpiry.isExpired(
+            lastAccessedAt: lastAccessedAt, maxInactiveMilliseconds: metadata.maxInactiveMilliseconds,
+            absoluteDeadline: metadata.absoluteDeadline, now: now)
+    }
+
+    func snapshot(id: SessionID) -> Session {
+        Session(
+            id: id, version: version, createdAt: metadata.createdAt, lastAccessedAt: lastAccessedAt,
+            maxInactiveMilliseconds: metadata.maxInactiveMilliseconds, absoluteDeadline: metadata.absoluteDeadline,
+            principal: metadata.principal, attributes: attributes)
+    }
+
+    /// Why `changes` would break a limit, or nil when they fit.
+    func refusal(of changes: SessionChanges, limits: SessionLimits) -> SessionStoreError? {
+        var bytes = byteCount
+        var count = attributes.count
+        for (name, value) in changes.updated {
+            let size = name.utf8.count + value.bytes.count
+            guard value.bytes.count <= limits.maxAttributeBytes else {
+                return .attributeTooLarge(name: name, bytes: value.bytes.count, limit: limits.maxAttributeBytes)
+            }
+            if let old = attributes[name] {
+                bytes -= name.utf8.count + old.bytes.count
+            } else {
+                count += 1
+            }
+            bytes += size
+        }
+        for name in changes.removed {
+            if let old = attributes[name], changes.updated[name] == nil {
+                bytes -= name.utf8.count + old.bytes.count
+                count -= 1
+            }
+        }
+        guard count <= limits.maxAttributesPerSession else {
+            return .tooManyAttributes(count: count, limit: limits.maxAttributesPerSession)
+        }
+        guard bytes <= limits.maxSessionBytes else { return .sessionTooLarge(bytes: bytes, limit: limits.maxSessionBytes) }
+        return nil
+    }
+
+    mutating func setAttribute(_ name: String, _ value: AttributeValue, stamp: UInt64) {
+        if let old = attributes.updateValue(value, forKey: name) {
+            byteCount -= name.utf8.count + old.bytes.count
+        }
+        byteCount += name.utf8.count + value.bytes.count
+        stamps[name] = stamp
+        removals.removeValue(forKey: name)
+    }
+
+    mutating func removeAttribute(_ name: String, stamp: UInt64, maxRemovals: Int) {
+        if let old = attributes.removeValue(forKey: name) {
+            byteCount -= name.utf8.count + old.bytes.count
+        }
+        stamps.removeValue(forKey: name)
+        removals[name] = stamp
+        if removals.count > maxRemovals, let oldest = removals.min(by: { $0.value < $1.value }) {
+            removals.removeValue(forKey: oldest.key)
+        }
+    }
+
+    func stamp(of name: String) -> UInt64 { stamps[name] ?? removals[name] ?? 0 }
+
+    /// Merges a delta attribute by attribute; returns whether anything changed.
+    mutating func merge(_ delta: SessionDelta, maxRemovals: Int) -> Bool {
+        var changed = false
+        for change in delta.attributes {
+            let current = stamp(of: change.name)
+            // A snapshot is the owner's word: on an equal stamp its value wins, which
+            // repairs a replica that kept a write its old owner never acknowledged.
+            let wins = change.stamp > current
+                || (delta.kind == .snapshot && change.stamp == current && attributes[change.name] != change.value)
+            guard wins else { continue }
+            if let value = change.value {
+                setAttribute(change.name, value, stamp: change.stamp)
+            } else {
+                removeAttribute(change.name, stamp: change.stamp, maxRemovals: maxRemovals)
+            }
+            changed = true
+        }
+        if delta.kind == .snapshot {
+            // Attributes the owner's snapshot no longer has were removed there, even if the
+            // removal itself was forgotten; anything stamped later is newer than the snapshot.
+            let present = Set(delta.attributes.map(\.name))
+            for (name, stamp) in stamps where stamp <= delta.version && !present.contains(name) {
+                removeAttribute(name, stamp: delta.version, maxRemovals: maxRemovals)
+                changed = true
+            }
+        }
+        if let incoming = delta.metadata,
+            incoming.stamp > metadata.stamp || (delta.kind == .snapshot && incoming != metadata && incoming.stamp == metadata.stamp)
+        {
+            metadata = incoming
+            changed = true
+        }
+        if delta.lastAccessedAt > lastAccessedAt {
+            lastAccessedAt = delta.lastAccessedAt
+            if delta.kind == .touch { changed = true }
+        }
+        if delta.version > version {
+            version = delta.version
+            changed = true
+        }
+        return changed
+    }
+
+    mutating func takeDelta(id: SessionID) -> SessionDelta {
+        let changes = dirtyNames.map { name in AttributeChange(name: name, stamp: stamp(of: name), value: attributes[name]) }
+        let delta = SessionDelta(
+            id: id, kind: .update, version: version, previousVersion: flushedVersion, lastAccessedAt: lastAccessedAt,
+            metadata: metadataDirty ? metadata : nil, attributes: changes)
+        dirtyNames.removeAll(keepingCapacity: true)
+        metadataDirty = false
+        flushedVersion = version
+        return delta
+    }
+
+    func snapshotDelta(id: SessionID) -> SessionDelta {
+        var changes = attributes.map { name, value in AttributeChange(name: name, stamp: stamps[name] ?? 0, value: value) }
+        for (name, stamp) in removals { changes.append(AttributeChange(name: name, stamp: stamp, value: nil)) }
+        return SessionDelta(
+            id: id, kind: .snapshot, version: version, previousVersion: version, lastAccessedAt: lastAccessedAt,
+            metadata: metadata, attributes: changes)
+    }
+}
