@@ -1,0 +1,70 @@
+import Testing
+@testable import SessionCore
+
+@Suite struct SessionModelTests {
+    struct Cart: Codable, Equatable {
+        var items: [String]
+        var total: Int
+    }
+
+    func freshSession() -> Session {
+        Session(
+            id: .random(), version: 1, createdAt: Timestamp(milliseconds: 0), lastAccessedAt: Timestamp(milliseconds: 0),
+            maxInactiveMilliseconds: 1000)
+    }
+
+    @Test func typedAttributesRoundTripThroughTheSerializer() throws {
+        var session = freshSession()
+        try session.set("cart", Cart(items: ["book"], total: 12))
+        #expect(try session.get("cart", as: Cart.self) == Cart(items: ["book"], total: 12))
+        #expect(session["cart"]?.encoding == .json)
+        #expect(try session.get("missing", as: Cart.self) == nil)
+    }
+
+    @Test func settingTheSameValueRecordsNoChange() throws {
+        var session = Session(
+            id: .random(), version: 3, createdAt: .zero, lastAccessedAt: .zero, maxInactiveMilliseconds: 1000,
+            attributes: ["theme": AttributeValue(string: "dark")])
+        session.setAttribute("theme", AttributeValue(string: "dark"))
+        session.removeAttribute("never-set")
+        #expect(!session.hasChanges)
+        session.setAttribute("theme", AttributeValue(string: "light"))
+        #expect(session.changes.updated["theme"] == AttributeValue(string: "light"))
+    }
+
+    @Test func removeAfterSetRecordsOnlyTheRemoval() {
+        var session = Session(
+            id: .random(), version: 1, createdAt: .zero, lastAccessedAt: .zero, maxInactiveMilliseconds: 1000,
+            attributes: ["a": AttributeValue(string: "1")])
+        session.setAttribute("a", AttributeValue(string: "2"))
+        session.removeAttribute("a")
+        #expect(session.changes.updated.isEmpty)
+        #expect(session.changes.removed == ["a"])
+    }
+
+    @Test func undecodableAttributeThrowsATypedErrorInsteadOfCrashing() throws {
+        var session = freshSession()
+        session.setAttribute("cart", AttributeValue(encoding: .json, bytes: Array("{\"items\": 3}".utf8)))
+        session.setAttribute("blob", AttributeValue(encoding: .raw, bytes: [1, 2, 3]))
+        #expect(throws: AttributeDecodingError.self) { try session.get("cart", as: Cart.self) }
+        do {
+            _ = try session.get("blob", as: Cart.self)
+            Issue.record("expected an encoding mismatch")
+        } catch {
+            #expect(error.storedEncoding == .raw)
+            #expect(error.expectedEncoding == .json)
+        }
+    }
+
+    @Test func idleAndAbsoluteTimeoutsBothExpire() {
+        let idle = Session(
+            id: .random(), version: 1, createdAt: .zero, lastAccessedAt: Timestamp(milliseconds: 500),
+            maxInactiveMilliseconds: 1000)
+        #expect(!idle.isExpired(at: Timestamp(milliseconds: 1499)))
+        #expect(idle.isExpired(at: Timestamp(milliseconds: 1500)))
+        let absolute = Session(
+            id: .random(), version: 1, createdAt: .zero, lastAccessedAt: Timestamp(milliseconds: 900),
+            maxInactiveMilliseconds: 10_000, absoluteDeadline: Timestamp(milliseconds: 1000))
+        #expect(absolute.isExpired(at: Timestamp(milliseconds: 1000)))
+    }
+}
