@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SessionCore", targets: ["SessionCore"]),
+        .library(name: "ClusterProtocol", targets: ["ClusterProtocol"]),
+        .library(name: "WireFormat", targets: ["WireFormat"]),
         .library(name: "SessionCluster", targets: ["SessionCluster"]),
         .library(name: "SessionClusterHummingbird", targets: ["SessionClusterHummingbird"]),
         .executable(name: "session-node", targets: ["session-node"]),

@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` runs a local three-node cluster behind
+# nginx and kills one node; `make test` runs every test suite. Both install what they
+# need first (liblz4-dev, nginx; pytest), so they work on a fresh Debian machine.
+
+SWIFT ?= swift
+BUILD_FLAGS ?=
+BIN := $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
+
+.PHONY: deps build demo test test-swift test-fault bench clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build $(BUILD_FLAGS)
+
+demo: build
+	"$(BIN)/session-node" demo
+
+test: deps test-swift test-fault
+
+test-swift:
+	$(SWIFT) test $(BUILD_FLAGS)
+
+test-fault: build
+	SESSION_NODE_BIN="$(BIN)/session-node" python3 -m pytest -q -p no:cacheprovider Tests/fault
+
+bench: deps
+	$(SWIFT) build -c release
+	"$$($(SWIFT) build -c release --show-bin-path)/session-node" bench
+
+clean:
+	rm -rf .build results
