@@ -29,6 +29,29 @@ import Testing
         }
     }
 
+    /// What a TCP link does: bytes arrive in arbitrary pieces; `frameLength` says when the
+    /// buffer holds a whole frame, which is cut off and decoded.
+    @Test func aByteStreamInRandomPiecesSplitsIntoItsFrames() throws {
+        var generator = MessageGenerator(seed: 0x57_2E_A1)
+        let messages = (0..<200).map { _ in generator.message() } + SampleMessages.all.map(\.message)
+        let stream = messages.flatMap { codec.encode($0).bytes }
+        var buffer: [UInt8] = []
+        var received: [ClusterMessage] = []
+        var offset = 0
+        while offset < stream.count {
+            let piece = 1 + Int(generator.random.next() % 700)
+            buffer += stream[offset..<min(stream.count, offset + piece)]
+            offset += piece
+            while let length = try buffer.withUnsafeBytesTyped({ (bytes) throws(WireError) in try codec.frameLength(peeking: bytes) }),
+                  buffer.count >= length {
+                received.append(try codec.decode(Array(buffer[..<length])))
+                buffer.removeFirst(length)
+            }
+        }
+        #expect(buffer.isEmpty)
+        #expect(received == messages)
+    }
+
     @Test func wrongClusterKeyIsRefused() throws {
         let other = SampleMessages.codec(key: Array("another-cluster-key-with-enough-bytes".utf8))
         for (name, message) in SampleMessages.all {
