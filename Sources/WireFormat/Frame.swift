@@ -1,122 +1,6 @@
 import ClusterProtocol
 import Crypto
 
-// # Frame layout, protocol version 1
-//
-// Every message travels as one frame; all integers in the header are big-endian.
-//
-// | offset | size | field                                                             |
-// | ------ | ---- | ----------------------------------------------------------------- |
-// | 0      | 2    | magic, "SC" (0x53 0x43)                                           |
-// | 2      | 1    | protocol version (1)                                              |
-// | 3      | 1    | frame type, one per `ClusterMessage` case (see `FrameType`)       |
-// | 4      | 1    | flags; bit 0: the body is LZ4-compressed; other bits must be 0     |
-// | 5      | 4    | body length L, as carried (compressed length when bit 0 is set)   |
-// | 9      | 4    | only when compressed: the uncompressed body length U              |
-// | 9/13   | L    | body                                                              |
-// | 9/13+L | 32   | HMAC-SHA256, keyed with the cluster key, over every byte before it |
-//
-// The fixed header is 9 bytes, or 13 with the compressed flag; a frame is header + L + 32
-// bytes. The body is the message's fields in declaration order: integers as LEB128
-// varints in their shortest form (signed ones zigzag-encoded), booleans and enum tags as
-// one byte, optionals as a 0/1 byte then the value, strings and byte arrays as a varint
-// length then UTF-8 or raw bytes, arrays as a varint count then the elements, session ids
-// as their 18 raw bytes, dictionaries and sets sorted by name. A compressed body is one
-// LZ4 block (liblz4's block API), not an LZ4 frame.
-//
-// Decoding order, so each failure is the cheapest to find and says the most:
-// magic (`badMagic`), version (`unsupportedVersion`), flags, lengths against the limits
-// (`frameTooLarge`, `decompressedTooLarge`, before any allocation), completeness
-// (`truncated`), the HMAC (`authenticationFailed`), then the frame type
-// (`unknownFrameType`: a peer of a newer release at a version we know), decompression
-// (`decompressionFailed`) and the body (`malformed`, with the field path).
-//
-// Versions: a decoder accepts every version in `FrameCodec.supportedVersions` and encodes
-// `FrameCodec.protocolVersion`. A release that adds version n+1 keeps decoding n and keeps
-// sending n until every member announces n+1, so n and n+1 run in one cluster; a new
-// message at a known version is a new frame type, which older nodes refuse with a typed
-// error rather than misread.
-
-/// The fixed header of a frame, parsed and checked against the limits.
-struct FrameHeader {
-    static let magic: (UInt8, UInt8) = (0x53, 0x43)
-    static let plainLength = 9
-    static let compressedLength = 13
-    static let macLength = 32
-    static let compressedFlag: UInt8 = 0b0000_0001
-    static let knownFlags: UInt8 = compressedFlag
-
-    var version: UInt8
-    var type: UInt8
-    var compressed: Bool
-    var bodyLength: Int
-    var uncompressedLength: Int
-    var headerLength: Int { compressed ? Self.compressedLength : Self.plainLength }
-    var totalLength: Int { headerLength + bodyLength + Self.macLength }
-
-    /// The header at the start of `bytes`; nil until all of it is there. Throws as soon as
-    /// the bytes present show the frame is bad, so a link can be closed early.
-    static func parse(_ bytes: UnsafeRawBufferPointer, configuration: WireConfiguration) throws(WireError) -> FrameHeader? {
-        if bytes.count >= 1, bytes[0] != magic.0 { throw .badMagic }
-        if bytes.count >= 2, bytes[1] != magic.1 { throw .badMagic }
-        if bytes.count >= 3, !FrameCodec.supportedVersions.contains(bytes[2]) { throw .unsupportedVersion(bytes[2]) }
-        guard bytes.count >= plainLength else { return nil }
-        let flags = bytes[4]
-        guard flags & ~knownFlags == 0 else { throw .malformed("header.flags: unknown bits \(flags & ~knownFlags)") }
-        let compressed = flags & compressedFlag != 0
-        let bodyLength = Int(readUInt32(bytes, at: 5))
-        let totalLength = (compressed ? compressedLength : plainLength) + bodyLength + macLength
-        guard totalLength <= configuration.maxFrameBytes else {
-            throw .frameTooLarge(bytes: totalLength, limit: configuration.maxFrameBytes)
-        }
-        var uncompressedLength = bodyLength
-        if compressed {
-            guard bytes.count >= compressedLength else { return nil }
-            uncompressedLength = Int(readUInt32(bytes, at: 9))
-            guard uncompressedLength <= configuration.maxDecompressedBytes else {
-                throw .decompressedTooLarge(claimed: uncompressedLength, limit: configuration.maxDecompressedBytes)
-            }
-        }
-        return FrameHeader(
-            version: bytes[2], type: bytes[3], compressed: compressed, bodyLength: bodyLength,
-            uncompressedLength: uncompressedLength)
-    }
-
-    /// Writes the header into the first ``headerLength`` bytes of `frame`.
-    func write(into frame: UnsafeMutableRawBufferPointer) {
-        frame[0] = Self.magic.0
-        frame[1] = Self.magic.1
-        frame[2] = version
-        frame[3] = type
-        frame[4] = compressed ? Self.compressedFlag : 0
-        frame.storeBytes(of: UInt32(bodyLength).bigEndian, toByteOffset: 5, as: UInt32.self)
-        if compressed {
-            frame.storeBytes(of: UInt32(uncompressedLength).bigEndian, toByteOffset: 9, as: UInt32.self)
-        }
-    }
-
-    private static func readUInt32(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
-        UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-    }
-}
-
-/// A frame ready to send, with the sizes that byte counters need.
-public struct EncodedFrame: Sendable {
-    /// The whole frame: header, body and authentication code.
-    public var bytes: [UInt8]
-    /// The body's size before compression (equal to its wire size when not compressed).
-    public var uncompressedBodyBytes: Int
-    /// Whether the body travels LZ4-compressed.
-    public var compressed: Bool
-
-    /// Creates a frame description.
-    public init(bytes: [UInt8], uncompressedBodyBytes: Int, compressed: Bool) {
-        self.bytes = bytes
-        self.uncompressedBodyBytes = uncompressedBodyBytes
-        self.compressed = compressed
-    }
-}
-
 /// Turns ``ClusterMessage`` values into authenticated frames and back. A value type with no
 /// I/O: the runtime feeds it bytes from its links, a fuzzer feeds it anything.
 ///
@@ -127,6 +11,42 @@ public struct EncodedFrame: Sendable {
 /// ```
 ///
 /// On a byte stream, ``frameLength(peeking:)`` tells where each frame ends.
+///
+/// ## Frame layout, protocol version 1
+///
+/// Every message travels as one frame; all integers in the header are big-endian.
+///
+/// | offset | size | field                                                             |
+/// | ------ | ---- | ----------------------------------------------------------------- |
+/// | 0      | 2    | magic, "SC" (0x53 0x43)                                           |
+/// | 2      | 1    | protocol version (1)                                              |
+/// | 3      | 1    | frame type, one per `ClusterMessage` case (see `FrameType`)       |
+/// | 4      | 1    | flags; bit 0: the body is LZ4-compressed; other bits must be 0     |
+/// | 5      | 4    | body length L, as carried (compressed length when bit 0 is set)   |
+/// | 9      | 4    | only when compressed: the uncompressed body length U              |
+/// | 9/13   | L    | body                                                              |
+/// | 9/13+L | 32   | HMAC-SHA256, keyed with the cluster key, over every byte before it |
+///
+/// The fixed header is 9 bytes, or 13 with the compressed flag; a frame is header + L + 32
+/// bytes. The body is the message's fields in declaration order: integers as LEB128
+/// varints in their shortest form (signed ones zigzag-encoded), booleans and enum tags as
+/// one byte, optionals as a 0/1 byte then the value, strings and byte arrays as a varint
+/// length then UTF-8 or raw bytes, arrays as a varint count then the elements, session ids
+/// as their 18 raw bytes, dictionaries and sets sorted by name. A compressed body is one
+/// LZ4 block (liblz4's block API), not an LZ4 frame.
+///
+/// Decoding order, so each failure is the cheapest to find and says the most:
+/// magic (`badMagic`), version (`unsupportedVersion`), flags, lengths against the limits
+/// (`frameTooLarge`, `decompressedTooLarge`, before any allocation), completeness
+/// (`truncated`), the HMAC (`authenticationFailed`), then the frame type
+/// (`unknownFrameType`: a peer of a newer release at a version we know), decompression
+/// (`decompressionFailed`) and the body (`malformed`, with the field path).
+///
+/// Versions: a decoder accepts every version in `FrameCodec.supportedVersions` and encodes
+/// `FrameCodec.protocolVersion`. A release that adds version n+1 keeps decoding n and keeps
+/// sending n until every member announces n+1, so n and n+1 run in one cluster; a new
+/// message at a known version is a new frame type, which older nodes refuse with a typed
+/// error rather than misread.
 public struct FrameCodec: Sendable {
     /// The protocol version this build writes.
     public static let protocolVersion: UInt8 = 1
@@ -253,6 +173,86 @@ public struct FrameCodec: Sendable {
     /// Decodes exactly one whole frame; see ``decode(_:)-(UnsafeRawBufferPointer)``.
     public func decode(_ frame: [UInt8]) throws(WireError) -> ClusterMessage {
         try frame.withUnsafeBytesTyped { (buffer) throws(WireError) in try decode(buffer) }
+    }
+}
+
+/// The fixed header of a frame, parsed and checked against the limits.
+struct FrameHeader {
+    static let magic: (UInt8, UInt8) = (0x53, 0x43)
+    static let plainLength = 9
+    static let compressedLength = 13
+    static let macLength = 32
+    static let compressedFlag: UInt8 = 0b0000_0001
+    static let knownFlags: UInt8 = compressedFlag
+
+    var version: UInt8
+    var type: UInt8
+    var compressed: Bool
+    var bodyLength: Int
+    var uncompressedLength: Int
+    var headerLength: Int { compressed ? Self.compressedLength : Self.plainLength }
+    var totalLength: Int { headerLength + bodyLength + Self.macLength }
+
+    /// The header at the start of `bytes`; nil until all of it is there. Throws as soon as
+    /// the bytes present show the frame is bad, so a link can be closed early.
+    static func parse(_ bytes: UnsafeRawBufferPointer, configuration: WireConfiguration) throws(WireError) -> FrameHeader? {
+        if bytes.count >= 1, bytes[0] != magic.0 { throw .badMagic }
+        if bytes.count >= 2, bytes[1] != magic.1 { throw .badMagic }
+        if bytes.count >= 3, !FrameCodec.supportedVersions.contains(bytes[2]) { throw .unsupportedVersion(bytes[2]) }
+        guard bytes.count >= plainLength else { return nil }
+        let flags = bytes[4]
+        guard flags & ~knownFlags == 0 else { throw .malformed("header.flags: unknown bits \(flags & ~knownFlags)") }
+        let compressed = flags & compressedFlag != 0
+        let bodyLength = Int(readUInt32(bytes, at: 5))
+        let totalLength = (compressed ? compressedLength : plainLength) + bodyLength + macLength
+        guard totalLength <= configuration.maxFrameBytes else {
+            throw .frameTooLarge(bytes: totalLength, limit: configuration.maxFrameBytes)
+        }
+        var uncompressedLength = bodyLength
+        if compressed {
+            guard bytes.count >= compressedLength else { return nil }
+            uncompressedLength = Int(readUInt32(bytes, at: 9))
+            guard uncompressedLength <= configuration.maxDecompressedBytes else {
+                throw .decompressedTooLarge(claimed: uncompressedLength, limit: configuration.maxDecompressedBytes)
+            }
+        }
+        return FrameHeader(
+            version: bytes[2], type: bytes[3], compressed: compressed, bodyLength: bodyLength,
+            uncompressedLength: uncompressedLength)
+    }
+
+    /// Writes the header into the first ``headerLength`` bytes of `frame`.
+    func write(into frame: UnsafeMutableRawBufferPointer) {
+        frame[0] = Self.magic.0
+        frame[1] = Self.magic.1
+        frame[2] = version
+        frame[3] = type
+        frame[4] = compressed ? Self.compressedFlag : 0
+        frame.storeBytes(of: UInt32(bodyLength).bigEndian, toByteOffset: 5, as: UInt32.self)
+        if compressed {
+            frame.storeBytes(of: UInt32(uncompressedLength).bigEndian, toByteOffset: 9, as: UInt32.self)
+        }
+    }
+
+    private static func readUInt32(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
+        UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+}
+
+/// A frame ready to send, with the sizes that byte counters need.
+public struct EncodedFrame: Sendable {
+    /// The whole frame: header, body and authentication code.
+    public var bytes: [UInt8]
+    /// The body's size before compression (equal to its wire size when not compressed).
+    public var uncompressedBodyBytes: Int
+    /// Whether the body travels LZ4-compressed.
+    public var compressed: Bool
+
+    /// Creates a frame description.
+    public init(bytes: [UInt8], uncompressedBodyBytes: Int, compressed: Bool) {
+        self.bytes = bytes
+        self.uncompressedBodyBytes = uncompressedBodyBytes
+        self.compressed = compressed
     }
 }
 
