@@ -18,6 +18,7 @@ Output schema (all numbers are measured unless noted; latencies in microseconds)
 {
   "tool": "redis_peer", "schema": 1, "mode": "quick" | "full",
   "started_at": ISO-8601 UTC, "duration_s": float,
+  "loadavg_start": [1, 5, 15 min], "loadavg_end": [...],   # other load skews figures
   "machine": {"nproc": int, "cpu_model": str, "mem_total_mb": int},
   "redis": {"version": "7.0.15", "server": "<redis-server --version>",
             "benchmark": "<redis-benchmark --version>"},
@@ -886,6 +887,19 @@ def fig_memory(root: Path, samples, sizes: list[int]) -> tuple[dict, dict]:
 
 # ----------------------------------------------------------------------------
 
+def clean_stale_tempdirs() -> None:
+    """Remove temp dirs left by an earlier run that was SIGKILLed (its servers died
+    with it through PDEATHSIG, but its directory could not be removed)."""
+    for d in glob.glob(os.path.join(tempfile.gettempdir(), "redis-peer-*")):
+        try:
+            pid = int(Path(d, "owner.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            pass
+
+
 def machine_info() -> dict:
     cpu = "unknown"
     mem_mb = None
@@ -928,8 +942,14 @@ def main(argv=None) -> int:
               "machine": machine_info(), "redis": redis_versions(), "config": cfg}
     log(f"[redis] {result['redis']['server']}")
     log(f"[machine] {result['machine']}")
+    result["loadavg_start"] = list(os.getloadavg())
+    if result["loadavg_start"][0] > 0.5 * (os.cpu_count() or 1):
+        log(f"[warn] machine busy before the run (load average {result['loadavg_start']}): "
+            "figures will be lower and noisier")
     samples = load_samples()
+    clean_stale_tempdirs()
     root = Path(tempfile.mkdtemp(prefix="redis-peer-"))
+    (root / "owner.pid").write_text(str(os.getpid()))
     try:
         if "pair" in only:
             result.update(fig_read_update_repl(root, samples, cfg))
@@ -945,6 +965,7 @@ def main(argv=None) -> int:
         stop_all()
         shutil.rmtree(root, ignore_errors=True)
     result["duration_s"] = round(time.monotonic() - started, 1)
+    result["loadavg_end"] = list(os.getloadavg())
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
