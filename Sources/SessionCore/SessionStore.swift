@@ -83,10 +83,7 @@ public final class SessionStore: Sendable {
             createdAt: now, maxInactiveMilliseconds: maxInactiveMilliseconds ?? configuration.defaultMaxInactiveMilliseconds,
             absoluteDeadline: absoluteTimeoutMilliseconds.map { now.adding(milliseconds: $0) }, principal: principal,
             stamp: 1)
-        var entry = Entry(metadata: metadata, version: 1, lastAccessedAt: now)
-        entry.metadataDirty = true
-        try insertNew(entry, id: id)
-        return entry.snapshot(id: id)
+        return try insertNew(id: id, metadata: metadata, attributes: [:], now: now)
     }
 
     /// The session `id` as of now, or nil when it is unknown, ended or expired.
@@ -96,10 +93,9 @@ public final class SessionStore: Sendable {
     public func load(_ id: SessionID, now: Timestamp, touch: Bool = true) -> Session? {
         let granularity = configuration.touchGranularityMilliseconds
         return shard(for: id).state.withLock { state -> Session? in
-            guard case .live(var entry)? = state.slots[id], !entry.isExpired(at: now) else { return nil }
+            guard case .live(let entry)? = state.slots[id], !entry.isExpired(at: now) else { return nil }
             if touch, now.milliseconds(since: entry.lastAccessedAt) >= granularity {
                 entry.lastAccessedAt = now
-                state.slots[id] = .live(entry)
                 state.touched.insert(id)
             }
             return entry.snapshot(id: id)
@@ -128,13 +124,10 @@ public final class SessionStore: Sendable {
             switch state.slots[id] {
             case nil: return .failure(.sessionNotFound(id))
             case .ended(let tombstone)?: return .failure(.sessionEnded(id, tombstone.reason))
-            case .live(var entry)?:
+            case .live(let entry)?:
                 guard !entry.isExpired(at: now) else { return .failure(.sessionEnded(id, .expired)) }
                 entry.lastAccessedAt = max(entry.lastAccessedAt, now)
-                guard !changes.isEmpty else {
-                    state.slots[id] = .live(entry)
-                    return .success(entry.version)
-                }
+                guard !changes.isEmpty else { return .success(entry.version) }
                 if let refusal = entry.refusal(of: changes, limits: limits) { return .failure(refusal) }
                 let version = entry.version + 1
                 var changed = false
@@ -165,7 +158,6 @@ public final class SessionStore: Sendable {
                     entry.version = version
                     state.dirty.insert(id)
                 }
-                state.slots[id] = .live(entry)
                 return .success(entry.version)
             }
         }
@@ -184,29 +176,22 @@ public final class SessionStore: Sendable {
     /// Moves the session's attributes to `newID` and ends the old id (the defence against
     /// session fixation). Returns the session under its new id.
     public func rotate(_ id: SessionID, to newID: SessionID = .random(), now: Timestamp) throws(SessionStoreError) -> Session {
-        let previous: Result<Entry, SessionStoreError> = shard(for: id).state.withLock { state in
+        let previous: Result<Session, SessionStoreError> = shard(for: id).state.withLock { state in
             switch state.slots[id] {
             case nil: return .failure(.sessionNotFound(id))
             case .ended(let tombstone)?: return .failure(.sessionEnded(id, tombstone.reason))
             case .live(let entry)?:
                 guard !entry.isExpired(at: now) else { return .failure(.sessionEnded(id, .expired)) }
-                return .success(entry)
+                return .success(entry.snapshot(id: id))
             }
         }
         let old = try previous.get()
-        var entry = Entry(
-            metadata: SessionMetadata(
-                createdAt: old.metadata.createdAt, maxInactiveMilliseconds: old.metadata.maxInactiveMilliseconds,
-                absoluteDeadline: old.metadata.absoluteDeadline, principal: old.metadata.principal, stamp: 1),
-            version: 1, lastAccessedAt: now)
-        for (name, value) in old.attributes {
-            entry.setAttribute(name, value, stamp: 1)
-            entry.dirtyNames.insert(name)
-        }
-        entry.metadataDirty = true
-        try insertNew(entry, id: newID)
+        let metadata = SessionMetadata(
+            createdAt: old.createdAt, maxInactiveMilliseconds: old.maxInactiveMilliseconds,
+            absoluteDeadline: old.absoluteDeadline, principal: old.principal, stamp: 1)
+        let rotated = try insertNew(id: newID, metadata: metadata, attributes: old.attributes, now: now)
         end(id, now: now, reason: .rotated(to: newID))
-        return entry.snapshot(id: newID)
+        return rotated
     }
 
     /// The ids of the live sessions signed in as `principal` that this store holds.
@@ -227,9 +212,8 @@ public final class SessionStore: Sendable {
             shard.state.withLock { state in
                 for id in state.dirty {
                     switch state.slots[id] {
-                    case .live(var entry)?:
+                    case .live(let entry)?:
                         deltas.append(entry.takeDelta(id: id))
-                        state.slots[id] = .live(entry)
                     case .ended(var tombstone)? where tombstone.pendingDelta:
                         tombstone.pendingDelta = false
                         deltas.append(tombstone.delta(id: id))
@@ -278,7 +262,7 @@ public final class SessionStore: Sendable {
                 guard liveSessions.load(ordering: .relaxed) < limits.maxSessions else {
                     return .rejected(.tooManySessions(limit: limits.maxSessions))
                 }
-                var entry = Entry(metadata: metadata, version: 0, lastAccessedAt: delta.lastAccessedAt)
+                let entry = Entry(metadata: metadata, version: 0, lastAccessedAt: delta.lastAccessedAt)
                 _ = entry.merge(delta, maxRemovals: maxRemovals)
                 entry.flushedVersion = entry.version
                 state.slots[delta.id] = .live(entry)
@@ -286,7 +270,7 @@ public final class SessionStore: Sendable {
                 if metadata.principal != nil { principalChange = (nil, metadata.principal) }
                 let missedEarlier = delta.kind != .snapshot && delta.previousVersion > 0
                 return missedEarlier ? .gap : .applied
-            case .live(var entry)?:
+            case .live(let entry)?:
                 if delta.kind == .invalidate {
                     if entry.metadata.principal != nil { principalChange = (entry.metadata.principal, nil) }
                     state.slots.removeValue(forKey: delta.id)
@@ -299,7 +283,6 @@ public final class SessionStore: Sendable {
                 let changed = entry.merge(delta, maxRemovals: maxRemovals)
                 entry.flushedVersion = entry.version
                 if oldPrincipal != entry.metadata.principal { principalChange = (oldPrincipal, entry.metadata.principal) }
-                state.slots[delta.id] = .live(entry)
                 if missedEarlier { return .gap }
                 return changed ? .applied : .unchanged
             }
@@ -393,23 +376,37 @@ public final class SessionStore: Sendable {
 
     // MARK: - Internals
 
-    private func insertNew(_ entry: Entry, id: SessionID) throws(SessionStoreError) {
+    /// Inserts a new session at version 1, every attribute and the metadata dirty, and
+    /// returns its first snapshot. The entry is built under the lock: it never leaves it.
+    private func insertNew(
+        id: SessionID, metadata: SessionMetadata, attributes: [String: AttributeValue], now: Timestamp
+    ) throws(SessionStoreError) -> Session {
         let limit = configuration.limits.maxSessions
-        let result: Result<Void, SessionStoreError> = shard(for: id).state.withLock { state in
+        let principal = metadata.principal
+        let result: Result<Session, SessionStoreError> = shard(for: id).state.withLock { state in
             guard state.slots[id] == nil else { return .failure(.duplicateID(id)) }
             guard liveSessions.load(ordering: .relaxed) < limit else { return .failure(.tooManySessions(limit: limit)) }
+            let entry = Entry(metadata: metadata, version: 1, lastAccessedAt: now)
+            for (name, value) in attributes {
+                entry.setAttribute(name, value, stamp: 1)
+                entry.dirtyNames.insert(name)
+            }
+            entry.metadataDirty = true
+            let snapshot = entry.snapshot(id: id)
             state.slots[id] = .live(entry)
             state.dirty.insert(id)
             liveSessions.add(1, ordering: .relaxed)
-            return .success(())
+            return .success(snapshot)
         }
-        try result.get()
-        if let principal = entry.metadata.principal { reindex(id, from: nil, to: principal) }
+        let session = try result.get()
+        if let principal { reindex(id, from: nil, to: principal) }
+        return session
     }
 
+    /// Ends a live session; returns its last snapshot, or nil when it was not live.
     @discardableResult
-    private func end(_ id: SessionID, now: Timestamp, reason: InvalidationReason) -> Entry? {
-        let ended: Entry? = shard(for: id).state.withLock { state in
+    private func end(_ id: SessionID, now: Timestamp, reason: InvalidationReason) -> Session? {
+        let ended: Session? = shard(for: id).state.withLock { state in
             guard case .live(let entry)? = state.slots[id] else { return nil }
             state.slots[id] = .ended(Tombstone(
                 reason: reason, version: entry.version + 1, previousVersion: entry.flushedVersion, endedAt: now,
@@ -418,9 +415,9 @@ public final class SessionStore: Sendable {
             state.dirty.insert(id)
             state.touched.remove(id)
             liveSessions.subtract(1, ordering: .relaxed)
-            return entry
+            return entry.snapshot(id: id)
         }
-        if let principal = ended?.metadata.principal { reindex(id, from: principal, to: nil) }
+        if let principal = ended?.principal { reindex(id, from: principal, to: nil) }
         return ended
     }
 
@@ -509,8 +506,10 @@ private struct Tombstone {
 }
 
 /// A stored session: live values shared copy-on-write with the snapshots handed out,
-/// the version stamp of each attribute, and recent removals.
-private struct Entry {
+/// the version stamp of each attribute, and recent removals. A class, so that a read
+/// retains one reference instead of copying every field out of the table; it is only
+/// touched under its shard's lock.
+private final class Entry {
     var metadata: SessionMetadata
     var version: UInt64
     var lastAccessedAt: Timestamp
@@ -571,7 +570,7 @@ private struct Entry {
         return nil
     }
 
-    mutating func setAttribute(_ name: String, _ value: AttributeValue, stamp: UInt64) {
+    func setAttribute(_ name: String, _ value: AttributeValue, stamp: UInt64) {
         if let old = attributes.updateValue(value, forKey: name) {
             byteCount -= name.utf8.count + old.bytes.count
         }
@@ -580,7 +579,7 @@ private struct Entry {
         removals.removeValue(forKey: name)
     }
 
-    mutating func removeAttribute(_ name: String, stamp: UInt64, maxRemovals: Int) {
+    func removeAttribute(_ name: String, stamp: UInt64, maxRemovals: Int) {
         if let old = attributes.removeValue(forKey: name) {
             byteCount -= name.utf8.count + old.bytes.count
         }
@@ -594,7 +593,7 @@ private struct Entry {
     func stamp(of name: String) -> UInt64 { stamps[name] ?? removals[name] ?? 0 }
 
     /// Merges a delta attribute by attribute; returns whether anything changed.
-    mutating func merge(_ delta: SessionDelta, maxRemovals: Int) -> Bool {
+    func merge(_ delta: SessionDelta, maxRemovals: Int) -> Bool {
         var changed = false
         for change in delta.attributes {
             let current = stamp(of: change.name)
@@ -636,7 +635,7 @@ private struct Entry {
         return changed
     }
 
-    mutating func takeDelta(id: SessionID) -> SessionDelta {
+    func takeDelta(id: SessionID) -> SessionDelta {
         let changes = dirtyNames.map { name in AttributeChange(name: name, stamp: stamp(of: name), value: attributes[name]) }
         let delta = SessionDelta(
             id: id, kind: .update, version: version, previousVersion: flushedVersion, lastAccessedAt: lastAccessedAt,

@@ -59,6 +59,25 @@ func storeBenchmarks() {
     }
 
     Benchmark(
+        "Local read of a 1 KB session, 50 concurrent tasks (actor table, the alternative)",
+        configuration: .init(metrics: [.wallClock, .throughput], scalingFactor: .mega)
+    ) { benchmark in
+        if await table.sessions.isEmpty {
+            for id in ids { await table.insert(store.load(id, now: now, touch: false)!) }
+        }
+        let perTask = benchmark.scaledIterations.count / 50 + 1
+        benchmark.startMeasurement()
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<50 {
+                group.addTask {
+                    for index in 0..<perTask { blackHole(await table.load(ids[(task * 7919 + index) % ids.count])) }
+                }
+            }
+        }
+        benchmark.stopMeasurement()
+    }
+
+    Benchmark(
         "Write one 100 B attribute of a 1 KB session, then drain its delta",
         configuration: .init(metrics: [.wallClock, .throughput, .mallocCountTotal], scalingFactor: .mega)
     ) { benchmark in
