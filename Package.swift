@@ -96,7 +96,6 @@ let package = Package(
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
             ]
         ),
-        .testTarget(name: "FaultTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
 )
