@@ -155,25 +155,40 @@ extension ClusterNode {
 
     func sendWaiting(to peer: NodeID, now: Timestamp, into effects: inout [Effect]) {
         guard var stream = outbound[peer], let view else { return }
-        if stream.waiting.isEmpty, stream.unacked.isEmpty, let partition = stream.resync.first {
-            // Paced state transfer after an overflow: one partition per round trip.
-            stream.resync.removeFirst()
-            if owned.contains(partition), table?.backups(of: partition).contains(peer) == true {
-                let snapshots = store.snapshots(where: { self.partition(of: $0) == partition }).sorted { $0.id.precedes($1.id) }
-                stream.waiting = snapshots
-                stream.waitingBytes = snapshots.reduce(0) { $0 + $1.estimatedBytes }
-            }
+        // Paced state transfer after an overflow: about one chunk per round trip.
+        let resyncBytes = min(configuration.stateTransferChunkBytes, max(1, configuration.maxQueuedBytesPerPeer / 2))
+        while stream.unacked.isEmpty, stream.waitingBytes < resyncBytes, !stream.resync.isEmpty {
+            let partition = stream.resync.removeFirst()
+            guard owned.contains(partition), table?.backups(of: partition).contains(peer) == true else { continue }
+            let snapshots = store.snapshots(where: { self.partition(of: $0) == partition }).sorted { $0.id.precedes($1.id) }
+            stream.waiting += snapshots
+            stream.waitingBytes += snapshots.reduce(0) { $0 + $1.estimatedBytes }
         }
+        if stream.unacked.isEmpty { stream.stalled = false }
         guard !stream.waiting.isEmpty else {
             outbound[peer] = stream
             return
         }
-        if stream.queuedBytes > configuration.maxQueuedBytesPerPeer {
-            // I6: a slow or silent peer does not grow memory; it gets snapshots later.
-            stream.unacked.removeAll()
+        // One batch may always be in flight, however large, so a big session still moves.
+        if !stream.unacked.isEmpty, stream.queuedBytes > configuration.maxQueuedBytesPerPeer {
+            // I6: a slow or silent peer does not grow memory. The unacknowledged batches
+            // keep their numbers but lose their deltas (the peer's in-order stream must not
+            // see a gap), nothing new is sent until the peer catches up, and then it gets
+            // snapshots of every partition it backs for this node.
+            queueOverflows += 1
+            stream.unacked = stream.unacked.map { entry in
+                var batch = entry.batch
+                batch.deltas = []
+                return (batch, 0)
+            }
             stream.waiting.removeAll()
             stream.waitingBytes = 0
+            stream.stalled = true
             stream.resync = owned.filter { table?.backups(of: $0).contains(peer) == true }.sorted()
+            outbound[peer] = stream
+            return
+        }
+        if stream.stalled {
             outbound[peer] = stream
             return
         }

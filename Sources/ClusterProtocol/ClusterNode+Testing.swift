@@ -13,6 +13,12 @@ extension ClusterNode {
     @_spi(Testing) public var queuedBytesHighWater: Int { outbound.values.map(\.queuedBytes).max() ?? 0 }
     /// Requests and transfers this node is waiting on (I6).
     @_spi(Testing) public var pendingCount: Int { pendingWrites.count + forwards.count + rotations.count + credits.count }
+    /// True when nothing is queued, unacknowledged or waiting to be re-sent to any peer.
+    @_spi(Testing) public var isQuiet: Bool {
+        outbound.values.allSatisfy { $0.unacked.isEmpty && $0.waiting.isEmpty && $0.resync.isEmpty }
+    }
+    /// How often a peer's queue overflowed and fell back to snapshots (I6).
+    @_spi(Testing) public var queueOverflowCount: Int { queueOverflows }
     /// True when every partition this node holds has all its data.
     @_spi(Testing) public var isFilled: Bool { held.isSubset(of: filled) }
 }

@@ -98,6 +98,7 @@ public final class ClusterNode {
     var nextSweepAt = Timestamp.zero
     var unflushedBytes = 0
     var nextTransferID: UInt64 = 0
+    var queueOverflows = 0
 
     /// Creates a node; it does nothing until ``start(now:)``.
     public init(configuration: NodeConfiguration, store: SessionStore) {

@@ -46,6 +46,8 @@ struct OutboundStream {
     var lastProgressAt: Timestamp
     /// Partitions to re-send as snapshots after the queue overflowed (I6), ascending.
     var resync: [Int] = []
+    /// True from an overflow until the peer acknowledged every batch: nothing new is sent.
+    var stalled = false
 
     var queuedBytes: Int { unacked.reduce(waitingBytes) { $0 + $1.bytes } }
 

@@ -28,6 +28,8 @@ public struct RandomizedRun {
         public var virtualMilliseconds: Int64
         public var acknowledgedWrites: Int
         public var fault: String
+        /// Times a queue to a peer overflowed and fell back to snapshots (I6 at work).
+        public var queueOverflows: Int
         public var violations: [String]
         /// The one-line command that replays this run.
         public var replayCommand: String {
@@ -48,7 +50,9 @@ public struct RandomizedRun {
         func report() -> Report {
             Report(
                 seed: seed, nodes: nodes, steps: simulation.steps, virtualMilliseconds: simulation.now.milliseconds(since: start),
-                acknowledgedWrites: simulation.checker.acknowledgedWrites, fault: fault, violations: simulation.checker.violations)
+                acknowledgedWrites: simulation.checker.acknowledgedWrites, fault: fault,
+                queueOverflows: simulation.nodes.reduce(0) { $0 + ($1.node?.queueOverflowCount ?? 0) },
+                violations: simulation.checker.violations)
         }
 
         simulation.startAll()

@@ -312,7 +312,7 @@ public final class Simulation {
         guard view.members.count == live.count else { return false }
         for index in live {
             let node = nodes[index].node!
-            guard node.isReady, node.installedView == view, node.isFilled, node.queuedBytesHighWater == 0,
+            guard node.isReady, node.installedView == view, node.isFilled, node.isQuiet,
                 view.members.contains(node.currentMember)
             else { return false }
             if index != leader && node.currentRole == .leader { return false }

@@ -13,7 +13,7 @@ public struct SimulationConfiguration {
     /// Partitions. Default 271, as in production.
     public var partitionCount: Int = 271
     /// Queue bound per peer; small in simulation so the fallback to state transfer runs.
-    public var maxQueuedBytesPerPeer: Int = 64 * 1024
+    public var maxQueuedBytesPerPeer: Int = 2 * 1024
     /// One-way latency of a message.
     public var latencyMilliseconds: ClosedRange<Int64> = 1...3
     /// Message faults from the start.

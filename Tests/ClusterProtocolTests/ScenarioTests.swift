@@ -47,6 +47,53 @@ import Testing
         simulation.expectNoViolations()
     }
 
+    @Test func anOwnerCrashIsFailedOverWithinAboutASecond() {
+        let simulation = Simulation.formed(nodes: 5, seed: 2)
+        let sessions = simulation.createSessions(10)
+        let leader = simulation.leader!
+        let session = sessions.first { simulation.owner(of: $0) != leader }!
+        let owner = simulation.owner(of: session)!
+        let through = simulation.otherNode(than: owner)
+        let crashedAt = simulation.now
+        simulation.crash(node: owner)
+        var recoveredAfter: Int64?
+        for attempt in 0..<100 where recoveredAfter == nil {
+            if simulation.writeAndWait(through: through, updated("attempt", "\(attempt)"), to: session, within: 50)?.isSuccess == true {
+                recoveredAfter = simulation.now.milliseconds(since: crashedAt)
+            }
+            simulation.run(for: 20)
+        }
+        print("owner crash: writes to its sessions succeed again \(recoveredAfter.map { "\($0) ms" } ?? "never") after the crash")
+        #expect(recoveredAfter != nil && recoveredAfter! < 2_000)
+        #expect(simulation.run(until: { $0.isStable }, within: 3_000))
+        simulation.run(for: 2_200)  // the attempts that timed out complete too
+        simulation.expectNoViolations()
+    }
+
+    @Test func aQueueToAnUnreachablePeerStaysBoundedAndTheReturningPeerIsRepairedBySnapshots() {
+        let simulation = Simulation.formed(nodes: 3, seed: 12)
+        let sessions = simulation.createSessions(30)
+        let leader = simulation.leader!
+        let backup = simulation.otherNode(than: leader)
+        // Cut only the data path's acknowledgements: the backup stays a member (it is heard)
+        // but its acknowledgements are lost, so batches pile up for it.
+        let others = simulation.liveIndices.filter { $0 != backup }
+        simulation.faults.streamResetProbability = 0
+        simulation.partition([backup], from: others)
+        for (index, session) in sessions.enumerated() {
+            if let owner = simulation.owner(of: session), owner != backup {
+                simulation.write(through: owner, updated("blob", String(repeating: "b", count: 200) + "\(index)"), to: session, concern: .local)
+            }
+            simulation.run(for: 2)
+        }
+        let bound = simulation.nodes[leader].node!.configuration.maxQueuedBytesPerPeer
+        #expect(simulation.liveIndices.allSatisfy { simulation.nodes[$0].node!.queuedBytesHighWater <= bound + 2 * 1024 })
+        #expect(simulation.liveIndices.contains { simulation.nodes[$0].node!.queueOverflowCount > 0 }, "the queue overflowed")
+        simulation.heal()
+        #expect(simulation.run(until: { $0.isStable }, within: 8_000))
+        simulation.expectNoViolations()
+    }
+
     @Test func leaderCutOffIntoTheMinorityStopsAcknowledgingAndTheMajorityCarriesOn() {
         let simulation = Simulation.formed(nodes: 5, seed: 3)
         let sessions = simulation.createSessions(30)
