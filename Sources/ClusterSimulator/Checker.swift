@@ -163,6 +163,11 @@ public final class Checker {
 
     func observed(_ event: SessionEvent, by node: Int) {
         events[event, default: 0] += 1
+        if case .expired(let id) = event {
+            // Expiry ends a session as an acknowledged invalidation does (I5).
+            endAttempted.insert(id)
+            ended[id] = ended[id] ?? simulation.now
+        }
         if events[event]! > 1 && event != .expired(event.id) { fail("event \(event) fired \(events[event]!) times") }
     }
 

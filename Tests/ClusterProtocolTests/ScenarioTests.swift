@@ -94,6 +94,21 @@ import Testing
         simulation.expectNoViolations()
     }
 
+    @Test func anIdleSessionExpiresOnItsOwnerOnceAndStaysEnded() {
+        let simulation = Simulation.formed(nodes: 3, seed: 13)
+        let id = SessionID.random(using: &simulation.random)
+        let metadata = SessionMetadata(createdAt: simulation.now, maxInactiveMilliseconds: 500, stamp: 1)
+        let through = simulation.liveIndices[0]
+        let changes = SessionChanges(updated: ["cart": AttributeValue(string: "apples")])
+        #expect(simulation.writeAndWait(through: through, .create(metadata, changes), to: id)?.isSuccess == true)
+        simulation.run(for: 2_500)
+        #expect(simulation.checker.events[.expired(id)] == 1, "the owner fired the expiry once")
+        #expect(simulation.readAndWait(through: simulation.liveIndices[1], id)?.attribute("cart") == nil)
+        // Every replica keeps a tombstone: a late write cannot bring the session back.
+        #expect(simulation.writeAndWait(through: through, updated("cart", "pears"), to: id)?.isSuccess == false)
+        simulation.expectNoViolations()
+    }
+
     @Test func leaderCutOffIntoTheMinorityStopsAcknowledgingAndTheMajorityCarriesOn() {
         let simulation = Simulation.formed(nodes: 5, seed: 3)
         let sessions = simulation.createSessions(30)
