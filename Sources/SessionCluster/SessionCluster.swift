@@ -26,7 +26,9 @@ import WireFormat
 ///
 /// Reads are served from the local store with no hop when the node holds a current copy
 /// (``load(_:touch:)``); writes go to the session's owner, which replicates them to its
-/// backups before acknowledging, as the write concern asks.
+/// backups before acknowledging, as the write concern asks. A request that meets a view
+/// change (partitions moving between nodes) is retried a few times, for about 300 ms,
+/// before it fails with ``SessionClusterError/viewChanged``.
 public final class SessionCluster: Service, Sendable {
     private enum State: Sendable {
         case idle
@@ -239,11 +241,7 @@ public final class SessionCluster: Service, Sendable {
         if routing.canServeLocally(id, now: now) {
             return store.load(id, now: now, touch: touch)
         }
-        let handle = try runningHandle()
-        let result = await withCheckedContinuation { continuation in
-            handle.run { $0.read(id, touch: touch, continuation: continuation) }
-        }
-        return try result.get()
+        return try await read(id, touch: touch)
     }
 
     /// Saves the changes recorded in `session` (only the changed attributes travel) and
@@ -325,11 +323,58 @@ public final class SessionCluster: Service, Sendable {
         return handle
     }
 
+    /// Pauses before retrying a request the core answered with `.retry` (the view changed
+    /// under it, or a partition is still being filled): 10, 20, 40, 80, 160 ms, then the
+    /// caller gets ``SessionClusterError/viewChanged``.
+    private static let retryDelays: [Duration] = [10, 20, 40, 80, 160].map { .milliseconds($0) }
+
     private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> UInt64 {
-        let handle = try runningHandle()
-        let result = await withCheckedContinuation { continuation in
-            handle.run { $0.write(operation, to: id, concern: concern, continuation: continuation) }
+        var attempt = 0
+        while true {
+            let handle = try runningHandle()
+            let result = await withCheckedContinuation { continuation in
+                handle.run { $0.write(operation, to: id, concern: concern, continuation: continuation) }
+            }
+            switch result {
+            case .success(let version):
+                return version
+            case .failure(.viewChanged) where attempt < Self.retryDelays.count:
+                try? await Task.sleep(for: Self.retryDelays[attempt])
+                attempt += 1
+            case .failure(.refused(.sessionEnded(_, let reason))) where attempt > 0 && Self.isOutcome(of: operation, reason):
+                // The attempt the view change interrupted had applied; this one finds it done.
+                return 0
+            case .failure(let error):
+                throw error
+            }
         }
-        return try result.get()
+    }
+
+    /// True when a session ended for `reason` is what `operation` does.
+    private static func isOutcome(of operation: WriteOperation, _ reason: InvalidationReason) -> Bool {
+        switch (operation, reason) {
+        case (.invalidate, .invalidated): true
+        case (.rotate(let newID), .rotated(let to)): newID == to
+        default: false
+        }
+    }
+
+    private func read(_ id: SessionID, touch: Bool) async throws(SessionClusterError) -> Session? {
+        var attempt = 0
+        while true {
+            let handle = try runningHandle()
+            let result = await withCheckedContinuation { continuation in
+                handle.run { $0.read(id, touch: touch, continuation: continuation) }
+            }
+            switch result {
+            case .success(let session):
+                return session
+            case .failure(.viewChanged) where attempt < Self.retryDelays.count:
+                try? await Task.sleep(for: Self.retryDelays[attempt])
+                attempt += 1
+            case .failure(let error):
+                throw error
+            }
+        }
     }
 }

@@ -8,6 +8,8 @@ enum SingleNode {
         configure: (inout SessionClusterConfiguration) -> Void = { _ in }, _ body: (SessionCluster) async throws -> Void
     ) async throws {
         var configuration = SessionClusterConfiguration.local(id: "h1")
+        // One node has no backup to acknowledge `.replicated(1)`.
+        configuration.writeConcern = .local
         configure(&configuration)
         let cluster = try SessionCluster(configuration: configuration)
         try await cluster.start()

@@ -112,6 +112,7 @@ struct FrameHandlerTests {
         try channel.pipeline.syncOperations.addHandler(
             DatagramFrameHandler(codec: Samples.codec, onFrame: recorder.onFrame, onRejected: recorder.onRejected))
         let sender = try SocketAddress(ipAddress: "127.0.0.1", port: 7003)
+        try channel.connect(to: sender).wait()
         try channel.writeInbound(AddressedEnvelope(remoteAddress: sender, data: ByteBuffer(string: "not a frame")))
         try channel.writeInbound(AddressedEnvelope(remoteAddress: sender, data: ByteBuffer(bytes: Samples.bytes(Samples.heartbeat))))
         #expect(recorder.rejectionCodes.count == 1)

@@ -5,7 +5,7 @@ import SessionCore
 /// In-process nodes on 127.0.0.1 with free ports, for tests that need real sockets.
 enum TestCluster {
     /// Starts `count` nodes (the first alone, the others seeded with it) and waits until
-    /// every node is ready and sees all of them in its view.
+    /// every node is ready, sees all of them in its view and holds all its partitions' data.
     static func start(_ count: Int, replicationFactor: Int = 2, prefix: String = "n") async throws -> [SessionCluster] {
         var nodes: [SessionCluster] = []
         var seeds: [PeerAddress] = []
@@ -13,6 +13,8 @@ enum TestCluster {
             for index in 1...count {
                 var configuration = SessionClusterConfiguration.local(id: NodeID("\(prefix)\(index)"), seeds: seeds)
                 configuration.replicationFactor = replicationFactor
+                // One node has no backup to acknowledge `.replicated(1)`.
+                if count == 1 { configuration.writeConcern = .local }
                 let node = try SessionCluster(configuration: configuration)
                 nodes.append(node)
                 try await node.start()
@@ -20,7 +22,9 @@ enum TestCluster {
             }
             try await waitUntil("all \(count) nodes ready in one view") {
                 for node in nodes {
-                    guard await node.isReady(), let status = try? await node.status(), status.members.count == count else {
+                    guard await node.isReady(), let status = try? await node.status(), status.members.count == count,
+                        status.partitionsFilling == 0
+                    else {
                         return false
                     }
                 }
