@@ -329,50 +329,42 @@ public final class SessionCluster: Service, Sendable {
     private static let retryDelays: [Duration] = [10, 20, 40, 80, 160].map { .milliseconds($0) }
 
     private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> UInt64 {
-        var attempt = 0
-        while true {
-            let handle = try runningHandle()
-            let result = await withCheckedContinuation { continuation in
-                handle.run { $0.write(operation, to: id, concern: concern, continuation: continuation) }
-            }
-            switch result {
-            case .success(let version):
-                return version
-            case .failure(.viewChanged) where attempt < Self.retryDelays.count:
-                try? await Task.sleep(for: Self.retryDelays[attempt])
-                attempt += 1
-            case .failure(.refused(.sessionEnded(_, let reason))) where attempt > 0 && Self.isOutcome(of: operation, reason):
-                // The attempt the view change interrupted had applied; this one finds it done.
-                return 0
-            case .failure(let error):
-                throw error
-            }
-        }
-    }
-
-    /// True when a session ended for `reason` is what `operation` does.
-    private static func isOutcome(of operation: WriteOperation, _ reason: InvalidationReason) -> Bool {
-        switch (operation, reason) {
-        case (.invalidate, .invalidated): true
-        case (.rotate(let newID), .rotated(let to)): newID == to
-        default: false
-        }
+        try await request(
+            { $0.write(operation, to: id, concern: concern, continuation: $1) },
+            // The attempt a view change interrupted may have applied; a retry then finds it done.
+            settledByRetry: { error in
+                guard case .refused(.sessionEnded(_, let reason)) = error else { return nil }
+                switch (operation, reason) {
+                case (.invalidate, .invalidated): return 0
+                case (.rotate(let newID), .rotated(let to)) where newID == to: return 0
+                default: return nil
+                }
+            })
     }
 
     private func read(_ id: SessionID, touch: Bool) async throws(SessionClusterError) -> Session? {
+        try await request({ $0.read(id, touch: touch, continuation: $1) }, settledByRetry: { _ in nil })
+    }
+
+    /// Runs one request on the node's event loop, retrying it while the core answers
+    /// `.retry`. `settledByRetry` turns an error seen on a retry into the result, when the
+    /// error shows that an earlier attempt succeeded.
+    private func request<Value: Sendable>(
+        _ start: @escaping @Sendable (NodeRuntime, CheckedContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
+        settledByRetry: (SessionClusterError) -> Value?
+    ) async throws(SessionClusterError) -> Value {
         var attempt = 0
         while true {
             let handle = try runningHandle()
-            let result = await withCheckedContinuation { continuation in
-                handle.run { $0.read(id, touch: touch, continuation: continuation) }
-            }
+            let result = await withCheckedContinuation { continuation in handle.run { start($0, continuation) } }
             switch result {
-            case .success(let session):
-                return session
+            case .success(let value):
+                return value
             case .failure(.viewChanged) where attempt < Self.retryDelays.count:
                 try? await Task.sleep(for: Self.retryDelays[attempt])
                 attempt += 1
             case .failure(let error):
+                if attempt > 0, let value = settledByRetry(error) { return value }
                 throw error
             }
         }
