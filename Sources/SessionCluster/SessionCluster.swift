@@ -15,7 +15,9 @@ import WireFormat
 /// ``start()`` and ``shutdown()`` yourself:
 ///
 /// ```swift
-/// let cluster = try SessionCluster(configuration: .local(id: "n1"))
+/// var configuration = SessionClusterConfiguration.local(id: "n1")
+/// configuration.writeConcern = .local     // alone: there is no backup to acknowledge
+/// let cluster = try SessionCluster(configuration: configuration)
 /// try await cluster.start()
 /// var session = try await cluster.create()
 /// session.setAttribute("cart", AttributeValue(string: "3 apples"))
