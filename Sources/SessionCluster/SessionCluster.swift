@@ -324,6 +324,12 @@ public final class SessionCluster: Service, Sendable {
 
     // MARK: - Internals
 
+    /// Closes this node's TCP connections as a network fault would (tests of reconnection).
+    func dropConnections() async {
+        guard let handle = try? runningHandle() else { return }
+        _ = try? await handle.submit { $0.dropConnections() }
+    }
+
     private func runningHandle() throws(SessionClusterError) -> RuntimeHandle {
         let handle: RuntimeHandle? = state.withLock { state in
             if case .running(let handle, _) = state { return handle }

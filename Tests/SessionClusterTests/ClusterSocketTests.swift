@@ -123,4 +123,18 @@ extension ClusterSocketTests {
             }
         }
     }
+
+    @Test func linksReconnectAfterTheirConnectionsDrop() async throws {
+        try await TestCluster.with(2) { nodes in
+            let session = try await nodes[0].create(attributes: ["step": AttributeValue(string: "0")])
+            for step in 1...3 {
+                for node in nodes { await node.dropConnections() }
+                try await nodes[step % 2].update(
+                    session.id, changes: SessionChanges(updated: ["step": AttributeValue(string: "\(step)")]))
+                for node in nodes {
+                    #expect(try await node.load(session.id)?["step"]?.string == "\(step)")
+                }
+            }
+        }
+    }
 }
