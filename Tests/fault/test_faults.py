@@ -1,0 +1,422 @@
+"""Process-level fault runs against real session-node processes behind nginx (issue 4, part 5).
+
+Through nginx (round-robin, not sticky): create sessions, keep updating them from a bounded
+thread pool while one node is SIGKILLed, another SIGSTOPped for 3 s then resumed, and the
+killed one restarted and rejoined. Then assert:
+  - no acknowledged update is lost: every live node, read directly, shows for every session
+    the last acknowledged value or a later one written by the test;
+  - read-your-writes through every live node;
+  - DELETE /session gives 401 for that id on every node;
+  - the cluster is back to full replication (/cluster on every node).
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cluster import REPORTS, Client, Cluster, HarnessError, metric_sum, replication_problems, wait_until
+
+SESSIONS = int(os.environ.get("FAULT_SESSIONS", "1000"))
+WORKERS = int(os.environ.get("FAULT_WORKERS", "16"))
+ATTR = "counter"
+# Bytes a node puts on the wire to its peers (after compression), from /metrics.
+BYTES_SENT_METRIC = os.environ.get("FAULT_BYTES_METRIC", r".*bytes_sent.*")
+
+
+class Workload:
+    """WORKERS threads; worker i owns sessions i, i+WORKERS, ... and writes each in turn.
+
+    Every session has exactly one writer, so its values are a strictly increasing sequence:
+    the last acknowledged value is the highest sequence number that got a 204. A failed
+    write is retried on the same session (with a new, higher value) until it is acked.
+    """
+
+    def __init__(self, cluster: Cluster, sids: list[str], client: Client):
+        self.cluster = cluster
+        self.client = client
+        self.sids = sids
+        self.seq = {sid: 0 for sid in sids}          # highest value attempted
+        self.acked = {sid: 0 for sid in sids}        # highest value acknowledged (204)
+        self.lock = threading.Lock()
+        self.stop_evt = threading.Event()
+        self.attempted = 0
+        self.acks = 0
+        self.failures: list[tuple[float, str, int, str]] = []   # (time, sid, status, detail)
+        self.recoveries: list[tuple[float, float, str]] = []     # (first failure, success, sid)
+        self.ryw_checks = 0
+        self.ryw_violations: list[str] = []
+        self.ack_latencies: list[tuple[float, float]] = []       # (start, latency)
+        self.in_trouble: set[str] = set()                        # sessions whose last write failed
+        self.threads = [threading.Thread(target=self._worker, args=(i,), daemon=True)
+                        for i in range(WORKERS)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def stop(self, timeout: float = 30.0):
+        self.stop_evt.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t for t in self.threads if t.is_alive()]
+        if alive:
+            raise HarnessError(f"{len(alive)} workload threads still busy {timeout}s after stop")
+
+    def write(self, sid: str, port: int | None = None) -> bool:
+        with self.lock:
+            self.seq[sid] += 1
+            value = self.seq[sid]
+            self.attempted += 1
+        start = time.monotonic()
+        r = self.client.put_attr(port or self.cluster.proxy_port, sid, ATTR, str(value),
+                                 headers={"X-Test-Value": str(value)})
+        now = time.monotonic()
+        if r.status == 204:
+            with self.lock:
+                self.acks += 1
+                self.acked[sid] = max(self.acked[sid], value)
+                self.ack_latencies.append((start, now - start))
+            return True
+        with self.lock:
+            self.failures.append((now, sid, r.status, r.headers.get("x-error") or r.text[:120]))
+        return False
+
+    def _worker(self, idx: int):
+        mine = self.sids[idx::WORKERS]
+        rng = random.Random(idx)
+        while not self.stop_evt.is_set():
+            for sid in mine:
+                if self.stop_evt.is_set():
+                    return
+                first_fail = None
+                for _ in range(2000):      # bounded retries; each takes >= 20 ms
+                    if self.write(sid):
+                        break
+                    first_fail = first_fail or time.monotonic()
+                    with self.lock:
+                        self.in_trouble.add(sid)
+                    if self.stop_evt.wait(0.02):
+                        return
+                else:
+                    continue
+                if first_fail is not None:
+                    with self.lock:
+                        self.recoveries.append((first_fail, time.monotonic(), sid))
+                        self.in_trouble.discard(sid)
+                if rng.random() < 0.1:
+                    self._check_ryw(sid)
+
+    def _check_ryw(self, sid: str):
+        """Read back, through nginx (so usually another node), what this thread just acked."""
+        want = self.acked[sid]
+        r = self.client.get_attr(self.cluster.proxy_port, sid, ATTR)
+        with self.lock:
+            self.ryw_checks += 1
+            if r.status == 200 and r.text != str(want):
+                self.ryw_violations.append(f"{sid[:8]}: acked {want}, node {r.node} read {r.text!r}")
+            elif r.status in (401, 404):
+                self.ryw_violations.append(f"{sid[:8]}: acked {want}, node {r.node} answered {r.status}")
+
+    # figures
+    def quiet_since(self) -> float:
+        with self.lock:
+            return self.failures[-1][0] if self.failures else 0.0
+
+    def wait_stable(self, quiet: float, timeout: float, what: str):
+        """Until every session whose write failed has been acked again, no write failed for
+        `quiet` seconds, and acks keep coming (bounded)."""
+        def stable():
+            acks_before = self.acks
+            last_fail = self.quiet_since()
+            time.sleep(0.2)
+            with self.lock:
+                troubled = len(self.in_trouble)
+            return not troubled and time.monotonic() - last_fail >= quiet and self.acks > acks_before
+        try:
+            wait_until(stable, timeout, interval=0.05, what=what)
+        except HarnessError as exc:
+            with self.lock:
+                recent = [f"{f[1][:8]}: {f[2]} {f[3]}" for f in self.failures[-5:]]
+                troubled = len(self.in_trouble)
+            raise HarnessError(f"{exc}; {troubled} sessions still failing; last failures: {recent}") from None
+
+    def failures_between(self, t0: float, t1: float) -> int:
+        with self.lock:
+            return sum(1 for f in self.failures if t0 <= f[0] < t1)
+
+    def failover_after(self, t_fault: float, t_end: float) -> tuple[float, int]:
+        """(seconds from the fault until every write failing after it was acked again, failed writes).
+
+        Call it after wait_stable, when the failing sessions have been acked again."""
+        with self.lock:
+            failed = [f for f in self.failures if t_fault <= f[0] < t_end]
+            recovered = [s for (ff, s, _) in self.recoveries if t_fault <= s and ff < t_end]
+            slow = [st + lat for (st, lat) in self.ack_latencies if t_fault - 15 <= st < t_end]
+        if not failed:
+            # Nothing failed: writes may have waited instead. Longest wait completed after the fault.
+            blocked = [end for end in slow if end >= t_fault]
+            return (max(blocked) - t_fault if blocked else 0.0), 0
+        return (max(recovered) - t_fault if recovered else float("inf")), len(failed)
+
+
+def until_answered(call, tries: int = 10, pause: float = 0.1):
+    """Retries a request while it gets no answer from a node (transport error, 502/503/504)."""
+    r = None
+    for _ in range(tries):
+        r = call()
+        if r.status not in (0, 502, 503, 504):
+            return r
+        time.sleep(pause)
+    return r
+
+
+def wait_full_replication(cluster: Cluster, timeout: float) -> float:
+    """Until /cluster on every node shows all members alive and every partition with R replicas."""
+    start = time.monotonic()
+    last: dict[str, list[str]] = {}
+
+    def ok():
+        for nd in cluster.nodes:
+            st = cluster.status(nd)
+            last[nd.id] = ["no /cluster"] if st is None else replication_problems(st, cluster.n, cluster.replicas)
+        return all(not p for p in last.values())
+    try:
+        wait_until(ok, timeout, interval=0.25, what="full replication on every node")
+    except HarnessError as exc:
+        raise HarnessError(f"{exc}; last /cluster problems: {last}") from None
+    return time.monotonic() - start
+
+
+def nginx_lines_for(cluster: Cluster, sid: str, limit: int = 3) -> str:
+    """The last PUTs of this session in nginx's access log, upstreams named by node id."""
+    try:
+        with open(cluster.nginx.access_log) as f:
+            lines = [ln.rstrip() for ln in f if f"sid={sid}" in ln and " PUT " in ln]
+    except OSError:
+        return "<no nginx access log>"
+    names = {f"127.0.0.1:{nd.http_port}": nd.id for nd in cluster.nodes}
+    lines = [re.sub(r"127\.0\.0\.1:\d+", lambda m: names.get(m.group(0), m.group(0)),
+                    ln.replace(f"sid={sid} ", "")) for ln in lines[-limit:]]
+    return "\n      ".join(lines)
+
+
+def leader_node(cluster: Cluster):
+    for nd in cluster.nodes:
+        st = cluster.status(nd) or {}
+        leader = st.get("leader")
+        for cand in cluster.nodes:
+            if leader and leader in (cand.id, f"127.0.0.1:{cand.bind_port}"):
+                return cand
+    return None
+
+
+def bytes_sent(cluster: Cluster) -> tuple[float, list[str]]:
+    total, names = 0.0, set()
+    for nd in cluster.live_nodes():
+        m = cluster.metrics(nd)
+        total += metric_sum(m, BYTES_SENT_METRIC)
+        names |= {k.split("{")[0] for k in m if "bytes" in k}
+    return total, sorted(names)
+
+
+def run_fault_scenario(make_cluster, n: int, replicas: int):
+    t_test = time.monotonic()
+    cluster: Cluster = make_cluster(n, replicas)
+    client = Client(timeout=15.0)
+    problems: list[str] = []
+    wait_full_replication(cluster, 60)
+
+    # 1. sessions through nginx, each with a first acknowledged value 0
+    def create(_):
+        for _attempt in range(5):
+            sid, r = client.create_session(cluster.proxy_port)
+            if sid and client.put_attr(cluster.proxy_port, sid, ATTR, "0").status == 204:
+                return sid
+            time.sleep(0.05)
+        raise HarnessError(f"could not create a session through nginx: {r.status} {r.text[:200]}")
+    with ThreadPoolExecutor(WORKERS) as pool:
+        sids = list(pool.map(create, range(SESSIONS)))
+    assert len(set(sids)) == SESSIONS, "session ids are not unique"
+    t_created = time.monotonic()
+
+    # 2. keep updating; steady state first, for bytes on the wire per update
+    wl = Workload(cluster, sids, client)
+    bytes0, _ = bytes_sent(cluster)
+    acks0 = wl.acks
+    wl.start()
+    try:
+        time.sleep(3)
+        bytes1, byte_metrics = bytes_sent(cluster)
+        steady_acks = wl.acks - acks0
+        per_update = (bytes1 - bytes0) / steady_acks if steady_acks else float("nan")
+
+        # 3. SIGKILL one node (the leader if /cluster names one), SIGSTOP another for 3 s
+        victim = leader_node(cluster) or cluster.nodes[0]
+        pausee = next(nd for nd in reversed(cluster.nodes) if nd is not victim)
+        t_kill = time.monotonic()
+        victim.kill()
+        wl.wait_stable(quiet=2.0, timeout=45, what=f"writes succeeding again after SIGKILL of {victim.id}")
+        t_pause = time.monotonic()
+        pausee.pause()
+        time.sleep(3)
+        pausee.resume()
+        wl.wait_stable(quiet=2.0, timeout=45, what=f"writes succeeding again after SIGCONT of {pausee.id}")
+
+        # 4. restart the killed node; it rejoins; back to full replication, under load
+        t_restart = time.monotonic()
+        cluster.restart(victim)
+        t_healthy = time.monotonic()
+        rejoin = wait_full_replication(cluster, 60)
+        time.sleep(2)
+    finally:
+        wl.stop()
+    t_stopped = time.monotonic()
+    failover, failed_after_kill = wl.failover_after(t_kill, t_pause)
+    stall, failed_after_pause = wl.failover_after(t_pause, t_restart)
+    failed_restart = wl.failures_between(t_restart, t_stopped)
+    t_stopped = time.monotonic()
+
+    # 5. no acknowledged update lost: every session, read directly on every node
+    def read_all(sid):
+        return sid, {nd.id: until_answered(lambda: client.get_attr(nd.http_port, sid, ATTR), tries=3)
+                     for nd in cluster.nodes}
+    lost: list[str] = []
+    unreadable: list[str] = []
+    diverged: list[str] = []
+    with ThreadPoolExecutor(WORKERS) as pool:
+        reads = list(pool.map(read_all, sids))
+    for sid, per_node in reads:
+        want, top = wl.acked[sid], wl.seq[sid]
+        values = set()
+        for node_id, r in per_node.items():
+            if r.status != 200:
+                (lost if r.status in (401, 404) else unreadable).append(
+                    f"{sid[:8]} on {node_id}: {r.status} {r.text[:80]!r}, last acked {want}")
+                continue
+            try:
+                got = int(r.text)
+            except ValueError:
+                lost.append(f"{sid[:8]} on {node_id}: read {r.text[:40]!r}, last acked {want}")
+                continue
+            values.add(got)
+            if got < want or got > top:
+                lost.append(f"{sid[:8]} on {node_id}: read {got}, last acked {want} (highest written {top})\n"
+                            f"      nginx: {nginx_lines_for(cluster, sid)}")
+        if len(values) > 1:
+            diverged.append(sid)
+    # replicas must converge once writes stop (I3): re-read the diverged ones, bounded
+    if diverged:
+        def converged():
+            still = []
+            for sid in diverged:
+                vals = {client.get_attr(nd.http_port, sid, ATTR).text for nd in cluster.nodes}
+                if len(vals) > 1:
+                    still.append(f"{sid[:8]}: {sorted(vals)}")
+            diverged[:] = [s for s in diverged if any(s.startswith(x[:8]) for x in still)]
+            return not still
+        try:
+            wait_until(converged, 10, interval=0.5, what="replicas to converge")
+        except HarnessError:
+            problems.append(f"{len(diverged)} sessions still differ between nodes 10s after writes stopped: "
+                            f"{diverged[:5]}")
+    if lost:
+        problems.append(f"{len(lost)} acknowledged updates lost:\n    " + "\n    ".join(lost[:10]))
+    if unreadable:
+        problems.append(f"{len(unreadable)} reads failed after recovery:\n    " + "\n    ".join(unreadable[:10]))
+    if wl.ryw_violations:
+        problems.append(f"{len(wl.ryw_violations)} read-your-writes violations through nginx during faults:\n    "
+                        + "\n    ".join(wl.ryw_violations[:10]))
+
+    # 6. read-your-writes through every live node: write on node X, read on every node at once
+    sample = sids[:100]
+    ryw_bad: list[str] = []
+
+    def ryw(sid):
+        bad = []
+        for writer in cluster.nodes:
+            if not wl.write(sid, port=writer.http_port):
+                bad.append(f"{sid[:8]}: PUT on {writer.id} not acked ({wl.failures[-1][2]})")
+                continue
+            want = str(wl.acked[sid])
+            for reader in cluster.nodes:
+                r = client.get_attr(reader.http_port, sid, ATTR)
+                if r.status != 200 or r.text != want:
+                    bad.append(f"{sid[:8]}: acked {want} on {writer.id}, {reader.id} gave {r.status} {r.text[:20]!r}")
+        return bad
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for bad in pool.map(ryw, sample):
+            ryw_bad += bad
+    if ryw_bad:
+        problems.append(f"{len(ryw_bad)} read-your-writes failures through live nodes:\n    "
+                        + "\n    ".join(ryw_bad[:10]))
+
+    # 7. DELETE /session through nginx: that id gives 401 on every node, and stays dead
+    doomed = sids[100:150]
+    del_bad: list[str] = []
+
+    def invalidate(sid):
+        bad = []
+        r = until_answered(lambda: client.request(cluster.proxy_port, "DELETE", "/session", session=sid))
+        if r.status != 204:
+            return [f"{sid[:8]}: DELETE /session gave {r.status} {r.text[:60]!r}"]
+        for nd in cluster.nodes:
+            g = client.request(nd.http_port, "GET", "/session", session=sid)
+            if g.status != 401:
+                bad.append(f"{sid[:8]}: GET /session on {nd.id} after DELETE gave {g.status}")
+        p = until_answered(lambda: client.put_attr(cluster.proxy_port, sid, ATTR, "resurrect"))
+        if p.status != 401:
+            bad.append(f"{sid[:8]}: PUT after DELETE gave {p.status}, want 401")
+        g = client.request(cluster.nodes[0].http_port, "GET", "/session", session=sid)
+        if g.status != 401:
+            bad.append(f"{sid[:8]}: session came back on {cluster.nodes[0].id} ({g.status})")
+        return bad
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for bad in pool.map(invalidate, doomed):
+            del_bad += bad
+    if del_bad:
+        problems.append(f"{len(del_bad)} invalidation failures:\n    " + "\n    ".join(del_bad[:10]))
+
+    # 8. full replication, as every node sees it
+    try:
+        wait_full_replication(cluster, 30)
+    except HarnessError as exc:
+        problems.append(str(exc))
+
+    statuses = [f"{r}×{sum(1 for f in wl.failures if f[2] == r)}" for r in sorted({f[2] for f in wl.failures})]
+    report = (
+        f"[{n} nodes, R={replicas}] sessions {SESSIONS}, updates attempted {wl.attempted}, acked {wl.acks}, "
+        f"acknowledged updates lost {len(lost)}; failed writes by status {' '.join(statuses) or 'none'}\n"
+        f"  SIGKILL {victim.id}: all sessions writable again after {failover:.2f}s ({failed_after_kill} failed writes); "
+        f"SIGSTOP {pausee.id} 3s: writes recovered {stall:.2f}s after the stop began ({failed_after_pause} failed); "
+        f"{victim.id} restarted: /health after {t_healthy - t_restart:.2f}s, full replication "
+        f"{rejoin:.2f}s later ({failed_restart} failed writes)\n"
+        f"  read-your-writes checks {wl.ryw_checks} during faults + {len(sample) * n * n} after, violations "
+        f"{len(wl.ryw_violations) + len(ryw_bad)}; invalidated {len(doomed)}, failures {len(del_bad)}; "
+        f"bytes sent per update (steady state, {steady_acks} updates) "
+        + (f"{per_update:.0f}" if per_update == per_update else "n/a")
+        + f" [{BYTES_SENT_METRIC} over {', '.join(byte_metrics) or 'no bytes metric'}]; "
+        f"run {time.monotonic() - t_test:.0f}s (create {t_created - t_test:.0f}s, faults "
+        f"{t_stopped - t_created:.0f}s)")
+    REPORTS.append(report)
+    print(report)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("n,replicas", [(3, 2), (5, 3)], ids=["3-nodes", "5-nodes"])
+def test_kill_pause_restart_loses_no_acknowledged_update(make_cluster, n, replicas):
+    run_fault_scenario(make_cluster, n, replicas)
+
+
+def test_missing_binary_fails_clearly(monkeypatch, tmp_path):
+    """The suite never skips silently: without a binary it fails, saying what to do."""
+    import cluster as harness
+    monkeypatch.setenv("SESSION_NODE_BIN", str(tmp_path / "no-such-session-node"))
+    with pytest.raises(HarnessError, match="swift build"):
+        harness.node_binary()
