@@ -179,7 +179,7 @@ final class DemoRun: @unchecked Sendable {
             one sweep of \(ids.count) writes takes \(fmt(sweep)) s without faults)
             readable         every session on \(proxyName) and directly on \(survivors.map(\.id).joined(separator: ", ")): value "3"
             bytes per update \(perUpdate.map { String(format: "%.0f", $0) } ?? "n/a") bytes sent between nodes \
-            (\(after.metric ?? "no bytes-sent metric in /metrics"))
+            (\(after.metric.map { "\($0){stage=\"wire\"}" } ?? "no bytes-sent metric in /metrics"))
             """)
 
         if keepRunning {
@@ -295,7 +295,8 @@ final class DemoRun: @unchecked Sendable {
         return nil
     }
 
-    /// Sum over live nodes of the bytes-sent counters in /metrics (after compression).
+    /// Sum over live nodes of session_cluster_bytes_sent_total{stage="wire"} in /metrics:
+    /// bytes between nodes after compression.
     private func bytesSent() -> (total: Double?, metric: String?) {
         var total: Double?
         var names = Set<String>()
@@ -305,7 +306,7 @@ final class DemoRun: @unchecked Sendable {
                 let parts = line.split(separator: " ")
                 guard parts.count >= 2, let value = Double(parts[1]) else { continue }
                 let name = String(parts[0].prefix { $0 != "{" })
-                if name.contains("bytes_sent") && !name.contains("uncompressed") {
+                if name == "session_cluster_bytes_sent_total" && parts[0].contains("stage=\"wire\"") {
                     total = (total ?? 0) + value
                     names.insert(name)
                 }

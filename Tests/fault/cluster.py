@@ -83,6 +83,8 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
             value = predicate()
             if value:
                 return value
+        except HarnessError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the predicate probes something that may be down
             last_exc = exc
         if time.monotonic() >= deadline:
@@ -226,10 +228,11 @@ def parse_prometheus(text: str) -> dict[str, float]:
     return out
 
 
-def metric_sum(samples: dict[str, float], name_pattern: str) -> float:
-    """Sum of every sample whose name (without labels) matches the regex name_pattern."""
-    rx = re.compile(name_pattern)
-    return sum(v for k, v in samples.items() if rx.fullmatch(k.split("{", 1)[0]))
+def metric_sum(samples: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of every sample called `name` whose labels include all of `labels`."""
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(v for k, v in samples.items()
+               if k.split("{", 1)[0] == name and all(w in k for w in want))
 
 
 # ---------------------------------------------------------------- processes
@@ -508,21 +511,42 @@ class Cluster:
 
 # ---------------------------------------------------------------- /cluster interpretation
 
-def replication_problems(status: dict, expected_members: int, replicas: int) -> list[str]:
-    """What keeps this node's /cluster view from 'all members alive, every partition has R replicas'.
+PARTITIONS = int(os.environ.get("FAULT_PARTITIONS", "271"))   # session-node serve's default
 
-    Reads the /cluster JSON of session-node serve (issue 4 part 3); returns [] when healthy.
+
+def replication_problems(statuses: dict[str, dict | None], expected_members: int, replicas: int,
+                         partitions: int = PARTITIONS) -> list[str]:
+    """What keeps the cluster from 'all members alive, every partition has R replicas'; [] when healthy.
+
+    `statuses` maps node id to its GET /cluster JSON (session-node serve, issue 4 part 3:
+    node, term, leader, role, viewEpoch, members[{id, address, state}], partitionsOwned,
+    partitionsBacked, sessionCount, leaseValid). /cluster gives per-node counts, not the
+    partition table, so full replication is checked as: every node sees every member
+    alive in the same view with the same leader and a valid lease, the owners cover each
+    partition once (sum of partitionsOwned = P) and the backups R-1 times
+    (sum of partitionsBacked = P x (R-1)).
     """
     problems = []
-    members = status.get("members") or []
-    alive = [m for m in members if str(m.get("state", "")).lower() in ("alive", "up", "member")]
-    if len(members) != expected_members or len(alive) != expected_members:
-        problems.append(f"members {len(alive)}/{len(members)} alive, want {expected_members}: "
-                        + json.dumps(members)[:300])
-    parts = status.get("partitions") or {}
-    under = parts.get("underReplicated")
-    if under is None:
-        problems.append("no partitions.underReplicated in /cluster")
-    elif under != 0:
-        problems.append(f"{under} partitions under-replicated")
+    views = set()
+    owned = backed = 0
+    for node_id, st in statuses.items():
+        if st is None:
+            problems.append(f"{node_id}: no /cluster answer")
+            continue
+        members = st.get("members") or []
+        not_alive = [f"{m.get('id')}={m.get('state')}" for m in members if m.get("state") != "alive"]
+        if len(members) != expected_members or not_alive:
+            problems.append(f"{node_id}: {len(members)} members, want {expected_members} alive"
+                            + (f"; not alive: {', '.join(not_alive)}" if not_alive else ""))
+        if st.get("leaseValid") is False:
+            problems.append(f"{node_id}: lease not valid")
+        views.add((st.get("viewEpoch"), st.get("leader")))
+        owned += int(st.get("partitionsOwned") or 0)
+        backed += int(st.get("partitionsBacked") or 0)
+    if len(views) > 1:
+        problems.append(f"nodes disagree on (viewEpoch, leader): {sorted(views, key=str)}")
+    if len(statuses) == expected_members and not any(st is None for st in statuses.values()):
+        want_backed = partitions * (min(replicas, expected_members) - 1)
+        if owned != partitions or backed != want_backed:
+            problems.append(f"partitions owned {owned}/{partitions}, backed {backed}/{want_backed} (R={replicas})")
     return problems

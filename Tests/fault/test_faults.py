@@ -26,7 +26,8 @@ SESSIONS = int(os.environ.get("FAULT_SESSIONS", "1000"))
 WORKERS = int(os.environ.get("FAULT_WORKERS", "16"))
 ATTR = "counter"
 # Bytes a node puts on the wire to its peers (after compression), from /metrics.
-BYTES_SENT_METRIC = os.environ.get("FAULT_BYTES_METRIC", r".*bytes_sent.*")
+BYTES_SENT_METRIC = "session_cluster_bytes_sent_total"
+BYTES_SENT_LABELS = {"stage": "wire"}
 
 
 class Workload:
@@ -166,6 +167,12 @@ class Workload:
         return (max(recovered) - t_fault if recovered else float("inf")), len(failed)
 
 
+def gather(fn, items) -> list:
+    """fn over items on WORKERS threads; the lists fn returns, concatenated."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return [x for out in pool.map(fn, items) for x in out]
+
+
 def until_answered(call, tries: int = 10, pause: float = 0.1):
     """Retries a request while it gets no answer from a node (transport error, 502/503/504)."""
     r = None
@@ -180,17 +187,16 @@ def until_answered(call, tries: int = 10, pause: float = 0.1):
 def wait_full_replication(cluster: Cluster, timeout: float) -> float:
     """Until /cluster on every node shows all members alive and every partition with R replicas."""
     start = time.monotonic()
-    last: dict[str, list[str]] = {}
+    last: dict[str, list[str]] = {"problems": []}
 
     def ok():
-        for nd in cluster.nodes:
-            st = cluster.status(nd)
-            last[nd.id] = ["no /cluster"] if st is None else replication_problems(st, cluster.n, cluster.replicas)
-        return all(not p for p in last.values())
+        statuses = {nd.id: cluster.status(nd) for nd in cluster.nodes}
+        last["problems"] = replication_problems(statuses, cluster.n, cluster.replicas)
+        return not last["problems"]
     try:
         wait_until(ok, timeout, interval=0.25, what="full replication on every node")
     except HarnessError as exc:
-        raise HarnessError(f"{exc}; last /cluster problems: {last}") from None
+        raise HarnessError(f"{exc}; last /cluster problems: {'; '.join(last['problems'])}") from None
     return time.monotonic() - start
 
 
@@ -221,7 +227,7 @@ def bytes_sent(cluster: Cluster) -> tuple[float, list[str]]:
     total, names = 0.0, set()
     for nd in cluster.live_nodes():
         m = cluster.metrics(nd)
-        total += metric_sum(m, BYTES_SENT_METRIC)
+        total += metric_sum(m, BYTES_SENT_METRIC, **BYTES_SENT_LABELS)
         names |= {k.split("{")[0] for k in m if "bytes" in k}
     return total, sorted(names)
 
@@ -336,7 +342,6 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
 
     # 6. read-your-writes through every live node: write on node X, read on every node at once
     sample = sids[:100]
-    ryw_bad: list[str] = []
 
     def ryw(sid):
         bad = []
@@ -350,16 +355,13 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
                 if r.status != 200 or r.text != want:
                     bad.append(f"{sid[:8]}: acked {want} on {writer.id}, {reader.id} gave {r.status} {r.text[:20]!r}")
         return bad
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for bad in pool.map(ryw, sample):
-            ryw_bad += bad
+    ryw_bad = gather(ryw, sample)
     if ryw_bad:
         problems.append(f"{len(ryw_bad)} read-your-writes failures through live nodes:\n    "
                         + "\n    ".join(ryw_bad[:10]))
 
     # 7. DELETE /session through nginx: that id gives 401 on every node, and stays dead
     doomed = sids[100:150]
-    del_bad: list[str] = []
 
     def invalidate(sid):
         bad = []
@@ -377,9 +379,7 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
         if g.status != 401:
             bad.append(f"{sid[:8]}: session came back on {cluster.nodes[0].id} ({g.status})")
         return bad
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for bad in pool.map(invalidate, doomed):
-            del_bad += bad
+    del_bad = gather(invalidate, doomed)
     if del_bad:
         problems.append(f"{len(del_bad)} invalidation failures:\n    " + "\n    ".join(del_bad[:10]))
 
@@ -401,7 +401,7 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
         f"{len(wl.ryw_violations) + len(ryw_bad)}; invalidated {len(doomed)}, failures {len(del_bad)}; "
         f"bytes sent per update (steady state, {steady_acks} updates) "
         + (f"{per_update:.0f}" if per_update == per_update else "n/a")
-        + f" [{BYTES_SENT_METRIC} over {', '.join(byte_metrics) or 'no bytes metric'}]; "
+        + f" [{BYTES_SENT_METRIC}{{stage=\"wire\"}}; /metrics has {', '.join(byte_metrics) or 'no bytes metric'}]; "
         f"run {time.monotonic() - t_test:.0f}s (create {t_created - t_test:.0f}s, faults "
         f"{t_stopped - t_created:.0f}s)")
     REPORTS.append(report)
