@@ -166,11 +166,13 @@ final class NodeRuntime {
         run(node.receive(frame.message, now: now), now: now)
     }
 
+    /// Remembers an accepted connection, to close it at shutdown. It may live on another
+    /// event loop of the group; its close reaches back through the handle.
     func registerInbound(_ channel: any Channel) {
-        guard !stopped else { return channel.close(promise: nil) }
+        guard !stopped, let handle else { return channel.close(promise: nil) }
         let key = ObjectIdentifier(channel)
         inboundChannels[key] = channel
-        channel.closeFuture.assumeIsolated().whenComplete { _ in self.inboundChannels[key] = nil }
+        channel.closeFuture.whenComplete { _ in handle.run { $0.inboundChannels[key] = nil } }
     }
 
     private func fireTick() {

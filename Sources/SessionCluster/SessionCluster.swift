@@ -26,7 +26,9 @@ import WireFormat
 ///
 /// Reads are served from the local store with no hop when the node holds a current copy
 /// (``load(_:touch:)``); writes go to the session's owner, which replicates them to its
-/// backups before acknowledging, as the write concern asks.
+/// backups before acknowledging, as the write concern asks. A request that meets a view
+/// change (partitions moving between nodes) is retried a few times, for about 300 ms,
+/// before it fails with ``SessionClusterError/viewChanged``.
 public final class SessionCluster: Service, Sendable {
     private enum State: Sendable {
         case idle
@@ -239,11 +241,7 @@ public final class SessionCluster: Service, Sendable {
         if routing.canServeLocally(id, now: now) {
             return store.load(id, now: now, touch: touch)
         }
-        let handle = try runningHandle()
-        let result = await withCheckedContinuation { continuation in
-            handle.run { $0.read(id, touch: touch, continuation: continuation) }
-        }
-        return try result.get()
+        return try await read(id, touch: touch)
     }
 
     /// Saves the changes recorded in `session` (only the changed attributes travel) and
@@ -325,11 +323,50 @@ public final class SessionCluster: Service, Sendable {
         return handle
     }
 
+    /// Pauses before retrying a request the core answered with `.retry` (the view changed
+    /// under it, or a partition is still being filled): 10, 20, 40, 80, 160 ms, then the
+    /// caller gets ``SessionClusterError/viewChanged``.
+    private static let retryDelays: [Duration] = [10, 20, 40, 80, 160].map { .milliseconds($0) }
+
     private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> UInt64 {
-        let handle = try runningHandle()
-        let result = await withCheckedContinuation { continuation in
-            handle.run { $0.write(operation, to: id, concern: concern, continuation: continuation) }
+        try await request(
+            { $0.write(operation, to: id, concern: concern, continuation: $1) },
+            // The attempt a view change interrupted may have applied; a retry then finds it done.
+            settledByRetry: { error in
+                guard case .refused(.sessionEnded(_, let reason)) = error else { return nil }
+                switch (operation, reason) {
+                case (.invalidate, .invalidated): return 0
+                case (.rotate(let newID), .rotated(let to)) where newID == to: return 0
+                default: return nil
+                }
+            })
+    }
+
+    private func read(_ id: SessionID, touch: Bool) async throws(SessionClusterError) -> Session? {
+        try await request({ $0.read(id, touch: touch, continuation: $1) }, settledByRetry: { _ in nil })
+    }
+
+    /// Runs one request on the node's event loop, retrying it while the core answers
+    /// `.retry`. `settledByRetry` turns an error seen on a retry into the result, when the
+    /// error shows that an earlier attempt succeeded.
+    private func request<Value: Sendable>(
+        _ start: @escaping @Sendable (NodeRuntime, CheckedContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
+        settledByRetry: (SessionClusterError) -> Value?
+    ) async throws(SessionClusterError) -> Value {
+        var attempt = 0
+        while true {
+            let handle = try runningHandle()
+            let result = await withCheckedContinuation { continuation in handle.run { start($0, continuation) } }
+            switch result {
+            case .success(let value):
+                return value
+            case .failure(.viewChanged) where attempt < Self.retryDelays.count:
+                try? await Task.sleep(for: Self.retryDelays[attempt])
+                attempt += 1
+            case .failure(let error):
+                if attempt > 0, let value = settledByRetry(error) { return value }
+                throw error
+            }
         }
-        return try result.get()
     }
 }

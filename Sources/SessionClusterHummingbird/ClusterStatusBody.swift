@@ -9,6 +9,7 @@ struct ClusterStatusBody: Encodable {
     }
 
     var node: String
+    var incarnation: UInt64
     var term: UInt64
     var leader: String?
     var role: String
@@ -16,11 +17,14 @@ struct ClusterStatusBody: Encodable {
     var members: [MemberBody]
     var partitionsOwned: Int
     var partitionsBacked: Int
+    /// Partitions this node holds but is still receiving by state transfer.
+    var partitionsFilling: Int
     var sessionCount: Int
     var leaseValid: Bool
 
     init(_ status: ClusterStatus) {
         node = status.id.rawValue
+        incarnation = status.incarnation
         term = status.term
         leader = status.leader?.rawValue
         role = "\(status.role)"
@@ -28,6 +32,7 @@ struct ClusterStatusBody: Encodable {
         members = status.members.map { MemberBody(id: $0.member.id.rawValue, address: "\($0.member.address)", state: "\($0.state)") }
         partitionsOwned = status.partitionsOwned
         partitionsBacked = status.partitionsBacked
+        partitionsFilling = status.partitionsFilling
         sessionCount = status.sessionCount
         leaseValid = status.leaseValid
     }
