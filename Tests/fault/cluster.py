@@ -335,12 +335,14 @@ class Nginx:
     """nginx as our own process: -p PREFIX -c CONF -g 'daemon off;', stopped by PID."""
 
     def __init__(self, prefix: str, upstream_ports: list[int], listen_port: int | None = None,
-                 read_timeout: str = "2s", connect_timeout: str = "300ms", fail_timeout: str = "2s"):
+                 read_timeout: str = "2s", connect_timeout: str = "300ms",
+                 max_fails: int = int(os.environ.get("FAULT_NGINX_MAX_FAILS", "0")), fail_timeout: str = "2s"):
         self.prefix = prefix
         self.port = listen_port or free_port()
         self.upstream_ports = upstream_ports
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout
+        self.max_fails = max_fails
         self.fail_timeout = fail_timeout
         self.proc: subprocess.Popen | None = None
 
@@ -359,7 +361,7 @@ class Nginx:
     def render(self) -> str:
         with open(NGINX_TEMPLATE) as f:
             template = f.read()
-        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout={self.fail_timeout};"
+        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails={self.max_fails} fail_timeout={self.fail_timeout};"
                             for p in self.upstream_ports)
         values = {
             "PREFIX": self.prefix, "LISTEN_PORT": str(self.port), "UPSTREAM_SERVERS": servers,
@@ -519,10 +521,11 @@ def replication_problems(statuses: dict[str, dict | None], expected_members: int
     """What keeps the cluster from 'all members alive, every partition has R replicas'; [] when healthy.
 
     `statuses` maps node id to its GET /cluster JSON (session-node serve, issue 4 part 3:
-    node, term, leader, role, viewEpoch, members[{id, address, state}], partitionsOwned,
-    partitionsBacked, sessionCount, leaseValid). /cluster gives per-node counts, not the
-    partition table, so full replication is checked as: every node sees every member
-    alive in the same view with the same leader and a valid lease, the owners cover each
+    node, incarnation, term, leader, role, viewEpoch, members[{id, address, state}],
+    partitionsOwned, partitionsBacked, partitionsFilling, sessionCount, leaseValid). /cluster
+    gives per-node counts, not the partition table, so full replication is checked as: every
+    node sees every member alive in the same view with the same leader, a valid lease and
+    nothing filling, the owners cover each
     partition once (sum of partitionsOwned = P) and the backups R-1 times
     (sum of partitionsBacked = P x (R-1)).
     """
@@ -540,6 +543,8 @@ def replication_problems(statuses: dict[str, dict | None], expected_members: int
                             + (f"; not alive: {', '.join(not_alive)}" if not_alive else ""))
         if st.get("leaseValid") is False:
             problems.append(f"{node_id}: lease not valid")
+        if st.get("partitionsFilling"):
+            problems.append(f"{node_id}: {st['partitionsFilling']} partitions still filling (state transfer)")
         views.add((st.get("viewEpoch"), st.get("leader")))
         owned += int(st.get("partitionsOwned") or 0)
         backed += int(st.get("partitionsBacked") or 0)

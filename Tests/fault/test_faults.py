@@ -54,6 +54,7 @@ class Workload:
         self.ryw_violations: list[str] = []
         self.ack_latencies: list[tuple[float, float]] = []       # (start, latency)
         self.in_trouble: set[str] = set()                        # sessions whose last write failed
+        self.inflight: dict[int, float] = {}                     # thread -> start of its current write
         self.threads = [threading.Thread(target=self._worker, args=(i,), daemon=True)
                         for i in range(WORKERS)]
 
@@ -76,9 +77,14 @@ class Workload:
             value = self.seq[sid]
             self.attempted += 1
         start = time.monotonic()
+        me = threading.get_ident()
+        with self.lock:
+            self.inflight[me] = start
         r = self.client.put_attr(port or self.cluster.proxy_port, sid, ATTR, str(value),
                                  headers={"X-Test-Value": str(value)})
         now = time.monotonic()
+        with self.lock:
+            self.inflight.pop(me, None)
         if r.status == 204:
             with self.lock:
                 self.acks += 1
@@ -130,16 +136,19 @@ class Workload:
         with self.lock:
             return self.failures[-1][0] if self.failures else 0.0
 
-    def wait_stable(self, quiet: float, timeout: float, what: str):
-        """Until every session whose write failed has been acked again, no write failed for
-        `quiet` seconds, and acks keep coming (bounded)."""
+    def wait_stable(self, quiet: float, timeout: float, what: str, since: float = 0.0):
+        """Until every session whose write failed has been acked again, no write is waiting
+        (in flight over 0.25 s), no write failed for `quiet` seconds (counted from `since` at
+        the earliest), and acks keep coming (bounded)."""
         def stable():
             acks_before = self.acks
-            last_fail = self.quiet_since()
+            last_fail = max(self.quiet_since(), since)
             time.sleep(0.2)
+            now = time.monotonic()
             with self.lock:
                 troubled = len(self.in_trouble)
-            return not troubled and time.monotonic() - last_fail >= quiet and self.acks > acks_before
+                waiting = any(now - st > 0.25 for st in self.inflight.values())
+            return not troubled and not waiting and now - last_fail >= quiet and self.acks > acks_before
         try:
             wait_until(stable, timeout, interval=0.05, what=what)
         except HarnessError as exc:
@@ -148,6 +157,17 @@ class Workload:
                 troubled = len(self.in_trouble)
             raise HarnessError(f"{exc}; {troubled} sessions still failing; last failures: {recent}") from None
 
+    def timeline(self, t0: float, step: float = 0.5) -> str:
+        """Failed writes per `step` seconds after t0, by status: '+1.5s 12x503 3x502'."""
+        buckets: dict[int, dict[int, int]] = {}
+        with self.lock:
+            for (t, _, status, _) in self.failures:
+                if t >= t0:
+                    b = buckets.setdefault(int((t - t0) / step), {})
+                    b[status] = b.get(status, 0) + 1
+        return ", ".join(f"+{k * step:.1f}s " + " ".join(f"{n}x{st}" for st, n in sorted(v.items()))
+                         for k, v in sorted(buckets.items())) or "none"
+
     def failures_between(self, t0: float, t1: float) -> int:
         with self.lock:
             return sum(1 for f in self.failures if t0 <= f[0] < t1)
@@ -155,15 +175,15 @@ class Workload:
     def failover_after(self, t_fault: float, t_end: float) -> tuple[float, int]:
         """(seconds from the fault until every write failing after it was acked again, failed writes).
 
-        Call it after wait_stable, when the failing sessions have been acked again."""
+        If no write failed, the seconds until the last write that waited (over 0.25 s) was acked.
+        Call it once the failing sessions have been acked again."""
         with self.lock:
             failed = [f for f in self.failures if t_fault <= f[0] < t_end]
             recovered = [s for (ff, s, _) in self.recoveries if t_fault <= s and ff < t_end]
-            slow = [st + lat for (st, lat) in self.ack_latencies if t_fault - 15 <= st < t_end]
+            waited = [st + lat for (st, lat) in self.ack_latencies
+                      if lat > 0.25 and st + lat >= t_fault and st < t_end]
         if not failed:
-            # Nothing failed: writes may have waited instead. Longest wait completed after the fault.
-            blocked = [end for end in slow if end >= t_fault]
-            return (max(blocked) - t_fault if blocked else 0.0), 0
+            return (max(waited) - t_fault if waited else 0.0), 0
         return (max(recovered) - t_fault if recovered else float("inf")), len(failed)
 
 
@@ -213,6 +233,73 @@ def nginx_lines_for(cluster: Cluster, sid: str, limit: int = 3) -> str:
     return "\n      ".join(lines)
 
 
+class DirectProbe:
+    """Writes its own sessions directly to the nodes that survive a fault (no nginx), one at a
+    time, so the nodes' own failover shows: the slowest write and any non-204 answer."""
+
+    def __init__(self, cluster: Cluster, sids: list[str], nodes):
+        self.cluster, self.sids, self.nodes = cluster, sids, nodes
+        self.client = Client(timeout=15.0)
+        self.results: list[tuple[float, float, int, str]] = []   # (start, latency, status, node id)
+        self.stop_evt = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        seq = 0
+        for i in range(100000):
+            if self.stop_evt.is_set():
+                return
+            seq += 1
+            nd = self.nodes[i % len(self.nodes)]
+            sid = self.sids[i % len(self.sids)]
+            start = time.monotonic()
+            r = self.client.put_attr(nd.http_port, sid, "probe", str(seq))
+            self.results.append((start, time.monotonic() - start, r.status, nd.id))
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_evt.set()
+        self.thread.join(20)
+        self.client.close()
+
+    def summary(self, t_fault: float) -> str:
+        after = [r for r in self.results if r[0] + r[1] >= t_fault]
+        if not after:
+            return "no direct writes"
+        slow = max(after, key=lambda r: r[1])
+        bad: dict[int, int] = {}
+        for r in after:
+            if r[2] != 204:
+                bad[r[2]] = bad.get(r[2], 0) + 1
+        last_bad = max((r[0] + r[1] for r in after if r[2] != 204 or r[1] > 0.25), default=None)
+        return (f"{len(after)} direct writes to {', '.join(nd.id for nd in self.nodes)}: slowest "
+                f"{slow[1]:.2f}s ({slow[2]} from {slow[3]}, started at +{slow[0] - t_fault:.2f}s), "
+                f"not 204: {' '.join(f'{n}x{st}' for st, n in sorted(bad.items())) or 'none'}, "
+                f"last slow or failed one ended at " + (f"+{last_bad - t_fault:.2f}s" if last_bad else "-"))
+
+
+def wait_seen_down(cluster: Cluster, victim, timeout: float) -> float:
+    """Until every other running node's /cluster shows the victim not alive (or gone)."""
+    start = time.monotonic()
+
+    def seen():
+        for nd in cluster.live_nodes():
+            if nd is victim:
+                continue
+            st = cluster.status(nd)
+            if st is None:
+                return False
+            if any(m.get("id") == victim.id and m.get("state") == "alive" for m in st.get("members") or []):
+                return False
+        return True
+    wait_until(seen, timeout, interval=0.05, what=f"the other nodes to see {victim.id} down")
+    return time.monotonic() - start
+
+
 def leader_node(cluster: Cluster):
     for nd in cluster.nodes:
         st = cluster.status(nd) or {}
@@ -249,6 +336,7 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
         raise HarnessError(f"could not create a session through nginx: {r.status} {r.text[:200]}")
     with ThreadPoolExecutor(WORKERS) as pool:
         sids = list(pool.map(create, range(SESSIONS)))
+        probe_sids = list(pool.map(create, range(32)))
     assert len(set(sids)) == SESSIONS, "session ids are not unique"
     t_created = time.monotonic()
 
@@ -266,14 +354,19 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
         # 3. SIGKILL one node (the leader if /cluster names one), SIGSTOP another for 3 s
         victim = leader_node(cluster) or cluster.nodes[0]
         pausee = next(nd for nd in reversed(cluster.nodes) if nd is not victim)
-        t_kill = time.monotonic()
-        victim.kill()
-        wl.wait_stable(quiet=2.0, timeout=45, what=f"writes succeeding again after SIGKILL of {victim.id}")
+        with DirectProbe(cluster, probe_sids, [nd for nd in cluster.nodes if nd is not victim]) as probe:
+            time.sleep(0.5)
+            t_kill = time.monotonic()
+            victim.kill()
+            detect = wait_seen_down(cluster, victim, 30)
+            wl.wait_stable(quiet=2.0, since=t_kill, timeout=45,
+                           what=f"writes succeeding again after SIGKILL of {victim.id}")
         t_pause = time.monotonic()
         pausee.pause()
         time.sleep(3)
         pausee.resume()
-        wl.wait_stable(quiet=2.0, timeout=45, what=f"writes succeeding again after SIGCONT of {pausee.id}")
+        wl.wait_stable(quiet=2.0, since=t_pause, timeout=45,
+                       what=f"writes succeeding again after SIGCONT of {pausee.id}")
 
         # 4. restart the killed node; it rejoins; back to full replication, under load
         t_restart = time.monotonic()
@@ -393,7 +486,8 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
     report = (
         f"[{n} nodes, R={replicas}] sessions {SESSIONS}, updates attempted {wl.attempted}, acked {wl.acks}, "
         f"acknowledged updates lost {len(lost)}; failed writes by status {' '.join(statuses) or 'none'}\n"
-        f"  SIGKILL {victim.id}: all sessions writable again after {failover:.2f}s ({failed_after_kill} failed writes); "
+        f"  SIGKILL {victim.id}: seen down by the others after {detect:.2f}s, all sessions writable again after "
+        f"{failover:.2f}s through nginx ({failed_after_kill} failed writes); {probe.summary(t_kill)}\n  "
         f"SIGSTOP {pausee.id} 3s: writes recovered {stall:.2f}s after the stop began ({failed_after_pause} failed); "
         f"{victim.id} restarted: /health after {t_healthy - t_restart:.2f}s, full replication "
         f"{rejoin:.2f}s later ({failed_restart} failed writes)\n"
@@ -403,7 +497,9 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
         + (f"{per_update:.0f}" if per_update == per_update else "n/a")
         + f" [{BYTES_SENT_METRIC}{{stage=\"wire\"}}; /metrics has {', '.join(byte_metrics) or 'no bytes metric'}]; "
         f"run {time.monotonic() - t_test:.0f}s (create {t_created - t_test:.0f}s, faults "
-        f"{t_stopped - t_created:.0f}s)")
+        f"{t_stopped - t_created:.0f}s)\n"
+        f"  failed writes per 0.5 s after the SIGKILL (pause at +{t_pause - t_kill:.1f}s, restart at "
+        f"+{t_restart - t_kill:.1f}s): {wl.timeline(t_kill)}")
     REPORTS.append(report)
     print(report)
     assert not problems, "\n".join(problems)
