@@ -133,24 +133,28 @@ final class DemoRun: @unchecked Sendable {
 
         // Until every session took a write again (bounded): that is the failover time.
         var pending = Set(ids)
+        var lastAnswer: [String: String] = [:]
         var firstOK: TimeInterval?
         var failed = 0
         let deadline = killed.addingTimeInterval(60)
         while !pending.isEmpty && Date() < deadline {
             for id in pending {
-                if let r = httpRequest(port: proxyPort, "PUT", "/session/attributes/counter", body: "3", session: id),
-                   r.status == 204 {
+                let r = httpRequest(port: proxyPort, "PUT", "/session/attributes/counter", body: "3", session: id)
+                if r?.status == 204 {
                     pending.remove(id)
                     firstOK = firstOK ?? Date().timeIntervalSince(killed)
                 } else {
                     failed += 1
+                    lastAnswer[id] = r.map { "\($0.status) from \($0.node): \($0.body.prefix(100))" } ?? "no answer"
                 }
             }
             if !pending.isEmpty { usleep(50_000) }
         }
         let failover = Date().timeIntervalSince(killed)
         guard pending.isEmpty else {
-            throw DemoError("\(pending.count) of \(ids.count) sessions still not writable 60 s after the SIGKILL")
+            let detail = pending.prefix(5).map { "\($0.prefix(8))…: last PUT \(lastAnswer[$0] ?? "?")" }
+            throw DemoError("\(pending.count) of \(ids.count) sessions still not writable 60 s after the SIGKILL "
+                + "of \(victim.id):\n  " + detail.joined(separator: "\n  "))
         }
 
         // Every session readable through the proxy and directly on every surviving node.
@@ -235,7 +239,7 @@ final class DemoRun: @unchecked Sendable {
             try FileManager.default.createDirectory(at: prefix, withIntermediateDirectories: true)
             chmod(tmp.path, 0o755)
             chmod(prefix.path, 0o755)
-            let servers = upstreams.map { "        server 127.0.0.1:\($0) max_fails=1 fail_timeout=2s;" }.joined(separator: "\n")
+            let servers = upstreams.map { "        server 127.0.0.1:\($0) max_fails=0;" }.joined(separator: "\n")
             let values = ["PREFIX": prefix.path, "LISTEN_PORT": "\(proxyPort)", "UPSTREAM_SERVERS": servers,
                           "CONNECT_TIMEOUT": "300ms", "READ_TIMEOUT": "2s", "NEXT_UPSTREAM_TRIES": "\(upstreams.count)"]
             var conf = try String(contentsOfFile: template, encoding: .utf8)

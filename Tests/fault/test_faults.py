@@ -516,3 +516,48 @@ def test_missing_binary_fails_clearly(monkeypatch, tmp_path):
     monkeypatch.setenv("SESSION_NODE_BIN", str(tmp_path / "no-such-session-node"))
     with pytest.raises(HarnessError, match="swift build"):
         harness.node_binary()
+
+
+def test_every_session_writable_after_idle_leader_kill(make_cluster):
+    """SIGKILL the leader of an idle cluster (what `session-node demo` does), then write every
+    session again through nginx: each must take a write within 30 s."""
+    n, replicas, count = 3, 2, 200
+    cluster: Cluster = make_cluster(n, replicas)
+    client = Client(timeout=15.0)
+    wait_full_replication(cluster, 60)
+    sids = []
+    for _ in range(count):
+        sid = None
+        for _attempt in range(20):
+            sid, _ = client.create_session(cluster.proxy_port)
+            if sid:
+                break
+            time.sleep(0.05)
+        assert sid, "could not create a session through nginx"
+        sids.append(sid)
+    for value in ("1", "2"):
+        for sid in sids:
+            r = until_answered(lambda: client.put_attr(cluster.proxy_port, sid, ATTR, value), tries=20)
+            assert r.status == 204, f"setup write to {sid[:8]}: {r.status} {r.text[:100]}"
+    victim = leader_node(cluster) or cluster.nodes[0]
+    t_kill = time.monotonic()
+    victim.kill()
+    pending = list(sids)
+    deadline = t_kill + 30
+    while pending and time.monotonic() < deadline:
+        pending = [sid for sid in pending if client.put_attr(cluster.proxy_port, sid, ATTR, "3").status != 204]
+        if pending:
+            time.sleep(0.05)
+    writable = time.monotonic() - t_kill
+    details = []
+    for sid in pending[:3]:
+        for nd in cluster.live_nodes():
+            start = time.monotonic()
+            r = client.put_attr(nd.http_port, sid, ATTR, "4")
+            details.append(f"{sid[:8]}: PUT directly on {nd.id}: {r.status} after {time.monotonic() - start:.2f}s "
+                           f"{r.text[:100]}")
+    report = (f"[{n} nodes, R={replicas}, idle] SIGKILL of leader {victim.id}: "
+              + (f"all {count} sessions writable again after {writable:.2f}s" if not pending else
+                 f"{len(pending)} of {count} sessions NOT writable {writable:.0f}s later"))
+    REPORTS.append(report + "".join("\n  " + d for d in details))
+    assert not pending, report + "\n  " + "\n  ".join(details)
