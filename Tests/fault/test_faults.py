@@ -550,8 +550,8 @@ def test_every_session_writable_after_idle_leader_kill(make_cluster):
             time.sleep(0.05)
     writable = time.monotonic() - t_kill
     details = []
-    for sid in pending[:3]:
-        for nd in cluster.live_nodes():
+    for sid in pending[:2]:
+        for nd in cluster.live_nodes() * 2:   # each survivor twice: does one node's failure hold up the other?
             start = time.monotonic()
             r = client.put_attr(nd.http_port, sid, ATTR, "4")
             details.append(f"{sid[:8]}: PUT directly on {nd.id}: {r.status} after {time.monotonic() - start:.2f}s "
