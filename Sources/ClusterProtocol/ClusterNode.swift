@@ -77,6 +77,7 @@ public final class ClusterNode {
     var pendingLeaves: Set<NodeID> = []
     var nextProbeID: UInt64 = 0
     var lastJoinRequestAt: Timestamp?
+    var silentRemovals: [Timestamp] = []
 
     // MARK: Data
     var owned: Set<Int> = []
@@ -282,6 +283,11 @@ enum Timing {
     /// A state-transfer source that has not finished is asked again after this long.
     static func transferRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
         5 * configuration.heartbeatIntervalMilliseconds
+    }
+    /// The time re-replication gets after a member is removed for silence before the next
+    /// silent member may go (see `mayRemoveSilentMember`).
+    static func reReplicationWindowMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
+        10 * configuration.downAfterMilliseconds
     }
     /// A node outside the view asks to join this often.
     static func joinRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {

@@ -105,3 +105,22 @@ struct ClusterSocketTests {
         await #expect(throws: SessionClusterError.notRunning) { try await node.create() }
     }
 }
+
+extension ClusterSocketTests {
+    /// Known bug of the protocol core (proto, 5d7d614): a `.replicated` write that changes
+    /// nothing waits for a backup acknowledgement of a delta that is never sent, and fails
+    /// with `.replicationTimeout` after the write timeout. When the core completes such a
+    /// write at once, this known issue stops being recorded and the test fails: then drop
+    /// the `withKnownIssue` wrapper.
+    @Test func writingTheSameValueAgainIsAcknowledged() async throws {
+        try await TestCluster.with(2) { nodes in
+            let session = try await nodes[0].create(attributes: ["k": AttributeValue(string: "v")])
+            let same = SessionChanges(updated: ["k": AttributeValue(string: "v")])
+            await withKnownIssue("core: a write that changes nothing is never acknowledged") {
+                for node in nodes {
+                    try await node.update(session.id, changes: same)
+                }
+            }
+        }
+    }
+}
