@@ -145,7 +145,7 @@ final class DemoRun: @unchecked Sendable {
                     firstOK = firstOK ?? Date().timeIntervalSince(killed)
                 } else {
                     failed += 1
-                    lastAnswer[id] = r.map { "\($0.status) from \($0.node): \($0.body.prefix(100))" } ?? "no answer"
+                    lastAnswer[id] = r.map { "\($0.status) from \($0.node): " + oneLine($0.body) } ?? "no answer"
                 }
             }
             if !pending.isEmpty { usleep(50_000) }
@@ -164,7 +164,7 @@ final class DemoRun: @unchecked Sendable {
             for port in [proxyPort] + survivors.map(\.httpPort) {
                 let r = httpRequest(port: port, "GET", "/session/attributes/counter", session: id)
                 if r?.status != 200 || r?.body != "3" {
-                    unreadable.append("\(id.prefix(8)) on port \(port): \(r.map { "\($0.status) \($0.body.prefix(40))" } ?? "no answer")")
+                    unreadable.append("\(id.prefix(8)) on port \(port): \(r.map { "\($0.status) " + oneLine($0.body) } ?? "no answer")")
                 }
             }
         }
@@ -344,6 +344,11 @@ final class DemoRun: @unchecked Sendable {
 }
 
 private func fmt(_ t: TimeInterval) -> String { String(format: "%.2f", t) }
+
+/// A body on one line, at most 100 characters (nginx's error pages are HTML).
+private func oneLine(_ body: String) -> String {
+    String(body.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(100))
+}
 
 /// This executable: /proc/self/exe, else argv[0] resolved against the cwd and PATH.
 func ownExecutable() throws -> String {
