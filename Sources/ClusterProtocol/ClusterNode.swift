@@ -198,6 +198,8 @@ public final class ClusterNode {
 
     /// When the runtime must call ``tick(now:)`` next at the latest.
     public var nextTickDeadline: Timestamp {
+        // Not started, or gone: nothing is due for a long while.
+        guard started, role != .left else { return (lastNow ?? .zero).adding(milliseconds: 3_600_000) }
         var deadline = min(nextHeartbeatAt, nextTouchFlushAt, nextSweepAt)
         if role != .leader { deadline = min(deadline, electionDeadline) }
         if let nextFlushAt { deadline = min(deadline, nextFlushAt) }

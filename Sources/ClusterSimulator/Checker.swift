@@ -43,6 +43,10 @@ public final class Checker {
     }
 
     var issued: [RequestID: Issued] = [:]
+    /// How each write completed (the last completion, should there be several).
+    public private(set) var writeResults: [RequestID: Result<UInt64, ClusterFailure>] = [:]
+    /// How each read completed.
+    public private(set) var readResults: [RequestID: ReadResult] = [:]
     /// Per session, the acknowledged attribute writes.
     public internal(set) var model: [SessionID: [AcknowledgedWrite]] = [:]
     /// Sessions whose creation was acknowledged, and when.
@@ -82,6 +86,7 @@ public final class Checker {
 
     func completedWrite(_ requestID: RequestID, by node: Int, _ result: Result<UInt64, ClusterFailure>) {
         completions += 1
+        writeResults[requestID] = result
         guard var request = issued[requestID] else { return }
         request.completed += 1
         issued[requestID] = request
@@ -115,6 +120,7 @@ public final class Checker {
 
     func completedRead(_ requestID: RequestID, by node: Int, _ result: ReadResult) {
         completions += 1
+        readResults[requestID] = result
         guard var request = issued[requestID] else { return }
         request.completed += 1
         issued[requestID] = request

@@ -121,6 +121,12 @@ public final class Simulation {
         nodes[index].clockOffset += milliseconds
     }
 
+    /// Asks node `index` to leave the cluster gracefully.
+    public func leave(node index: Int) {
+        guard let node = nodes[index].node else { return }
+        perform(node.leave(now: localTime(index)), by: index)
+    }
+
     /// Cuts every link between the two groups, both ways.
     public func partition(_ side: [Int], from other: [Int]) {
         for a in side { for b in other { blocked.insert(Link(from: a, to: b)); blocked.insert(Link(from: b, to: a)) } }
@@ -312,6 +318,11 @@ public final class Simulation {
             if index != leader && node.currentRole == .leader { return false }
         }
         return true
+    }
+
+    /// The live node that owns `session`, by its own view.
+    public func owner(of session: SessionID) -> Int? {
+        liveIndices.first { nodes[$0].node!.isOwner(of: session) }
     }
 
     /// The bytes sent of the given kinds, summed.

@@ -109,6 +109,13 @@ final class NodeRuntime {
         return status.role == .left || status.members.allSatisfy { $0.member.id == configuration.nodeID }
     }
 
+    /// Closes every TCP connection, inbound and outbound, as a network fault would; the
+    /// links reconnect on their own. For tests of reconnection.
+    func dropConnections() {
+        for link in links.values { link.channel?.close(promise: nil) }
+        for channel in inboundChannels.values { channel.close(promise: nil) }
+    }
+
     /// Closes every channel and fails the requests still waiting.
     func stop() -> EventLoopFuture<Void> {
         stopped = true

@@ -15,7 +15,9 @@ import WireFormat
 /// ``start()`` and ``shutdown()`` yourself:
 ///
 /// ```swift
-/// let cluster = try SessionCluster(configuration: .local(id: "n1"))
+/// var configuration = SessionClusterConfiguration.local(id: "n1")
+/// configuration.writeConcern = .local     // alone: there is no backup to acknowledge
+/// let cluster = try SessionCluster(configuration: configuration)
 /// try await cluster.start()
 /// var session = try await cluster.create()
 /// session.setAttribute("cart", AttributeValue(string: "3 apples"))
@@ -321,6 +323,12 @@ public final class SessionCluster: Service, Sendable {
     public var rejectedFrameCount: Int { metrics.rejectedFrames }
 
     // MARK: - Internals
+
+    /// Closes this node's TCP connections as a network fault would (tests of reconnection).
+    func dropConnections() async {
+        guard let handle = try? runningHandle() else { return }
+        _ = try? await handle.submit { $0.dropConnections() }
+    }
 
     private func runningHandle() throws(SessionClusterError) -> RuntimeHandle {
         let handle: RuntimeHandle? = state.withLock { state in

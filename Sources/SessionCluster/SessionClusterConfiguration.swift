@@ -101,9 +101,13 @@ public struct SessionClusterConfiguration: Sendable {
     /// (heartbeats every 50 ms, down after 400 ms, leases of 300 ms) while leaving room for a
     /// busy CI machine.
     ///
+    /// A node alone has no backup, so it can only acknowledge `.local` writes: set
+    /// ``writeConcern`` to `.local` for a single-node cluster.
+    ///
     /// - Parameters:
     ///   - id: The node's name.
-    ///   - seeds: Peers to contact; empty starts a single-node cluster.
+    ///   - seeds: Peers to contact; empty starts a cluster of this node alone, which others
+    ///     may join.
     public static func local(id: NodeID, seeds: [PeerAddress] = []) -> SessionClusterConfiguration {
         var configuration = SessionClusterConfiguration(
             nodeID: id, bindAddress: PeerAddress(host: "127.0.0.1", port: 0), seeds: seeds,

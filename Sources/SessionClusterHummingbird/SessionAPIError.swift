@@ -50,6 +50,7 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
         }
     }
 
+    /// The response: ``status`` and the JSON body.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
