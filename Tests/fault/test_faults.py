@@ -173,18 +173,19 @@ class Workload:
             return sum(1 for f in self.failures if t0 <= f[0] < t1)
 
     def failover_after(self, t_fault: float, t_end: float) -> tuple[float, int]:
-        """(seconds from the fault until every write failing after it was acked again, failed writes).
+        """(seconds from the fault until every session was writable again, failed writes).
 
-        If no write failed, the seconds until the last write that waited (over 0.25 s) was acked.
+        The later of: the ack that ended each run of failed writes that failed after the
+        fault, and the end of the last write that waited over 0.25 s across or after it.
         Call it once the failing sessions have been acked again."""
         with self.lock:
             failed = [f for f in self.failures if t_fault <= f[0] < t_end]
             recovered = [s for (ff, s, _) in self.recoveries if t_fault <= s and ff < t_end]
             waited = [st + lat for (st, lat) in self.ack_latencies
                       if lat > 0.25 and st + lat >= t_fault and st < t_end]
-        if not failed:
-            return (max(waited) - t_fault if waited else 0.0), 0
-        return (max(recovered) - t_fault if recovered else float("inf")), len(failed)
+        if failed and not recovered:
+            return float("inf"), len(failed)
+        return max(recovered + waited + [t_fault]) - t_fault, len(failed)
 
 
 def gather(fn, items) -> list:
