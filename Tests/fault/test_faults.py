@@ -176,13 +176,13 @@ class Workload:
         """(seconds from the fault until every session was writable again, failed writes).
 
         The later of: the ack that ended each run of failed writes that failed after the
-        fault, and the end of the last write that waited over 0.25 s across or after it.
-        Call it once the failing sessions have been acked again."""
+        fault, and the end (before t_end, when the next fault begins) of the last write that
+        waited over 0.25 s. Call it once the failing sessions have been acked again."""
         with self.lock:
             failed = [f for f in self.failures if t_fault <= f[0] < t_end]
             recovered = [s for (ff, s, _) in self.recoveries if t_fault <= s and ff < t_end]
             waited = [st + lat for (st, lat) in self.ack_latencies
-                      if lat > 0.25 and st + lat >= t_fault and st < t_end]
+                      if lat > 0.25 and t_fault <= st + lat < t_end]
         if failed and not recovered:
             return float("inf"), len(failed)
         return max(recovered + waited + [t_fault]) - t_fault, len(failed)
