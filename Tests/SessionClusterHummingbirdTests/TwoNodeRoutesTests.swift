@@ -47,6 +47,7 @@ struct TwoNodeRoutesTests {
             try await app(first).test(.router) { a in
                 try await app(second).test(.router) { b in
                     let created = try await a.execute(uri: "/session", method: .post)
+                    #expect(created.status == .created, "POST /session: \(String(buffer: created.body))")
                     #expect(created.headers[.init("X-Node")!] == "a")
                     let cookie = try #require(created.headers[.setCookie]).prefix { $0 != ";" }
                     let headers: HTTPFields = [.cookie: String(cookie)]
