@@ -34,6 +34,8 @@ extension ClusterNode {
         let previousOwned = wasMember ? owned : []
         let previousHeld = wasMember ? held : []
         view = newView
+        // Transfers to nodes outside the view will get no more credits.
+        outgoingTransfers = outgoingTransfers.filter { requester, _ in newView.members.contains { $0.id == requester } }
         // Every node remembers who was removed, so that whoever leads later never takes a
         // stale join request of a removed incarnation back in.
         for member in previousView?.members ?? [] where !newView.members.contains(member) {
@@ -118,6 +120,7 @@ extension ClusterNode {
             role = .left
             return
         }
+        outgoingTransfers.removeAll()
         store.removeAll()
         incarnation += 1
         known[id] = me
@@ -364,26 +367,48 @@ extension ClusterNode {
         // Answer only once this node has installed the requester's view: from then on, no
         // owner of an older view can still add data to this node's copy.
         guard let view, view.epoch >= request.viewEpoch else { return }
+        if let current = outgoingTransfers[request.from] {
+            if current.transferID == request.transferID {
+                // A credit: the requester applied a chunk; send the next one.
+                sendNextTransferChunk(to: request.from, into: &effects)
+                return
+            }
+            // A late credit of a transfer the requester has since replaced.
+            if request.transferID < current.transferID && request.viewEpoch <= current.viewEpoch { return }
+        }
         let partitions = Set(request.partitions)
         let sessions = Set(request.sessions)
-        let snapshots = store.snapshots(where: { partitions.contains(self.partition(of: $0)) || sessions.contains($0) })
-            .sorted { $0.id.precedes($1.id) }
+        let ids = store.sessionIDs(where: { partitions.contains(self.partition(of: $0)) || sessions.contains($0) })
+            .sorted { $0.precedes($1) }
+        outgoingTransfers[request.from] = OutgoingTransfer(
+            transferID: request.transferID, viewEpoch: request.viewEpoch, ids: ids)
+        for _ in 0..<Timing.transferWindowChunks {
+            guard sendNextTransferChunk(to: request.from, into: &effects) else { break }
+        }
+    }
+
+    /// Sends the next chunk of the transfer to `requester`, read from the store now (a
+    /// newer copy than at the request is fine: applying snapshots is idempotent). Returns
+    /// false once the last chunk is sent.
+    @discardableResult
+    func sendNextTransferChunk(to requester: NodeID, into effects: inout [Effect]) -> Bool {
+        guard var transfer = outgoingTransfers[requester] else { return false }
         var chunk = [SessionDelta]()
         var bytes = 0
-        var index: UInt32 = 0
-        for snapshot in snapshots {
-            chunk.append(snapshot)
-            bytes += snapshot.estimatedBytes
-            if bytes >= configuration.stateTransferChunkBytes {
-                let message = StateTransferChunk(from: id, transferID: request.transferID, index: index, last: false, snapshots: chunk)
-                send(.stateTransferChunk(message), to: request.from, .stream, into: &effects)
-                index += 1
-                chunk.removeAll()
-                bytes = 0
+        while transfer.cursor < transfer.ids.count && bytes < configuration.stateTransferChunkBytes {
+            if let snapshot = store.snapshot(transfer.ids[transfer.cursor]) {
+                chunk.append(snapshot)
+                bytes += snapshot.estimatedBytes
             }
+            transfer.cursor += 1
         }
-        let message = StateTransferChunk(from: id, transferID: request.transferID, index: index, last: true, snapshots: chunk)
-        send(.stateTransferChunk(message), to: request.from, .stream, into: &effects)
+        let last = transfer.cursor >= transfer.ids.count
+        let message = StateTransferChunk(
+            from: id, transferID: transfer.transferID, index: transfer.nextIndex, last: last, snapshots: chunk)
+        send(.stateTransferChunk(message), to: requester, .stream, into: &effects)
+        transfer.nextIndex += 1
+        outgoingTransfers[requester] = last ? nil : transfer
+        return !last
     }
 
     func handleStateTransferChunk(_ chunk: StateTransferChunk, now: Timestamp, into effects: inout [Effect]) {
@@ -403,10 +428,17 @@ extension ClusterNode {
         if chunk.last {
             state.awaiting.removeValue(forKey: chunk.from)
             state.optional.removeValue(forKey: chunk.from)
-        } else if required != nil {
-            state.awaiting[chunk.from]?.nextIndex += 1
         } else {
-            state.optional[chunk.from]?.nextIndex += 1
+            var progressed = entry
+            progressed.nextIndex += 1
+            progressed.requestedAt = now
+            if required != nil { state.awaiting[chunk.from] = progressed } else { state.optional[chunk.from] = progressed }
+            // The credit that lets the source send one more chunk. It repeats the whole
+            // request, so a source that lost the transfer starts it again from the top
+            // (its first chunk's index then tells this node to ask afresh).
+            let credit = StateTransferRequest(
+                from: id, transferID: entry.transferID, viewEpoch: state.epoch, partitions: state.partitions)
+            send(.stateTransferRequest(credit), to: chunk.from, .stream, into: &effects)
         }
         fill = state
         finishFillIfDone()

@@ -98,6 +98,8 @@ public final class ClusterNode {
     var nextSweepAt = Timestamp.zero
     var unflushedBytes = 0
     var nextTransferID: UInt64 = 0
+    /// State transfers this node is serving, by requester.
+    var outgoingTransfers: [NodeID: OutgoingTransfer] = [:]
     var queueOverflows = 0
 
     /// Creates a node; it does nothing until ``start(now:)``.
@@ -283,7 +285,10 @@ enum Timing {
     static func retransmitMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
         3 * configuration.heartbeatIntervalMilliseconds
     }
-    /// A state-transfer source that has not finished is asked again after this long.
+    /// Chunks of one state transfer in flight at once; each chunk the requester applies
+    /// lets the source send one more.
+    static let transferWindowChunks = 4
+    /// A state-transfer source that has made no progress is asked again after this long.
     static func transferRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
         5 * configuration.heartbeatIntervalMilliseconds
     }

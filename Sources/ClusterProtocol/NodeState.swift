@@ -31,7 +31,22 @@ struct FillState {
 struct TransferSource {
     var transferID: UInt64
     var nextIndex: UInt32
+    /// When the request went out or the last chunk arrived: only a transfer that stopped
+    /// making progress is asked again, however long a large one takes.
     var requestedAt: Timestamp
+}
+
+/// A state transfer this node is serving. It holds the ids still to send, not the
+/// sessions: each chunk is read from the store when it is sent, and only a window of
+/// chunks is in flight, reopened by the requester's credit for every chunk it applied.
+/// So a transfer of a million sessions costs ids in memory and a bounded queue.
+struct OutgoingTransfer {
+    var transferID: UInt64
+    /// The view epoch of the request, to tell a stale credit from a new request.
+    var viewEpoch: UInt64
+    var ids: [SessionID]
+    var cursor = 0
+    var nextIndex: UInt32 = 0
 }
 
 /// Deltas to one peer: numbered batches not yet acknowledged, and deltas waiting for the

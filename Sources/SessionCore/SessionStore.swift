@@ -320,6 +320,18 @@ public final class SessionStore: Sendable {
         return result
     }
 
+    /// The ids of the live and ended sessions whose id satisfies `include`: what a state
+    /// transfer walks, reading each snapshot only when it sends it.
+    public func sessionIDs(where include: (SessionID) -> Bool) -> [SessionID] {
+        var result = [SessionID]()
+        for shard in shards {
+            shard.state.withLock { state in
+                for id in state.slots.keys where include(id) { result.append(id) }
+            }
+        }
+        return result
+    }
+
     /// The ids of the live sessions whose id satisfies `include`.
     public func liveIDs(where include: (SessionID) -> Bool) -> [SessionID] {
         var result = [SessionID]()

@@ -240,3 +240,37 @@ extension Result {
         return false
     }
 }
+
+@Suite struct StateTransferPacingTests {
+    /// A refill of many chunks over slow links: it takes longer than the retry interval,
+    /// so it completes only if progress, not the request's age, decides when to ask again,
+    /// and the source sends a window of chunks at a time rather than the whole copy.
+    @Test func aLargeSlowRefillCompletesThroughCreditsWithoutRestarting() {
+        var configuration = SimulationConfiguration(nodes: 3, seed: 11)
+        configuration.latencyMilliseconds = 60...80
+        configuration.adjust = { $0.stateTransferChunkBytes = 256 }
+        let simulation = Simulation(configuration)
+        simulation.startAll()
+        #expect(simulation.run(until: { $0.isStable }, within: 5_000))
+        var sessions = [SessionID]()
+        for index in 0..<300 {
+            let id = SessionID.random(using: &simulation.random)
+            let metadata = SessionMetadata(createdAt: simulation.now, maxInactiveMilliseconds: 3_600_000, stamp: 1)
+            let changes = SessionChanges(updated: ["cart": AttributeValue(string: "item-\(index)")])
+            let through = simulation.liveIndices[index % simulation.liveIndices.count]
+            if case .success? = simulation.writeAndWait(through: through, .create(metadata, changes), to: id) { sessions.append(id) }
+        }
+        #expect(sessions.count == 300)
+        let victim = simulation.otherNode(than: simulation.leader!)
+        simulation.crash(node: victim)
+        simulation.run(for: 100)
+        simulation.start(node: victim)
+        let restartedAt = simulation.now
+        #expect(simulation.run(until: { $0.isStable }, within: 20_000), "the restarted node was refilled")
+        print("refill of a restarted node over 60-80 ms links took \(simulation.now.milliseconds(since: restartedAt)) ms")
+        let held = simulation.nodes[victim].node!.store.count
+        // With R = 2 of 3 nodes, the refilled node holds about two thirds of the sessions.
+        #expect(held > sessions.count / 3, "it holds \(held) of \(sessions.count) sessions")
+        simulation.expectNoViolations()
+    }
+}
