@@ -62,6 +62,8 @@ let package = Package(
                 "SessionCluster", "SessionCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                // SHA-256 maps persist keys to session ids.
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(

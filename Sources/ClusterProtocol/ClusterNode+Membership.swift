@@ -1,0 +1,408 @@
+import SessionCore
+
+/// Membership, failure detection, election, views and leases.
+///
+/// Failure detection: every member heartbeats every other member over UDP each interval
+/// (all-to-all; fine for the few dozen nodes an app-server tier has). Any message counts as
+/// a sign of life. The leader suspects a member silent for `suspectAfter`, and asks two
+/// other members whether they still hear it (the Tomcat TcpFailureDetector idea). It
+/// removes the member once silent for `downAfter`, unless a probe says it is alive, in which
+/// case it waits up to twice as long: that absorbs a burst of lost packets on one path
+/// without a false failover, while a member the leader can really not reach (so whose lease
+/// it cannot renew) still goes, because it could not acknowledge writes anyway.
+///
+/// Leases: a member may acknowledge writes only until `sendTime + lease`, where `sendTime`
+/// is when it sent a heartbeat that the leader of its term answered. The leader answers
+/// only members of its view and only while it hears a majority itself (its own lease is
+/// the majority-th newest such send time plus the lease). A reply delayed in the network
+/// only shortens the lease. The leader removes a silent member only after
+/// `lastReply + lease + maxClockDrift`, and a new leader counts its election time as
+/// everyone's last reply, so a member cut off from the majority has stopped acknowledging
+/// before anyone takes its partitions. A clock that jumps backwards voids the lease.
+///
+/// Election: Raft's rules for terms and one vote per term, with a randomized timeout from
+/// the seeded generator. A voter that heard from a live leader within the minimum election
+/// timeout ignores candidates (a node that cannot hear the leader cannot disrupt the
+/// cluster), and refuses candidates whose last view epoch is behind its own. A node that
+/// learns a term from its leader counts that as its vote in the term, so a restarted node
+/// with empty memory cannot vote twice in it. Before any view exists, the nodes whose own
+/// address is in their seed list elect the first leader by a majority of the seed list.
+extension ClusterNode {
+    // MARK: Heartbeats
+
+    func sendHeartbeats(now: Timestamp, into effects: inout [Effect]) {
+        guard isMember, let view else { return }
+        heartbeatSequence += 1
+        heartbeatSentAt[heartbeatSequence] = now
+        if heartbeatSentAt.count > 64 { heartbeatSentAt.removeValue(forKey: heartbeatSequence - 64) }
+        let heartbeat = Heartbeat(
+            from: me, term: term, viewEpoch: view.epoch, sequence: heartbeatSequence, fromLeader: role == .leader)
+        for member in view.members where member.id != id {
+            effects.append(.send(.heartbeat(heartbeat), to: member, channel: .datagram))
+        }
+    }
+
+    func noteAlive(_ member: Member, now: Timestamp) {
+        guard member.id != id else { return }
+        if let current = known[member.id], current.incarnation > member.incarnation { return }
+        known[member.id] = member
+        if peers[member.id] == nil {
+            peers[member.id] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
+        } else {
+            peers[member.id]!.lastHeard = max(peers[member.id]!.lastHeard, now)
+            peers[member.id]!.probingSince = nil
+        }
+    }
+
+    func noteAlive(_ node: NodeID, now: Timestamp) {
+        guard let member = known[node] else { return }
+        noteAlive(member, now: now)
+    }
+
+    func handleHeartbeat(_ heartbeat: Heartbeat, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(heartbeat.from, now: now)
+        if heartbeat.term > term { adoptTerm(heartbeat.term, leader: heartbeat.fromLeader ? heartbeat.from.id : nil) }
+        if heartbeat.fromLeader && heartbeat.term == term {
+            leaderID = heartbeat.from.id
+            leaderContactAt = now
+            if role == .candidate { role = .follower }
+            if role != .leader { resetElectionDeadline(now: now) }
+        }
+        guard let view else { return }
+        if heartbeat.viewEpoch < view.epoch { sendView(to: heartbeat.from, now: now, into: &effects) }
+        let inView = view.members.contains(heartbeat.from)
+        if role == .leader {
+            // Answering renews the sender's lease: only for members, only with a majority.
+            guard inView, leaseValid(now: now) else {
+                if !inView { sendView(to: heartbeat.from, now: now, into: &effects) }
+                return
+            }
+            peers[heartbeat.from.id]?.lastLeaseReplyAt = now
+        } else if !isMember {
+            return
+        }
+        let reply = HeartbeatReply(from: me, term: term, viewEpoch: view.epoch, sequence: heartbeat.sequence)
+        effects.append(.send(.heartbeatReply(reply), to: heartbeat.from, channel: .datagram))
+    }
+
+    func handleHeartbeatReply(_ reply: HeartbeatReply, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(reply.from, now: now)
+        if reply.term > term { adoptTerm(reply.term, leader: nil) }
+        guard let sentAt = heartbeatSentAt[reply.sequence], reply.term == term, isMember else { return }
+        if role == .leader {
+            let previous = peers[reply.from.id]?.ackedHeartbeatSentAt ?? .zero
+            peers[reply.from.id]?.ackedHeartbeatSentAt = max(previous, sentAt)
+        } else if reply.from.id == leaderID, reply.from.id == view?.leader || leaderID != nil {
+            let until = sentAt.adding(milliseconds: configuration.leaseMilliseconds)
+            leaseUntil = max(leaseUntil ?? until, until)
+        }
+    }
+
+    /// True while this node may acknowledge writes and serve reads as owner.
+    public func leaseValid(now: Timestamp) -> Bool {
+        guard isReady else { return false }
+        if role == .leader { return leaderLeaseUntil(now: now).map { now < $0 } ?? false }
+        return leaseUntil.map { now < $0 } ?? false
+    }
+
+    /// The leader's own lease: the majority-th newest heartbeat its members answered.
+    func leaderLeaseUntil(now: Timestamp) -> Timestamp? {
+        guard let view else { return nil }
+        var sendTimes = [now]
+        for member in view.members where member.id != id {
+            if let acked = peers[member.id]?.ackedHeartbeatSentAt { sendTimes.append(acked) }
+        }
+        let majority = view.members.count / 2 + 1
+        guard sendTimes.count >= majority else { return nil }
+        sendTimes.sort(by: >)
+        return sendTimes[majority - 1].adding(milliseconds: configuration.leaseMilliseconds)
+    }
+
+    /// A leader that has not heard a majority for a lease steps down (check-quorum).
+    func checkQuorum(now: Timestamp) {
+        guard role == .leader, now.milliseconds(since: leaderSince) > configuration.leaseMilliseconds,
+            !leaseValid(now: now)
+        else { return }
+        role = .follower
+        leaderID = nil
+        resetElectionDeadline(now: now)
+    }
+
+    // MARK: Probes and failure detection
+
+    func detectFailures(now: Timestamp, into effects: inout [Effect]) {
+        guard role == .leader, let view else { return }
+        let others = view.members.filter { $0.id != id }
+        for member in others {
+            guard var peer = peers[member.id] else {
+                peers[member.id] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
+                continue
+            }
+            let silence = now.milliseconds(since: peer.lastHeard)
+            if silence >= configuration.suspectAfterMilliseconds, peer.probingSince == nil {
+                peer.probingSince = now
+                let helpers = others.filter { $0.id != member.id && now.milliseconds(since: peers[$0.id]?.lastHeard ?? .zero) < configuration.suspectAfterMilliseconds }
+                if !helpers.isEmpty {
+                    for offset in 0..<min(Timing.probeFanout, helpers.count) {
+                        nextProbeID += 1
+                        let helper = helpers[(Int(nextProbeID) + offset) % helpers.count]
+                        let probe = ProbeRequest(from: id, target: member.id, probeID: nextProbeID)
+                        effects.append(.send(.probeRequest(probe), to: helper, channel: .datagram))
+                    }
+                }
+            }
+            peers[member.id] = peer
+        }
+    }
+
+    /// True when the leader may remove `member`: silent past `downAfter` (twice that when a
+    /// probe vouched for it), and its lease has surely lapsed.
+    func isDown(_ member: Member, now: Timestamp) -> Bool {
+        guard let peer = peers[member.id] else { return false }
+        let silence = now.milliseconds(since: peer.lastHeard)
+        let vouched = peer.probeAliveAt.map { now.milliseconds(since: $0) < configuration.suspectAfterMilliseconds } ?? false
+        let limit = vouched ? 2 * configuration.downAfterMilliseconds : configuration.downAfterMilliseconds
+        let leaseLapsed = now.milliseconds(since: peer.lastLeaseReplyAt)
+            >= configuration.leaseMilliseconds + configuration.maxClockDriftMilliseconds
+        return silence >= limit && leaseLapsed
+    }
+
+    func handleProbeRequest(_ request: ProbeRequest, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(request.from, now: now)
+        let alive = peers[request.target].map { now.milliseconds(since: $0.lastHeard) < configuration.suspectAfterMilliseconds } ?? false
+        let reply = ProbeReply(from: id, target: request.target, probeID: request.probeID, alive: alive)
+        send(.probeReply(reply), to: request.from, .datagram, into: &effects)
+    }
+
+    func handleProbeReply(_ reply: ProbeReply, now: Timestamp) {
+        noteAlive(reply.from, now: now)
+        if reply.alive { peers[reply.target]?.probeAliveAt = now }
+    }
+
+    // MARK: Election
+
+    func adoptTerm(_ newTerm: UInt64, leader: NodeID?) {
+        guard newTerm > term else { return }
+        term = newTerm
+        votedFor = leader
+        leaderID = leader
+        votes = []
+        if role == .leader || role == .candidate { role = .follower }
+    }
+
+    /// Nodes in a view stand for election; before any view, only seeds do.
+    var mayStandForElection: Bool {
+        if leaving || role == .left { return false }
+        if let view { return view.members.contains(me) }
+        return configuration.seeds.contains(configuration.address)
+    }
+
+    var electorateSize: Int {
+        if let view, isMember { return view.members.count }
+        return max(1, Set(configuration.seeds + [configuration.address]).count)
+    }
+
+    func startElection(now: Timestamp, into effects: inout [Effect]) {
+        resetElectionDeadline(now: now)
+        guard mayStandForElection else { return }
+        term += 1
+        role = .candidate
+        votedFor = id
+        leaderID = nil
+        votes = [id]
+        let request = VoteRequest(candidate: me, term: term, lastViewEpoch: view?.epoch ?? 0)
+        if let view, isMember {
+            for member in view.members where member.id != id {
+                effects.append(.send(.voteRequest(request), to: member, channel: .stream))
+            }
+        } else {
+            for address in Set(configuration.seeds).sorted() where address != configuration.address {
+                let member = known.values.first { $0.address == address } ?? Member(id: NodeID(""), address: address, incarnation: 0)
+                effects.append(.send(.voteRequest(request), to: member, channel: .stream))
+            }
+        }
+        becomeLeaderIfElected(now: now, into: &effects)
+    }
+
+    func handleVoteRequest(_ request: VoteRequest, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(request.candidate, now: now)
+        let heardLeaderRecently = leaderContactAt.map {
+            now.milliseconds(since: $0) < configuration.electionTimeoutMilliseconds.lowerBound
+        } ?? false
+        let sticky = (heardLeaderRecently && request.candidate.id != leaderID) || (role == .leader && leaseValid(now: now))
+        if request.term > term && !sticky { adoptTerm(request.term, leader: nil) }
+        var granted = false
+        if request.term == term && !sticky && role != .leader {
+            let myEpoch = view?.epoch ?? 0
+            let upToDate = request.lastViewEpoch >= myEpoch && (view != nil || request.lastViewEpoch == 0)
+            if upToDate && (votedFor == nil || votedFor == request.candidate.id) {
+                votedFor = request.candidate.id
+                granted = true
+                resetElectionDeadline(now: now)
+            }
+        }
+        let reply = VoteReply(from: id, term: term, granted: granted)
+        effects.append(.send(.voteReply(reply), to: request.candidate, channel: .stream))
+    }
+
+    func handleVoteReply(_ reply: VoteReply, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(reply.from, now: now)
+        if reply.term > term { adoptTerm(reply.term, leader: nil); return }
+        guard role == .candidate, reply.term == term, reply.granted else { return }
+        if let view, isMember, !view.members.contains(where: { $0.id == reply.from }) { return }
+        votes.insert(reply.from)
+        becomeLeaderIfElected(now: now, into: &effects)
+    }
+
+    func becomeLeaderIfElected(now: Timestamp, into effects: inout [Effect]) {
+        guard role == .candidate, votes.count >= electorateSize / 2 + 1 else { return }
+        role = .leader
+        leaderID = id
+        leaderSince = now
+        leaderContactAt = now
+        // Nobody has been heard by this leader yet: count everyone as heard now, and as
+        // answered now, so nobody is removed before a full lease has surely lapsed.
+        for key in peers.keys.sorted() {
+            peers[key]?.lastHeard = now
+            peers[key]?.lastLeaseReplyAt = now
+            peers[key]?.probingSince = nil
+            peers[key]?.ackedHeartbeatSentAt = nil
+        }
+        var members = view?.members ?? []
+        if !isMember {
+            // The first view: this node and every seed that voted or asked to join.
+            members = [me] + known.values.filter { $0.id != id && (votes.contains($0.id) || pendingJoins[$0.id] != nil) }
+            pendingJoins = pendingJoins.filter { entry in !members.contains(where: { $0.id == entry.key }) }
+        }
+        publish(View(term: term, epoch: (view?.epoch ?? 0) + 1, leader: id, members: members), now: now, into: &effects)
+        sendHeartbeats(now: now, into: &effects)
+    }
+
+    // MARK: Joining and leaving
+
+    func sendJoinRequests(now: Timestamp, into effects: inout [Effect]) {
+        lastJoinRequestAt = now
+        let request = JoinRequest(member: me, leaving: leaving)
+        if let leader = view?.leader ?? leaderID, leader != id, let member = view?.members.first(where: { $0.id == leader }) ?? known[leader] {
+            effects.append(.send(.joinRequest(request), to: member, channel: .stream))
+            return
+        }
+        for address in Set(configuration.seeds).sorted() where address != configuration.address {
+            let member = known.values.first { $0.address == address } ?? Member(id: NodeID(""), address: address, incarnation: 0)
+            effects.append(.send(.joinRequest(request), to: member, channel: .stream))
+        }
+    }
+
+    func handleJoinRequest(_ request: JoinRequest, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(request.member, now: now)
+        guard role == .leader, let view else {
+            // Not the leader: tell the joiner who is (by our view) and pass the request on.
+            if let view { sendView(to: request.member, now: now, into: &effects) }
+            if let leaderID, leaderID != id, role != .leader {
+                send(.joinRequest(request), to: leaderID, .stream, into: &effects)
+            }
+            if view == nil && !request.leaving { pendingJoins[request.member.id] = request.member }
+            return
+        }
+        if request.leaving {
+            if view.members.contains(request.member) { pendingLeaves.insert(request.member.id) }
+        } else if view.members.contains(request.member) {
+            sendView(to: request.member, now: now, into: &effects)
+        } else if request.member.incarnation > (removedIncarnation[request.member.id] ?? 0) || removedIncarnation[request.member.id] == nil {
+            if let current = view.members.first(where: { $0.id == request.member.id }), current.incarnation > request.member.incarnation { return }
+            pendingJoins[request.member.id] = request.member
+        }
+        publishPendingChanges(now: now, into: &effects)
+    }
+
+    /// Leader: publishes the waiting membership changes, one change per view, so that any
+    /// two consecutive views share a majority.
+    func publishPendingChanges(now: Timestamp, into effects: inout [Effect]) {
+        guard role == .leader else { return }
+        for _ in 0..<16 {
+            guard leaseValid(now: now) || now.milliseconds(since: leaderSince) < configuration.leaseMilliseconds,
+                var members = view?.members
+            else { return }
+            if let leaver = pendingLeaves.sorted().first {
+                pendingLeaves.remove(leaver)
+                if let gone = members.first(where: { $0.id == leaver }) {
+                    removedIncarnation[leaver] = gone.incarnation
+                    members.removeAll { $0.id == leaver }
+                }
+            } else if let joiner = pendingJoins.keys.sorted().first, let member = pendingJoins.removeValue(forKey: joiner) {
+                if let old = members.first(where: { $0.id == joiner }) {
+                    guard old.incarnation < member.incarnation else { continue }
+                    removedIncarnation[joiner] = old.incarnation
+                    members.removeAll { $0.id == joiner }
+                }
+                members.append(member)
+                peers[joiner] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
+            } else if let down = members.first(where: { $0.id != id && isDown($0, now: now) }) {
+                removedIncarnation[down.id] = down.incarnation
+                members.removeAll { $0.id == down.id }
+            } else {
+                return
+            }
+            guard let view else { return }
+            publish(View(term: term, epoch: view.epoch + 1, leader: id, members: members), now: now, into: &effects)
+        }
+    }
+
+    func publish(_ newView: View, now: Timestamp, into effects: inout [Effect]) {
+        let previous = view?.members ?? []
+        install(newView, now: now, into: &effects)
+        var recipients = newView.members
+        for member in previous where !newView.members.contains(member) { recipients.append(member) }
+        for member in recipients where member.id != id {
+            effects.append(.send(.view(newView), to: member, channel: .stream))
+            peers[member.id]?.lastViewSentAt = now
+        }
+    }
+
+    func sendView(to member: Member, now: Timestamp, into effects: inout [Effect]) {
+        guard let view, member.id != id else { return }
+        if let sent = peers[member.id]?.lastViewSentAt, now.milliseconds(since: sent) < configuration.heartbeatIntervalMilliseconds { return }
+        peers[member.id]?.lastViewSentAt = now
+        effects.append(.send(.view(view), to: member, channel: .stream))
+    }
+
+    func handleView(_ newView: View, now: Timestamp, into effects: inout [Effect]) {
+        if let view {
+            let newer = newView.epoch > view.epoch || (newView.epoch == view.epoch && newView.term > view.term)
+            guard newer, newView.term >= view.term else { return }
+        }
+        if newView.term > term { adoptTerm(newView.term, leader: newView.leader) }
+        if newView.term == term {
+            if role == .candidate { role = .follower }
+            if role != .leader {
+                leaderID = newView.leader
+                leaderContactAt = now
+                resetElectionDeadline(now: now)
+            }
+        }
+        install(newView, now: now, into: &effects)
+    }
+
+    /// Graceful leave: asks the leader to remove this node. Its partitions move to the
+    /// remaining members, which fetch them from their other replicas and from this node,
+    /// which keeps answering state-transfer requests once it is out of the view.
+    public func leave(now: Timestamp) -> [Effect] {
+        observe(now)
+        guard isMember, !leaving else { return [] }
+        leaving = true
+        var effects = [Effect]()
+        if role == .leader {
+            pendingLeaves.insert(id)
+            // A leader cannot remove itself: it steps down and lets the others elect.
+            role = .follower
+            leaderID = nil
+            let request = JoinRequest(member: me, leaving: true)
+            for member in view?.members ?? [] where member.id != id {
+                effects.append(.send(.joinRequest(request), to: member, channel: .stream))
+            }
+        } else {
+            sendJoinRequests(now: now, into: &effects)
+        }
+        return effects
+    }
+}

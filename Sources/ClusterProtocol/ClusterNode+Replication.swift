@@ -1,0 +1,416 @@
+import SessionCore
+
+/// Views, replication of deltas to backups, acknowledgements, state transfer and sweeps.
+///
+/// Write path on the owner: the store applies the write (stamping each attribute with the
+/// new version); the node drains the store's coalesced deltas at the next flush (after
+/// `flushInterval`, or at once past `flushThresholdBytes`), routes each to its partition's
+/// backups only, and sends one numbered ``DeltaBatch`` per backup. A backup applies a batch
+/// only in sequence and only when the batch was routed by the view it has installed: so
+/// once a backup has moved to a new view, nothing from an owner of an older view lands on
+/// it, which is what makes a promoted owner's state transfer complete (I1). The backup
+/// acknowledges cumulatively, naming sessions it could not apply (unknown, or a gap); the
+/// owner answers those with snapshots in the same stream. A write completes when
+/// `backupsRequired` backups of the current view acknowledged a delta at or past its
+/// version, and the owner's lease is valid.
+///
+/// Unacknowledged batches are resent after a silence and on every view change (re-stamped
+/// with the new epoch, deltas for partitions the peer no longer backs dropped). A queue
+/// past `maxQueuedBytesPerPeer` is dropped and replaced by a paced re-send of snapshots of
+/// the partitions the peer backs (I6).
+///
+/// State transfer: when a view gives this node partitions it did not hold (or makes it the
+/// owner of one it backed), it asks every other member, and the members of the previous
+/// view, for their copies of those partitions; each answers, once it has installed that view,
+/// with ordered chunks of snapshots. The partitions are filled when every member of the
+/// view has answered; until then this node does not serve them as owner. Snapshots merge by
+/// stamp, and tombstones travel too, so a transfer never resurrects an ended session (I5).
+extension ClusterNode {
+    // MARK: Installing a view
+
+    func install(_ newView: View, now: Timestamp, into effects: inout [Effect]) {
+        let wasMember = isMember
+        let previousView = view
+        let previousOwned = wasMember ? owned : []
+        let previousHeld = wasMember ? held : []
+        view = newView
+        for member in newView.members {
+            if let current = known[member.id], current.incarnation > member.incarnation { continue }
+            known[member.id] = member
+            if member.id != id && peers[member.id] == nil {
+                peers[member.id] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
+            }
+        }
+        effects.append(.installedView(newView))
+        guard newView.members.contains(me) else {
+            table = nil
+            owned = []
+            held = []
+            if wasMember { leftView(now: now, into: &effects) }
+            if !leaving { sendJoinRequests(now: now, into: &effects) }
+            return
+        }
+        let table = PartitionTable(
+            members: newView.members.map(\.id), partitionCount: configuration.partitionCount,
+            replicationFactor: configuration.replicationFactor)
+        self.table = table
+        owned = Set(table.partitions(ownedBy: id))
+        held = Set(table.partitions(heldBy: id))
+        if !wasMember { filled = [] }
+        filled = filled.filter { held.contains($0) && (!owned.contains($0) || previousOwned.contains($0)) }
+        for partition in previousHeld.subtracting(held) { releasedAt[partition] = now }
+        for partition in held { releasedAt.removeValue(forKey: partition) }
+
+        // Streams: drop those to members gone or restarted; re-stamp and resend the rest.
+        for (peer, stream) in outbound.sorted(by: { $0.key < $1.key }) {
+            guard let member = newView.members.first(where: { $0.id == peer }), member == stream.member else {
+                outbound.removeValue(forKey: peer)
+                credits = credits.mapValues { $0.filter { $0.key != peer } }
+                effects.append(.disconnect(stream.member))
+                continue
+            }
+        }
+        for (peer, stream) in inbound where newView.members.first(where: { $0.id == peer })?.incarnation != stream.incarnation {
+            inbound.removeValue(forKey: peer)
+        }
+        for peer in outbound.keys.sorted() { restampAndResend(to: peer, now: now, into: &effects) }
+
+        // Writes this node no longer owns cannot be completed here: the caller retries.
+        for key in pendingWrites.keys.sorted() {
+            guard let pending = pendingWrites[key] else { continue }
+            if pending.targets.contains(where: { !owned.contains(partition(of: $0.id)) }) {
+                pendingWrites.removeValue(forKey: key)
+                complete(pending.origin, .failure(.retry), event: nil, now: now, into: &effects)
+            }
+        }
+        startFill(previous: previousView, now: now, into: &effects)
+        checkAllPendingWrites(now: now, into: &effects)
+    }
+
+    /// This node was removed from the view (declared down, or it left). A node declared
+    /// down may have missed writes and kept ones nobody acknowledged: it discards its
+    /// sessions (tombstones stay, so nothing ended comes back), raises its incarnation and
+    /// joins again to be refilled.
+    func leftView(now: Timestamp, into effects: inout [Effect]) {
+        for key in pendingWrites.keys.sorted() {
+            if let pending = pendingWrites.removeValue(forKey: key) {
+                complete(pending.origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
+            }
+        }
+        for (_, stream) in outbound.sorted(by: { $0.key < $1.key }) { effects.append(.disconnect(stream.member)) }
+        outbound.removeAll()
+        inbound.removeAll()
+        credits.removeAll()
+        fill = nil
+        filled = []
+        leaseUntil = nil
+        if role == .leader { role = .follower }
+        if leaving {
+            role = .left
+            return
+        }
+        store.evict(where: { _ in true })
+        _ = store.drainDeltas(includeTouches: true)
+        incarnation += 1
+        known[id] = me
+    }
+
+    // MARK: Flushing deltas
+
+    func scheduleFlush(now: Timestamp) {
+        let at = now.adding(milliseconds: configuration.flushIntervalMilliseconds)
+        nextFlushAt = min(nextFlushAt ?? at, at)
+    }
+
+    func flush(now: Timestamp, includeTouches: Bool, into effects: inout [Effect]) {
+        nextFlushAt = nil
+        unflushedBytes = 0
+        let deltas = store.drainDeltas(includeTouches: includeTouches)
+        if let table, isMember {
+            for delta in deltas.sorted(by: { $0.id.precedes($1.id) }) {
+                let partition = partition(of: delta.id)
+                // Only the owner replicates; a delta drained after ownership moved is in
+                // the store the new owner fetches from.
+                guard table.owner(of: partition) == id else { continue }
+                for backup in table.backups(of: partition) { enqueue(delta, to: backup, now: now) }
+            }
+        }
+        for peer in outbound.keys.sorted() { sendWaiting(to: peer, now: now, into: &effects) }
+    }
+
+    func enqueue(_ delta: SessionDelta, to peer: NodeID, now: Timestamp) {
+        guard let member = view?.members.first(where: { $0.id == peer }) else { return }
+        if outbound[peer] == nil { outbound[peer] = OutboundStream(member: member, now: now) }
+        outbound[peer]!.waiting.append(delta)
+        outbound[peer]!.waitingBytes += delta.estimatedBytes
+    }
+
+    func sendWaiting(to peer: NodeID, now: Timestamp, into effects: inout [Effect]) {
+        guard var stream = outbound[peer], let view else { return }
+        if stream.waiting.isEmpty, stream.unacked.isEmpty, let partition = stream.resync.first {
+            // Paced state transfer after an overflow: one partition per round trip.
+            stream.resync.removeFirst()
+            if owned.contains(partition), table?.backups(of: partition).contains(peer) == true {
+                let snapshots = store.snapshots(where: { self.partition(of: $0) == partition }).sorted { $0.id.precedes($1.id) }
+                stream.waiting = snapshots
+                stream.waitingBytes = snapshots.reduce(0) { $0 + $1.estimatedBytes }
+            }
+        }
+        guard !stream.waiting.isEmpty else {
+            outbound[peer] = stream
+            return
+        }
+        if stream.queuedBytes > configuration.maxQueuedBytesPerPeer {
+            // I6: a slow or silent peer does not grow memory; it gets snapshots later.
+            stream.unacked.removeAll()
+            stream.waiting.removeAll()
+            stream.waitingBytes = 0
+            stream.resync = owned.filter { table?.backups(of: $0).contains(peer) == true }.sorted()
+            outbound[peer] = stream
+            return
+        }
+        if stream.unacked.isEmpty { stream.lastProgressAt = now }
+        let batch = DeltaBatch(from: id, viewEpoch: view.epoch, sequence: stream.nextSequence, deltas: stream.waiting)
+        stream.nextSequence += 1
+        stream.unacked.append((batch, stream.waitingBytes))
+        stream.waiting.removeAll()
+        stream.waitingBytes = 0
+        outbound[peer] = stream
+        effects.append(.send(.deltaBatch(batch), to: stream.member, channel: .stream))
+    }
+
+    func restampAndResend(to peer: NodeID, now: Timestamp, into effects: inout [Effect]) {
+        guard var stream = outbound[peer], let view, let table else { return }
+        stream.unacked = stream.unacked.map { entry in
+            var batch = entry.batch
+            batch.viewEpoch = view.epoch
+            batch.deltas = batch.deltas.filter { delta in
+                let partition = partition(of: delta.id)
+                return table.owner(of: partition) == id && table.backups(of: partition).contains(peer)
+            }
+            return (batch, batch.deltas.reduce(0) { $0 + $1.estimatedBytes })
+        }
+        stream.waiting = stream.waiting.filter { table.backups(of: partition(of: $0.id)).contains(peer) }
+        stream.lastProgressAt = now
+        outbound[peer] = stream
+        for entry in stream.unacked { effects.append(.send(.deltaBatch(entry.batch), to: stream.member, channel: .stream)) }
+    }
+
+    func retransmit(now: Timestamp, into effects: inout [Effect]) {
+        for peer in outbound.keys.sorted() {
+            guard let stream = outbound[peer] else { continue }
+            if !stream.unacked.isEmpty,
+                now.milliseconds(since: stream.lastProgressAt) >= Timing.retransmitMilliseconds(configuration)
+            {
+                restampAndResend(to: peer, now: now, into: &effects)
+            } else if stream.unacked.isEmpty, !stream.resync.isEmpty {
+                sendWaiting(to: peer, now: now, into: &effects)
+            }
+        }
+    }
+
+    // MARK: Receiving deltas
+
+    func handleDeltaBatch(_ batch: DeltaBatch, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(batch.from, now: now)
+        guard isReady || leaving, let view, batch.viewEpoch == view.epoch, leaseValid(now: now) || leaving,
+            let sender = view.members.first(where: { $0.id == batch.from })
+        else { return }
+        var stream = inbound[batch.from] ?? InboundStream(incarnation: sender.incarnation)
+        if stream.incarnation != sender.incarnation { stream = InboundStream(incarnation: sender.incarnation) }
+        var needSnapshots = [SessionID]()
+        if batch.sequence == stream.expected {
+            for delta in batch.deltas {
+                switch store.apply(delta, now: now) {
+                case .gap, .unknownSession, .rejected: needSnapshots.append(delta.id)
+                case .applied, .unchanged, .sessionEnded: break
+                }
+            }
+            stream.expected += 1
+        }
+        inbound[batch.from] = stream
+        // Cumulative: a duplicate or a batch past a gap re-acknowledges what was applied,
+        // and the sender goes back to the first unacknowledged one.
+        let ack = DeltaAck(from: id, sequence: stream.expected - 1, needSnapshots: needSnapshots)
+        effects.append(.send(.deltaAck(ack), to: sender, channel: .stream))
+    }
+
+    func handleDeltaAck(_ ack: DeltaAck, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(ack.from, now: now)
+        guard var stream = outbound[ack.from] else { return }
+        let missing = Set(ack.needSnapshots)
+        var touched = Set<SessionID>()
+        while let first = stream.unacked.first, first.batch.sequence <= ack.sequence {
+            stream.unacked.removeFirst()
+            stream.lastProgressAt = now
+            for delta in first.batch.deltas where !missing.contains(delta.id) && !credits.isEmpty {
+                guard credits[delta.id] != nil else { continue }
+                credits[delta.id]![ack.from] = max(credits[delta.id]![ack.from] ?? 0, delta.version)
+                touched.insert(delta.id)
+            }
+        }
+        for sessionID in ack.needSnapshots.sorted(by: { $0.precedes($1) }) where owned.contains(partition(of: sessionID)) {
+            if let snapshot = store.snapshot(sessionID) {
+                stream.waiting.append(snapshot)
+                stream.waitingBytes += snapshot.estimatedBytes
+            }
+        }
+        outbound[ack.from] = stream
+        if !stream.waiting.isEmpty || (!stream.resync.isEmpty && stream.unacked.isEmpty) {
+            sendWaiting(to: ack.from, now: now, into: &effects)
+        }
+        if !touched.isEmpty { checkPendingWrites(for: touched, now: now, into: &effects) }
+    }
+
+    // MARK: Completing writes
+
+    func checkAllPendingWrites(now: Timestamp, into effects: inout [Effect]) {
+        let sessions = Set(pendingWrites.values.flatMap { $0.targets.map(\.id) })
+        checkPendingWrites(for: sessions, now: now, into: &effects)
+    }
+
+    func checkPendingWrites(for sessions: Set<SessionID>, now: Timestamp, into effects: inout [Effect]) {
+        guard let table, leaseValid(now: now) else { return }
+        for key in pendingWrites.keys.sorted() {
+            guard let pending = pendingWrites[key], pending.targets.contains(where: { sessions.contains($0.id) }) else { continue }
+            let met = pending.targets.allSatisfy { target in
+                let backups = table.backups(of: partition(of: target.id))
+                let acknowledged = backups.filter { (credits[target.id]?[$0] ?? 0) >= target.version }.count
+                return acknowledged >= min(pending.backupsRequired, backups.count) && (pending.backupsRequired == 0 || !backups.isEmpty)
+            }
+            guard met else { continue }
+            pendingWrites.removeValue(forKey: key)
+            complete(pending.origin, .success(pending.result), event: pending.event, now: now, into: &effects)
+        }
+        releaseCredits()
+    }
+
+    /// Credits are kept only for sessions with a write waiting on them.
+    func releaseCredits() {
+        let waiting = Set(pendingWrites.values.flatMap { $0.targets.map(\.id) })
+        for key in credits.keys where !waiting.contains(key) { credits.removeValue(forKey: key) }
+    }
+
+    // MARK: State transfer
+
+    func startFill(previous: View?, now: Timestamp, into effects: inout [Effect]) {
+        let missing = held.subtracting(filled).sorted()
+        guard !missing.isEmpty, let view else {
+            fill = nil
+            return
+        }
+        var state = FillState(epoch: view.epoch, partitions: missing, awaiting: [:], optional: [:])
+        for member in view.members where member.id != id {
+            state.awaiting[member.id] = TransferSource(transferID: 0, nextIndex: 0, requestedAt: now)
+        }
+        for member in previous?.members ?? [] where member.id != id && state.awaiting[member.id] == nil {
+            state.optional[member.id] = TransferSource(transferID: 0, nextIndex: 0, requestedAt: now)
+        }
+        fill = state
+        for source in state.awaiting.keys.sorted() { requestTransfer(from: source, now: now, into: &effects) }
+        for source in state.optional.keys.sorted() { requestTransfer(from: source, now: now, into: &effects) }
+        finishFillIfDone()
+    }
+
+    func requestTransfer(from source: NodeID, now: Timestamp, into effects: inout [Effect]) {
+        guard var state = fill else { return }
+        nextTransferID += 1
+        let entry = TransferSource(transferID: nextTransferID, nextIndex: 0, requestedAt: now)
+        if state.awaiting[source] != nil { state.awaiting[source] = entry } else { state.optional[source] = entry }
+        fill = state
+        let request = StateTransferRequest(from: id, transferID: nextTransferID, viewEpoch: state.epoch, partitions: state.partitions)
+        send(.stateTransferRequest(request), to: source, .stream, into: &effects)
+    }
+
+    func retryFill(now: Timestamp, into effects: inout [Effect]) {
+        guard let state = fill else { return }
+        for (source, entry) in state.awaiting.sorted(by: { $0.key < $1.key })
+        where now.milliseconds(since: entry.requestedAt) >= Timing.transferRetryMilliseconds(configuration) {
+            requestTransfer(from: source, now: now, into: &effects)
+        }
+    }
+
+    func finishFillIfDone() {
+        guard let state = fill, state.awaiting.isEmpty else { return }
+        filled.formUnion(state.partitions.filter { held.contains($0) })
+        fill = nil
+    }
+
+    func handleStateTransferRequest(_ request: StateTransferRequest, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(request.from, now: now)
+        // Answer only once this node has installed the requester's view: from then on, no
+        // owner of an older view can still add data to this node's copy.
+        guard let view, view.epoch >= request.viewEpoch else { return }
+        let partitions = Set(request.partitions)
+        let sessions = Set(request.sessions)
+        let snapshots = store.snapshots(where: { partitions.contains(self.partition(of: $0)) || sessions.contains($0) })
+            .sorted { $0.id.precedes($1.id) }
+        var chunk = [SessionDelta]()
+        var bytes = 0
+        var index: UInt32 = 0
+        for snapshot in snapshots {
+            chunk.append(snapshot)
+            bytes += snapshot.estimatedBytes
+            if bytes >= configuration.stateTransferChunkBytes {
+                let message = StateTransferChunk(from: id, transferID: request.transferID, index: index, last: false, snapshots: chunk)
+                send(.stateTransferChunk(message), to: request.from, .stream, into: &effects)
+                index += 1
+                chunk.removeAll()
+                bytes = 0
+            }
+        }
+        let message = StateTransferChunk(from: id, transferID: request.transferID, index: index, last: true, snapshots: chunk)
+        send(.stateTransferChunk(message), to: request.from, .stream, into: &effects)
+    }
+
+    func handleStateTransferChunk(_ chunk: StateTransferChunk, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(chunk.from, now: now)
+        guard var state = fill else { return }
+        let required = state.awaiting[chunk.from]
+        guard let entry = required ?? state.optional[chunk.from], entry.transferID == chunk.transferID else { return }
+        guard entry.nextIndex == chunk.index else {
+            // A chunk went missing (the link was reset): ask this source again.
+            requestTransfer(from: chunk.from, now: now, into: &effects)
+            return
+        }
+        let partitions = Set(state.partitions)
+        for snapshot in chunk.snapshots where partitions.contains(partition(of: snapshot.id)) {
+            store.apply(snapshot, now: now)
+        }
+        if chunk.last {
+            state.awaiting.removeValue(forKey: chunk.from)
+            state.optional.removeValue(forKey: chunk.from)
+        } else if required != nil {
+            state.awaiting[chunk.from]?.nextIndex += 1
+        } else {
+            state.optional[chunk.from]?.nextIndex += 1
+        }
+        fill = state
+        finishFillIfDone()
+    }
+
+    // MARK: Expiry and eviction
+
+    func sweep(now: Timestamp, into effects: inout [Effect]) {
+        guard isReady else { return }
+        let serving = owned.intersection(filled)
+        let events = store.sweepExpired(now: now, isOwner: { serving.contains(self.partition(of: $0)) })
+        for event in events { effects.append(.event(event)) }
+        if !events.isEmpty { scheduleFlush(now: now) }
+        let stale = Set(releasedAt.filter { now.milliseconds(since: $0.value) >= Timing.releasedRetentionMilliseconds }.keys)
+        if !stale.isEmpty {
+            store.evict(where: { stale.contains(self.partition(of: $0)) })
+            for partition in stale { releasedAt.removeValue(forKey: partition) }
+        }
+    }
+}
+
+extension SessionID {
+    /// A total order for deterministic effect order (ids are random; any fixed order will do).
+    func precedes(_ other: SessionID) -> Bool { (high, low, tail) < (other.high, other.low, other.tail) }
+}
+
+extension SessionDelta {
+    /// A size estimate for batching and queue bounds: payload plus fixed per-delta fields.
+    var estimatedBytes: Int { payloadByteCount + 48 + attributes.count * 10 }
+}

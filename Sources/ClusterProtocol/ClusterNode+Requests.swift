@@ -1,0 +1,277 @@
+import SessionCore
+
+/// The application's writes and reads, on the owner and through other nodes.
+///
+/// Non-sticky writes are forwarded to the session's owner rather than sent as deltas to the
+/// replica set by the node that took the request. The owner is the one place that stamps
+/// versions, so two concurrent writes of different attributes through two nodes become two
+/// versions of one history and both survive; deltas from several writers would need their
+/// own conflict rule and could not be acknowledged by one lease holder. The cost is one
+/// extra hop for non-sticky traffic, which the runtime avoids by routing sticky traffic to
+/// the owner (``isOwner(of:)``). Reads that cannot be served locally go to the owner too:
+/// it is the one replica guaranteed to hold every acknowledged write (with R = 3 and
+/// `.replicated(1)`, a given backup may lag).
+extension ClusterNode {
+    /// Writes `operation` to `session` with `concern` (nil: the configured default). The
+    /// write completes with exactly one ``Effect/completeWrite(_:_:)`` for `requestID`, in the
+    /// returned effects or later from ``receive(_:now:)`` or ``tick(now:)``.
+    public func write(
+        _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp
+    ) -> [Effect] {
+        observe(now)
+        var effects = [Effect]()
+        let concern = concern ?? configuration.defaultWriteConcern
+        guard isReady, let table, let owner = table.owner(of: partition(of: session)) else {
+            effects.append(.completeWrite(requestID, .failure(.notInMajority)))
+            return effects
+        }
+        if owner == id {
+            performWrite(operation, to: session, concern: concern, origin: .local(requestID), now: now, into: &effects)
+        } else {
+            forwards[requestID] = PendingForward(kind: .write, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+            let forwarded = ForwardedWrite(from: id, requestID: requestID, sessionID: session, operation: operation, concern: concern)
+            send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
+        }
+        return effects
+    }
+
+    /// Reads `session`. Completes with exactly one ``Effect/completeRead(_:_:)`` for `requestID`.
+    public func read(_ session: SessionID, requestID: RequestID, now: Timestamp) -> [Effect] {
+        observe(now)
+        var effects = [Effect]()
+        guard isReady, let table, let owner = table.owner(of: partition(of: session)) else {
+            effects.append(.completeRead(requestID, .failed(.notInMajority)))
+            return effects
+        }
+        if owner == id {
+            effects.append(.completeRead(requestID, readLocally(session, now: now)))
+        } else {
+            forwards[requestID] = PendingForward(kind: .read, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+            send(.readRequest(ReadRequest(from: id, requestID: requestID, sessionID: session)), to: owner, .stream, into: &effects)
+        }
+        return effects
+    }
+
+    func readLocally(_ session: SessionID, now: Timestamp) -> ReadResult {
+        guard isOwner(of: session), filled.contains(partition(of: session)) else { return .failed(.retry) }
+        guard leaseValid(now: now) else { return .failed(.notInMajority) }
+        if store.load(session, now: now) != nil, let snapshot = store.snapshot(session), snapshot.kind == .snapshot {
+            return .found(snapshot)
+        }
+        if let ended = store.snapshot(session), ended.kind == .invalidate { return .found(ended) }
+        return .notFound
+    }
+
+    // MARK: On the owner
+
+    func performWrite(
+        _ operation: WriteOperation, to session: SessionID, concern: WriteConcern, origin: PendingWrite.Origin,
+        now: Timestamp, into effects: inout [Effect]
+    ) {
+        let partition = partition(of: session)
+        guard owned.contains(partition), filled.contains(partition) else {
+            complete(origin, .failure(.retry), event: nil, now: now, into: &effects)
+            return
+        }
+        guard leaseValid(now: now) else {
+            complete(origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
+            return
+        }
+        var targets = [(id: SessionID, version: UInt64)]()
+        var event: SessionEvent?
+        do {
+            switch operation {
+            case .create(let metadata, let changes):
+                _ = try store.create(
+                    id: session, now: now, maxInactiveMilliseconds: metadata.maxInactiveMilliseconds,
+                    absoluteTimeoutMilliseconds: metadata.absoluteDeadline.map { $0.milliseconds(since: metadata.createdAt) },
+                    principal: metadata.principal)
+                let version = changes.isEmpty ? 1 : try store.apply(changes, to: session, now: now)
+                targets = [(session, version)]
+                event = .created(session)
+                unflushedBytes += changes.byteCount
+            case .update(let changes):
+                targets = [(session, try store.apply(changes, to: session, now: now))]
+                unflushedBytes += changes.byteCount
+            case .touch(let at):
+                guard store.load(session, now: max(at, now)) != nil else { throw SessionStoreError.sessionNotFound(session) }
+                let version = store.snapshot(session)?.version ?? 0
+                complete(origin, .success(version), event: nil, now: now, into: &effects)
+                return
+            case .invalidate:
+                guard store.invalidate(session, now: now) else {
+                    throw store.snapshot(session).flatMap { $0.invalidation.map { SessionStoreError.sessionEnded(session, $0) } }
+                        ?? SessionStoreError.sessionNotFound(session)
+                }
+                targets = [(session, store.snapshot(session)?.version ?? 0)]
+                event = .invalidated(session)
+            case .rotate(let newID):
+                rotate(session, to: newID, concern: concern, origin: origin, now: now, into: &effects)
+                return
+            }
+        } catch let error as SessionStoreError {
+            complete(origin, .failure(.store(error)), event: nil, now: now, into: &effects)
+            return
+        } catch {
+            complete(origin, .failure(.retry), event: nil, now: now, into: &effects)
+            return
+        }
+        register(targets: targets, concern: concern, origin: origin, event: event, result: targets.last?.version ?? 0, now: now, into: &effects)
+    }
+
+    /// Waits for `concern` on `targets`, or completes at once when nothing is required.
+    func register(
+        targets: [(id: SessionID, version: UInt64)], concern: WriteConcern, origin: PendingWrite.Origin,
+        event: SessionEvent?, result: UInt64, now: Timestamp, into effects: inout [Effect]
+    ) {
+        let required = min(concern.backupsRequired, max(0, configuration.replicationFactor - 1))
+        if unflushedBytes >= configuration.flushThresholdBytes {
+            flush(now: now, includeTouches: false, into: &effects)
+        } else {
+            scheduleFlush(now: now)
+        }
+        if required == 0 || unsafeAcknowledgeBeforeReplication {
+            complete(origin, .success(result), event: event, now: now, into: &effects)
+            return
+        }
+        nextPendingID += 1
+        pendingWrites[nextPendingID] = PendingWrite(
+            origin: origin, targets: targets, backupsRequired: required,
+            deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds), event: event, result: result)
+        for target in targets where credits[target.id] == nil { credits[target.id] = [:] }
+    }
+
+    /// Rotation on the old id's owner: the new session is created where its partition lives
+    /// (here, or at its owner by an internal forwarded create), then the old id ends here
+    /// with a tombstone pointing at the new one.
+    func rotate(
+        _ oldID: SessionID, to newID: SessionID, concern: WriteConcern, origin: PendingWrite.Origin, now: Timestamp,
+        into effects: inout [Effect]
+    ) {
+        if owned.contains(partition(of: newID)), filled.contains(partition(of: newID)) {
+            do {
+                let session = try store.rotate(oldID, to: newID, now: now)
+                let ended = store.snapshot(oldID)?.version ?? 0
+                register(
+                    targets: [(newID, session.version), (oldID, ended)], concern: concern, origin: origin,
+                    event: .idRotated(from: oldID, to: newID), result: session.version, now: now, into: &effects)
+            } catch {
+                complete(origin, .failure(.store(error)), event: nil, now: now, into: &effects)
+            }
+            return
+        }
+        guard let session = store.load(oldID, now: now, touch: false), let table,
+            let owner = table.owner(of: partition(of: newID))
+        else {
+            complete(origin, .failure(.store(.sessionNotFound(oldID))), event: nil, now: now, into: &effects)
+            return
+        }
+        nextInternalRequest += 1
+        let internalID = RequestID(UInt64(1) << 63 | nextInternalRequest)
+        let metadata = SessionMetadata(
+            createdAt: session.createdAt, maxInactiveMilliseconds: session.maxInactiveMilliseconds,
+            absoluteDeadline: session.absoluteDeadline, principal: session.principal, stamp: 1)
+        let changes = SessionChanges(updated: session.attributes)
+        rotations[internalID] = PendingRotation(
+            origin: origin, oldID: oldID, newID: newID, concern: concern,
+            deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+        let forwarded = ForwardedWrite(from: id, requestID: internalID, sessionID: newID, operation: .create(metadata, changes), concern: concern)
+        send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
+    }
+
+    func finishRotation(_ rotation: PendingRotation, created: Result<UInt64, ClusterFailure>, now: Timestamp, into effects: inout [Effect]) {
+        guard case .success(let newVersion) = created else {
+            complete(rotation.origin, created, event: nil, now: now, into: &effects)
+            return
+        }
+        guard isOwner(of: rotation.oldID), leaseValid(now: now),
+            store.invalidate(rotation.oldID, now: now, reason: .rotated(to: rotation.newID))
+        else {
+            complete(rotation.origin, .failure(.retry), event: nil, now: now, into: &effects)
+            return
+        }
+        let ended = store.snapshot(rotation.oldID)?.version ?? 0
+        register(
+            targets: [(rotation.oldID, ended)], concern: rotation.concern, origin: rotation.origin,
+            event: .idRotated(from: rotation.oldID, to: rotation.newID), result: newVersion, now: now, into: &effects)
+    }
+
+    /// Delivers a result to whoever asked, and the event once the write concern is met.
+    func complete(
+        _ origin: PendingWrite.Origin, _ result: Result<UInt64, ClusterFailure>, event: SessionEvent?, now: Timestamp,
+        into effects: inout [Effect]
+    ) {
+        if case .success = result, let event { effects.append(.event(event)) }
+        switch origin {
+        case .local(let requestID):
+            effects.append(.completeWrite(requestID, result))
+        case .forwarded(let node, let requestID):
+            send(.writeReply(WriteReply(from: id, requestID: requestID, result: result)), to: node, .stream, into: &effects)
+        case .rotation(let requestID):
+            effects.append(.completeWrite(requestID, result))
+        }
+    }
+
+    func handleForwardedWrite(_ write: ForwardedWrite, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(write.from, now: now)
+        guard isReady else {
+            send(.writeReply(WriteReply(from: id, requestID: write.requestID, result: .failure(.notInMajority))), to: write.from, .stream, into: &effects)
+            return
+        }
+        performWrite(write.operation, to: write.sessionID, concern: write.concern, origin: .forwarded(write.from, write.requestID), now: now, into: &effects)
+    }
+
+    func handleWriteReply(_ reply: WriteReply, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(reply.from, now: now)
+        if let rotation = rotations.removeValue(forKey: reply.requestID) {
+            finishRotation(rotation, created: reply.result, now: now, into: &effects)
+            return
+        }
+        guard forwards.removeValue(forKey: reply.requestID) != nil else { return }
+        effects.append(.completeWrite(reply.requestID, reply.result))
+    }
+
+    func handleReadRequest(_ request: ReadRequest, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(request.from, now: now)
+        var result = isReady ? readLocally(request.sessionID, now: now) : .failed(.notInMajority)
+        if case .found(let delta) = result, let known = request.knownVersion, known == delta.version {
+            result = .notModified(version: known)
+        }
+        send(.readReply(ReadReply(from: id, requestID: request.requestID, result: result)), to: request.from, .stream, into: &effects)
+    }
+
+    func handleReadReply(_ reply: ReadReply, now: Timestamp, into effects: inout [Effect]) {
+        noteAlive(reply.from, now: now)
+        guard forwards.removeValue(forKey: reply.requestID) != nil else { return }
+        effects.append(.completeRead(reply.requestID, reply.result))
+    }
+
+    /// Fails what waited too long: writes short of their concern, forwards with no answer.
+    func expireRequests(now: Timestamp, into effects: inout [Effect]) {
+        for key in pendingWrites.keys.sorted() {
+            guard let pending = pendingWrites[key], now >= pending.deadline else { continue }
+            pendingWrites.removeValue(forKey: key)
+            let failure: ClusterFailure = leaseValid(now: now) ? .replicationTimeout : .notInMajority
+            complete(pending.origin, .failure(failure), event: nil, now: now, into: &effects)
+        }
+        releaseCredits()
+        for requestID in forwards.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let forward = forwards[requestID], now >= forward.deadline else { continue }
+            forwards.removeValue(forKey: requestID)
+            switch forward.kind {
+            case .write: effects.append(.completeWrite(requestID, .failure(.ownerUnreachable)))
+            case .read: effects.append(.completeRead(requestID, .failed(.ownerUnreachable)))
+            }
+        }
+        for requestID in rotations.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let rotation = rotations[requestID], now >= rotation.deadline else { continue }
+            rotations.removeValue(forKey: requestID)
+            complete(rotation.origin, .failure(.ownerUnreachable), event: nil, now: now, into: &effects)
+        }
+    }
+}
+
+extension SessionChanges {
+    /// Bytes of names and values set, for the flush threshold.
+    var byteCount: Int { updated.reduce(0) { $0 + $1.key.utf8.count + $1.value.bytes.count } }
+}

@@ -1,0 +1,297 @@
+import SessionCore
+
+/// One node's cluster protocol: membership, failure detection, election, views, the
+/// partition table, replication, state transfer and request routing, as a deterministic
+/// state machine with no I/O, no clock and no randomness of its own.
+///
+/// The runtime (or the simulator) feeds it messages, ticks and application requests, each
+/// with the current time, and carries out the ``Effect``s it returns. Everything it decides
+/// follows from those inputs and ``NodeConfiguration/randomSeed``, so a run replays exactly.
+///
+/// ```swift
+/// let node = ClusterNode(configuration: configuration, store: store)
+/// perform(node.start(now: clock.now))
+/// // on every message:            perform(node.receive(message, now: clock.now))
+/// // at node.nextTickDeadline:    perform(node.tick(now: clock.now))
+/// // for a request:               perform(node.write(.update(changes), to: id, concern: nil, requestID: r, now: clock.now))
+/// ```
+///
+/// Design, in short (each part is argued where it is implemented):
+/// - Membership and election (`ClusterNode+Membership.swift`): all-to-all UDP heartbeats;
+///   the leader suspects a silent member, probes it through two others, and removes it
+///   only once it is silent past `downAfter` and its lease has surely lapsed. Raft-style
+///   terms and majority votes; the leader publishes views, one membership change per view.
+/// - Leases (`ClusterNode+Membership.swift`): a member's lease is renewed by the leader's
+///   *reply* to the member's own heartbeat and counts from the member's send time, so a
+///   heartbeat delayed in the network can never extend a lease.
+/// - Replication (`ClusterNode+Replication.swift`): the owner applies writes, drains
+///   coalesced deltas at each flush and sends one numbered batch per backup; backups
+///   apply batches in order only within the same view epoch (the epoch fences a deposed
+///   owner's data path) and acknowledge cumulatively. Writes complete when enough backups
+///   acknowledged a delta at or beyond their version.
+/// - Requests (`ClusterNode+Requests.swift`): a node that does not own a session forwards
+///   the write or read to the owner, so the owner stamps every write and concurrent writes
+///   of different attributes through different nodes both survive.
+///
+/// Not `Sendable`: the runtime confines a node to one executor.
+public final class ClusterNode {
+    /// The configuration the node was made with.
+    public let configuration: NodeConfiguration
+    /// The node's session store; the runtime may read it directly where
+    /// ``canServeReadLocally(_:now:)`` allows.
+    public let store: SessionStore
+
+    /// A deliberately broken mode for testing the simulator: writes are acknowledged right
+    /// after the local apply, before any backup applied them. The randomized sweep must
+    /// catch it (lost acknowledged writes, I1). Never set it outside that test.
+    @_spi(Testing) public var unsafeAcknowledgeBeforeReplication = false
+
+    // MARK: Identity and time
+    var incarnation: UInt64
+    var random: SeededRandom
+    var started = false
+    var lastNow: Timestamp?
+
+    // MARK: Election
+    var term: UInt64 = 0
+    var votedFor: NodeID?
+    var role: ClusterStatus.Role = .follower
+    var leaderID: NodeID?
+    var leaderContactAt: Timestamp?
+    var votes: Set<NodeID> = []
+    var electionDeadline = Timestamp.zero
+    var leaderSince = Timestamp.zero
+
+    // MARK: Membership
+    var view: View?
+    var table: PartitionTable?
+    var known: [NodeID: Member] = [:]
+    var peers: [NodeID: PeerState] = [:]
+    var heartbeatSequence: UInt64 = 0
+    var heartbeatSentAt: [UInt64: Timestamp] = [:]
+    var nextHeartbeatAt = Timestamp.zero
+    var leaseUntil: Timestamp?
+    var leaving = false
+    var removedIncarnation: [NodeID: UInt64] = [:]
+    var pendingJoins: [NodeID: Member] = [:]
+    var pendingLeaves: Set<NodeID> = []
+    var nextProbeID: UInt64 = 0
+    var lastJoinRequestAt: Timestamp?
+
+    // MARK: Data
+    var owned: Set<Int> = []
+    var held: Set<Int> = []
+    var filled: Set<Int> = []
+    var fill: FillState?
+    var releasedAt: [Int: Timestamp] = [:]
+    var outbound: [NodeID: OutboundStream] = [:]
+    var inbound: [NodeID: InboundStream] = [:]
+    var pendingWrites: [UInt64: PendingWrite] = [:]
+    var nextPendingID: UInt64 = 0
+    var credits: [SessionID: [NodeID: UInt64]] = [:]
+    var forwards: [RequestID: PendingForward] = [:]
+    var rotations: [RequestID: PendingRotation] = [:]
+    var nextInternalRequest: UInt64 = 0
+    var nextFlushAt: Timestamp?
+    var nextTouchFlushAt = Timestamp.zero
+    var nextSweepAt = Timestamp.zero
+    var unflushedBytes = 0
+    var nextTransferID: UInt64 = 0
+
+    /// Creates a node; it does nothing until ``start(now:)``.
+    public init(configuration: NodeConfiguration, store: SessionStore) {
+        self.configuration = configuration
+        self.store = store
+        self.incarnation = configuration.incarnation
+        self.random = SeededRandom(seed: configuration.randomSeed ^ PartitionTable.idHash(configuration.id))
+    }
+
+    /// This node as a member, with its current incarnation.
+    var me: Member { Member(id: configuration.id, address: configuration.address, incarnation: incarnation) }
+    var id: NodeID { configuration.id }
+
+    /// True when the installed view has this node, in this incarnation.
+    var isMember: Bool { view?.members.contains(me) ?? false }
+
+    /// True once this node is in an installed view.
+    public var isReady: Bool { isMember && !leaving }
+
+    // MARK: - Driving the node
+
+    /// Starts the node: contacts the seeds (which may include this node's own address).
+    public func start(now: Timestamp) -> [Effect] {
+        guard !started else { return [] }
+        started = true
+        lastNow = now
+        known[id] = me
+        resetElectionDeadline(now: now)
+        nextHeartbeatAt = now
+        nextTouchFlushAt = now.adding(milliseconds: configuration.touchFlushIntervalMilliseconds)
+        nextSweepAt = now.adding(milliseconds: Timing.sweepIntervalMilliseconds)
+        var effects = [Effect]()
+        sendJoinRequests(now: now, into: &effects)
+        return effects
+    }
+
+    /// Handles one message from a peer.
+    public func receive(_ message: ClusterMessage, now: Timestamp) -> [Effect] {
+        guard started, role != .left || message.isStateTransferRequest else { return [] }
+        observe(now)
+        var effects = [Effect]()
+        switch message {
+        case .heartbeat(let heartbeat): handleHeartbeat(heartbeat, now: now, into: &effects)
+        case .heartbeatReply(let reply): handleHeartbeatReply(reply, now: now, into: &effects)
+        case .probeRequest(let request): handleProbeRequest(request, now: now, into: &effects)
+        case .probeReply(let reply): handleProbeReply(reply, now: now)
+        case .voteRequest(let request): handleVoteRequest(request, now: now, into: &effects)
+        case .voteReply(let reply): handleVoteReply(reply, now: now, into: &effects)
+        case .joinRequest(let request): handleJoinRequest(request, now: now, into: &effects)
+        case .view(let view): handleView(view, now: now, into: &effects)
+        case .deltaBatch(let batch): handleDeltaBatch(batch, now: now, into: &effects)
+        case .deltaAck(let ack): handleDeltaAck(ack, now: now, into: &effects)
+        case .forwardedWrite(let write): handleForwardedWrite(write, now: now, into: &effects)
+        case .writeReply(let reply): handleWriteReply(reply, now: now, into: &effects)
+        case .stateTransferRequest(let request): handleStateTransferRequest(request, now: now, into: &effects)
+        case .stateTransferChunk(let chunk): handleStateTransferChunk(chunk, now: now, into: &effects)
+        case .readRequest(let request): handleReadRequest(request, now: now, into: &effects)
+        case .readReply(let reply): handleReadReply(reply, now: now, into: &effects)
+        case .error: break
+        }
+        return effects
+    }
+
+    /// Heartbeats, failure detection, elections, flushes, retransmissions, timeouts and
+    /// expiry sweeps that are due at `now`.
+    public func tick(now: Timestamp) -> [Effect] {
+        guard started, role != .left else { return [] }
+        observe(now)
+        var effects = [Effect]()
+        if now >= nextHeartbeatAt {
+            nextHeartbeatAt = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
+            sendHeartbeats(now: now, into: &effects)
+            detectFailures(now: now, into: &effects)
+            retransmit(now: now, into: &effects)
+            retryFill(now: now, into: &effects)
+            expireRequests(now: now, into: &effects)
+            if !isMember, view == nil || lastJoinRequestAt.map({ now.milliseconds(since: $0) >= Timing.joinRetryMilliseconds(configuration) }) ?? true {
+                sendJoinRequests(now: now, into: &effects)
+            }
+        }
+        if role == .leader {
+            checkQuorum(now: now)
+            publishPendingChanges(now: now, into: &effects)
+        } else if now >= electionDeadline {
+            startElection(now: now, into: &effects)
+        }
+        let touchesDue = now >= nextTouchFlushAt
+        if touchesDue { nextTouchFlushAt = now.adding(milliseconds: configuration.touchFlushIntervalMilliseconds) }
+        if touchesDue || (nextFlushAt.map { now >= $0 } ?? false) {
+            flush(now: now, includeTouches: touchesDue, into: &effects)
+        }
+        if now >= nextSweepAt {
+            nextSweepAt = now.adding(milliseconds: Timing.sweepIntervalMilliseconds)
+            sweep(now: now, into: &effects)
+        }
+        return effects
+    }
+
+    /// When the runtime must call ``tick(now:)`` next at the latest.
+    public var nextTickDeadline: Timestamp {
+        var deadline = min(nextHeartbeatAt, nextTouchFlushAt, nextSweepAt)
+        if role != .leader { deadline = min(deadline, electionDeadline) }
+        if let nextFlushAt { deadline = min(deadline, nextFlushAt) }
+        return deadline
+    }
+
+    /// Notes the time; a clock that went backwards voids leases, which were measured on it.
+    func observe(_ now: Timestamp) {
+        if let lastNow, now < lastNow {
+            leaseUntil = nil
+            heartbeatSentAt.removeAll()
+            for key in peers.keys { peers[key]?.ackedHeartbeatSentAt = nil }
+        }
+        lastNow = max(lastNow ?? now, now)
+    }
+
+    // MARK: - Queries
+
+    /// True when this node owns the partition of `session` in its installed view.
+    public func isOwner(of session: SessionID) -> Bool {
+        guard isReady, let table else { return false }
+        return table.owner(of: partition(of: session)) == id
+    }
+
+    /// True when the local store copy of `session` is guaranteed to hold every acknowledged
+    /// write: this node owns the session's partition, holds all of its data (no state
+    /// transfer running for it) and its lease is valid (no other node can own it now).
+    public func canServeReadLocally(_ session: SessionID, now: Timestamp) -> Bool {
+        let partition = partition(of: session)
+        return isOwner(of: session) && filled.contains(partition) && leaseValid(now: now)
+    }
+
+    /// What this node knows about itself and the cluster.
+    public var status: ClusterStatus {
+        let now = lastNow ?? .zero
+        let members = (view?.members ?? []).map { member -> ClusterStatus.MemberStatus in
+            guard member.id != id, let peer = peers[member.id] else { return .init(member: member, state: .alive) }
+            let silence = now.milliseconds(since: peer.lastHeard)
+            let state: ClusterStatus.MemberState =
+                silence >= configuration.downAfterMilliseconds ? .down
+                : silence >= configuration.suspectAfterMilliseconds ? .suspect : .alive
+            return .init(member: member, state: state)
+        }
+        return ClusterStatus(
+            id: id, incarnation: incarnation, term: term, leader: leaderID, role: role, viewEpoch: view?.epoch ?? 0,
+            members: members, partitionsOwned: isMember ? owned.count : 0,
+            partitionsBacked: isMember ? held.count - owned.count : 0,
+            partitionsFilling: isMember ? held.subtracting(filled).count : 0, sessionCount: store.count,
+            leaseValid: leaseValid(now: now), maxQueuedBytes: outbound.values.map(\.queuedBytes).max() ?? 0,
+            pendingRequests: pendingWrites.count + forwards.count + rotations.count)
+    }
+
+    /// The partition of `session`.
+    func partition(of session: SessionID) -> Int { session.partition(of: configuration.partitionCount) }
+
+    /// Sends `message` to the member `node` if this node knows where it is.
+    func send(_ message: ClusterMessage, to node: NodeID, _ channel: Effect.Channel, into effects: inout [Effect]) {
+        guard node != id else { return }
+        guard let member = view?.members.first(where: { $0.id == node }) ?? known[node] else { return }
+        effects.append(.send(message, to: member, channel: channel))
+    }
+
+    func resetElectionDeadline(now: Timestamp) {
+        let range = configuration.electionTimeoutMilliseconds
+        electionDeadline = now.adding(milliseconds: Int64.random(in: range, using: &random))
+    }
+}
+
+/// Timings derived from the configuration, named here so that each is explained once.
+enum Timing {
+    /// Expiry sweeps and evictions run once a second.
+    static let sweepIntervalMilliseconds: Int64 = 1000
+    /// Data of a partition this node no longer holds is kept this long, so a new holder's
+    /// state transfer still finds it; well below the store's tombstone lifetime.
+    static let releasedRetentionMilliseconds: Int64 = 30_000
+    /// Members asked to probe a suspect.
+    static let probeFanout = 2
+
+    /// Unacknowledged batches are resent after this much silence from the peer.
+    static func retransmitMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
+        3 * configuration.heartbeatIntervalMilliseconds
+    }
+    /// A state-transfer source that has not finished is asked again after this long.
+    static func transferRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
+        5 * configuration.heartbeatIntervalMilliseconds
+    }
+    /// A node outside the view asks to join this often.
+    static func joinRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
+        3 * configuration.heartbeatIntervalMilliseconds
+    }
+}
+
+extension ClusterMessage {
+    var isStateTransferRequest: Bool {
+        if case .stateTransferRequest = self { return true }
+        return false
+    }
+}

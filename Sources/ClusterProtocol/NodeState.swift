@@ -1,0 +1,98 @@
+import SessionCore
+
+/// What a node tracks about one peer for failure detection and leases.
+struct PeerState {
+    /// The last time anything arrived from the peer.
+    var lastHeard: Timestamp
+    /// When the current suspicion started (probes were sent), nil while the peer is heard.
+    var probingSince: Timestamp?
+    /// The last time a probe through another member said the peer is alive.
+    var probeAliveAt: Timestamp?
+    /// Leader: the last time it replied to the peer's heartbeat (so renewed its lease).
+    var lastLeaseReplyAt: Timestamp
+    /// Leader: the send time of the newest heartbeat the peer answered (for the leader's own lease).
+    var ackedHeartbeatSentAt: Timestamp?
+    /// The last time this node sent the peer its view (rate limit).
+    var lastViewSentAt: Timestamp?
+}
+
+/// A state transfer this node is receiving: the partitions it holds but lacks.
+struct FillState {
+    /// The view epoch the transfer serves; a new view restarts it.
+    var epoch: UInt64
+    var partitions: [Int]
+    /// Sources that must finish: every other member of the view.
+    var awaiting: [NodeID: TransferSource]
+    /// Former members that may still hold data (a graceful leaver); not waited for.
+    var optional: [NodeID: TransferSource]
+}
+
+/// One source of a state transfer: chunks must arrive in order, or the source is asked again.
+struct TransferSource {
+    var transferID: UInt64
+    var nextIndex: UInt32
+    var requestedAt: Timestamp
+}
+
+/// Deltas to one peer: numbered batches not yet acknowledged, and deltas waiting for the
+/// next flush. Sequences grow per peer incarnation and survive view changes; the batches
+/// are re-stamped with the new epoch and sent again when the view changes.
+struct OutboundStream {
+    var member: Member
+    var nextSequence: UInt64 = 1
+    var unacked: [(batch: DeltaBatch, bytes: Int)] = []
+    var waiting: [SessionDelta] = []
+    var waitingBytes = 0
+    var lastProgressAt: Timestamp
+    /// Partitions to re-send as snapshots after the queue overflowed (I6), ascending.
+    var resync: [Int] = []
+
+    var queuedBytes: Int { unacked.reduce(waitingBytes) { $0 + $1.bytes } }
+
+    init(member: Member, now: Timestamp) {
+        self.member = member
+        self.lastProgressAt = now
+    }
+}
+
+/// Where this node is in one sender's stream of batches.
+struct InboundStream {
+    var incarnation: UInt64
+    var expected: UInt64 = 1
+}
+
+/// A write this node applied as owner, waiting for its write concern.
+struct PendingWrite {
+    enum Origin {
+        /// This node's application asked.
+        case local(RequestID)
+        /// Another node forwarded it.
+        case forwarded(NodeID, RequestID)
+        /// The second half of a rotation this node runs.
+        case rotation(RequestID)
+    }
+    var origin: Origin
+    /// The sessions and versions that must reach `backupsRequired` backups.
+    var targets: [(id: SessionID, version: UInt64)]
+    var backupsRequired: Int
+    var deadline: Timestamp
+    var event: SessionEvent?
+    /// What the caller gets back.
+    var result: UInt64
+}
+
+/// A request this node sent to another node for its application.
+struct PendingForward {
+    enum Kind { case write, read }
+    var kind: Kind
+    var deadline: Timestamp
+}
+
+/// A rotation whose new session is created at another owner; the old id ends here after.
+struct PendingRotation {
+    var origin: PendingWrite.Origin
+    var oldID: SessionID
+    var newID: SessionID
+    var concern: WriteConcern
+    var deadline: Timestamp
+}

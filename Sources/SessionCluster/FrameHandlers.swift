@@ -1,0 +1,135 @@
+import ClusterProtocol
+import NIOCore
+import WireFormat
+
+/// One frame taken off a link: the message and the bytes it took on the wire.
+struct ReceivedFrame: Sendable {
+    var message: ClusterMessage
+    var wireBytes: Int
+}
+
+/// Cuts a TCP byte stream into frames with ``FrameCodec/frameLength(peeking:)`` and decodes
+/// each one. A frame may arrive split across any number of reads; several frames may
+/// arrive in one. A bad frame throws its `WireError`, which ``InboundFrameHandler`` counts
+/// before it closes the link.
+struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ReceivedFrame
+
+    let codec: FrameCodec
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        let codec = self.codec
+        let length = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in try codec.frameLength(peeking: bytes) }
+        guard let length, buffer.readableBytes >= length else { return .needMoreData }
+        let frame = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in
+            try codec.decode(UnsafeRawBufferPointer(rebasing: bytes[..<length]))
+        }
+        buffer.moveReaderIndex(forwardBy: length)
+        context.fireChannelRead(wrapInboundOut(ReceivedFrame(message: frame, wireBytes: length)))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+}
+
+/// The end of a peer link's pipeline: hands each decoded frame to `onFrame`, and closes
+/// the link on the first bad frame after reporting its `WireError` to `onRejected`.
+/// Other errors (a reset connection) close the link without counting.
+final class InboundFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = ReceivedFrame
+
+    private let onFrame: @Sendable (ReceivedFrame) -> Void
+    private let onRejected: @Sendable (WireError, SocketAddress?) -> Void
+
+    init(onFrame: @escaping @Sendable (ReceivedFrame) -> Void, onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void) {
+        self.onFrame = onFrame
+        self.onRejected = onRejected
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        onFrame(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let wireError = Self.wireError(in: error) {
+            onRejected(wireError, context.remoteAddress)
+        }
+        context.close(promise: nil)
+    }
+
+    /// `ByteToMessageHandler` passes the decoder's error through, possibly wrapped.
+    static func wireError(in error: any Error) -> WireError? {
+        if let wireError = error as? WireError { return wireError }
+        if let decoderError = error as? ByteToMessageDecoderError,
+            case .dataReceivedInErrorState(let underlying, _) = decoderError
+        {
+            return underlying as? WireError
+        }
+        return nil
+    }
+}
+
+/// The UDP side: each datagram is one frame. A bad datagram is counted and dropped; there
+/// is no link to close.
+final class DatagramFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private let codec: FrameCodec
+    private let onFrame: @Sendable (ReceivedFrame) -> Void
+    private let onRejected: @Sendable (WireError, SocketAddress?) -> Void
+
+    init(
+        codec: FrameCodec, onFrame: @escaping @Sendable (ReceivedFrame) -> Void,
+        onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void
+    ) {
+        self.codec = codec
+        self.onFrame = onFrame
+        self.onRejected = onRejected
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let codec = self.codec
+        let result: Result<ClusterMessage, WireError> = envelope.data.withUnsafeReadableBytes { bytes in
+            do throws(WireError) { return .success(try codec.decode(bytes)) } catch { return .failure(error) }
+        }
+        switch result {
+        case .success(let message): onFrame(ReceivedFrame(message: message, wireBytes: envelope.data.readableBytes))
+        case .failure(let error): onRejected(error, envelope.remoteAddress)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A failed send (ICMP port unreachable from a stopped peer) surfaces here; the
+        // failure detector notices the silence, so there is nothing to do.
+    }
+}
+
+extension ClusterMessage {
+    /// The node that sent the message, for per-peer metrics; nil when the message does not
+    /// name it.
+    var senderID: NodeID? {
+        switch self {
+        case .heartbeat(let message): message.from.id
+        case .heartbeatReply(let message): message.from.id
+        case .probeRequest(let message): message.from
+        case .probeReply(let message): message.from
+        case .voteRequest(let message): message.candidate.id
+        case .voteReply(let message): message.from
+        case .joinRequest(let message): message.member.id
+        case .view(let message): message.leader
+        case .deltaBatch(let message): message.from
+        case .deltaAck(let message): message.from
+        case .forwardedWrite(let message): message.from
+        case .writeReply(let message): message.from
+        case .stateTransferRequest(let message): message.from
+        case .stateTransferChunk(let message): message.from
+        case .readRequest(let message): message.from
+        case .readReply(let message): message.from
+        case .error: nil
+        }
+    }
+}

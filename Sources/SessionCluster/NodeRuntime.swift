@@ -1,0 +1,459 @@
+import ClusterProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import SessionCore
+import WireFormat
+
+/// The NIO shell around one ``ClusterNode``: everything here runs on one event loop, so
+/// the node (not Sendable) is only ever touched from that loop.
+///
+/// Every input (a frame, a timer, an application request) is one turn: call the node with
+/// the wall-clock time, execute the effects it returns, flush the links they wrote to,
+/// republish the routing table if needed, and re-arm the timer for the node's next
+/// deadline.
+final class NodeRuntime {
+    typealias WriteContinuation = CheckedContinuation<Result<UInt64, SessionClusterError>, Never>
+    typealias ReadContinuation = CheckedContinuation<Result<Session?, SessionClusterError>, Never>
+
+    private struct PendingWrite {
+        var continuation: WriteContinuation
+        var started: ContinuousClock.Instant
+        var concern: WriteConcern?
+    }
+
+    private struct PendingRead {
+        var continuation: ReadContinuation
+        var id: SessionID
+        var touch: Bool
+    }
+
+    let loop: any EventLoop
+    let store: SessionStore
+    let configuration: SessionClusterConfiguration
+    let codec: FrameCodec
+    let metrics: ClusterMetrics
+    let routing: RoutingTable
+    let logger: Logger
+
+    private var node: ClusterNode?
+    private var handle: RuntimeHandle?
+    private var serverChannel: (any Channel)?
+    private var datagramChannel: (any Channel)?
+    private var inboundChannels: [ObjectIdentifier: any Channel] = [:]
+    private var links: [PeerAddress: PeerLink] = [:]
+    private var linksToFlush: [PeerLink] = []
+    private var datagramNeedsFlush = false
+    private var socketAddresses: [PeerAddress: SocketAddress] = [:]
+    private var pendingWrites: [RequestID: PendingWrite] = [:]
+    private var pendingReads: [RequestID: PendingRead] = [:]
+    private var nextRequest: UInt64 = 1
+    private var tickTask: Scheduled<Void>?
+    private var scheduledTick: Timestamp?
+    private var currentView: View?
+    private var routingDirty = true
+    private var routingValidUntil = Timestamp.zero
+    private(set) var stopped = false
+
+    init(
+        loop: any EventLoop, store: SessionStore, configuration: SessionClusterConfiguration, codec: FrameCodec,
+        metrics: ClusterMetrics, routing: RoutingTable, logger: Logger
+    ) {
+        self.loop = loop
+        self.store = store
+        self.configuration = configuration
+        self.codec = codec
+        self.metrics = metrics
+        self.routing = routing
+        self.logger = logger
+    }
+
+    /// Remembers the Sendable handle that channel handlers use to reach this runtime.
+    func attach(_ handle: RuntimeHandle) {
+        self.handle = handle
+    }
+
+    // MARK: - Lifecycle
+
+    /// Starts the protocol core once the transport is bound; `address` is the bound one.
+    func start(server: any Channel, datagram: any Channel, address: PeerAddress, incarnation: UInt64) {
+        serverChannel = server
+        datagramChannel = datagram
+        var nodeConfiguration = configuration.node
+        nodeConfiguration.address = address
+        nodeConfiguration.incarnation = incarnation
+        nodeConfiguration.randomSeed = UInt64.random(in: .min ... .max)
+        if nodeConfiguration.seeds.isEmpty { nodeConfiguration.seeds = [address] }
+        let node = ClusterNode(configuration: nodeConfiguration, store: store)
+        self.node = node
+        logger.info("session cluster node starting", metadata: ["address": "\(address)", "seeds": "\(nodeConfiguration.seeds)"])
+        let now = WallClock.now()
+        run(node.start(now: now), now: now)
+    }
+
+    /// Tells the cluster this node leaves, so the leader hands its partitions over.
+    func leave() {
+        guard let node, !stopped else { return }
+        let now = WallClock.now()
+        run(node.leave(now: now), now: now)
+    }
+
+    /// True when every frame queued for a peer has been written.
+    var linksAreIdle: Bool { links.values.allSatisfy(\.isIdle) }
+
+    /// Closes every channel and fails the requests still waiting.
+    func stop() -> EventLoopFuture<Void> {
+        stopped = true
+        routing.clear()
+        tickTask?.cancel()
+        tickTask = nil
+        var closing: [EventLoopFuture<Void>] = []
+        for link in links.values {
+            link.retry?.cancel()
+            if let channel = link.channel { closing.append(channel.close()) }
+        }
+        links.removeAll()
+        for channel in inboundChannels.values { closing.append(channel.close()) }
+        inboundChannels.removeAll()
+        if let serverChannel { closing.append(serverChannel.close()) }
+        if let datagramChannel { closing.append(datagramChannel.close()) }
+        for pending in pendingWrites.values { pending.continuation.resume(returning: .failure(.notRunning)) }
+        pendingWrites.removeAll()
+        for pending in pendingReads.values { pending.continuation.resume(returning: .failure(.notRunning)) }
+        pendingReads.removeAll()
+        handle = nil
+        logger.info("session cluster node stopped")
+        // A channel that was already closing fails its close; stopping succeeds regardless.
+        return EventLoopFuture.whenAllComplete(closing, on: loop).map { _ in }
+    }
+
+    // MARK: - Application requests
+
+    func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?, continuation: WriteContinuation) {
+        guard let node, !stopped else { return continuation.resume(returning: .failure(.notRunning)) }
+        let requestID = makeRequestID()
+        pendingWrites[requestID] = PendingWrite(continuation: continuation, started: .now, concern: concern)
+        let now = WallClock.now()
+        run(node.write(operation, to: id, concern: concern, requestID: requestID, now: now), now: now)
+    }
+
+    func read(_ id: SessionID, touch: Bool, continuation: ReadContinuation) {
+        guard let node, !stopped else { return continuation.resume(returning: .failure(.notRunning)) }
+        let now = WallClock.now()
+        if node.canServeReadLocally(id, now: now) {
+            return continuation.resume(returning: .success(store.load(id, now: now, touch: touch)))
+        }
+        let requestID = makeRequestID()
+        pendingReads[requestID] = PendingRead(continuation: continuation, id: id, touch: touch)
+        run(node.read(id, requestID: requestID, now: now), now: now)
+    }
+
+    var status: ClusterStatus? { node?.status }
+
+    var isReady: Bool { !stopped && (node?.isReady ?? false) }
+
+    private func makeRequestID() -> RequestID {
+        defer { nextRequest += 1 }
+        return RequestID(nextRequest)
+    }
+
+    // MARK: - Inputs from the network and the clock
+
+    func receive(_ frame: ReceivedFrame) {
+        guard let node, !stopped else { return }
+        metrics.received(frame)
+        let now = WallClock.now()
+        run(node.receive(frame.message, now: now), now: now)
+    }
+
+    /// Remembers an accepted connection, to close it at shutdown. It may live on another
+    /// event loop of the group; its close reaches back through the handle.
+    func registerInbound(_ channel: any Channel) {
+        guard !stopped, let handle else { return channel.close(promise: nil) }
+        let key = ObjectIdentifier(channel)
+        inboundChannels[key] = channel
+        channel.closeFuture.whenComplete { _ in handle.run { $0.inboundChannels[key] = nil } }
+    }
+
+    private func fireTick() {
+        tickTask = nil
+        scheduledTick = nil
+        guard let node, !stopped else { return }
+        let now = WallClock.now()
+        run(node.tick(now: now), now: now)
+    }
+
+    // MARK: - Executing effects
+
+    private func run(_ effects: [Effect], now: Timestamp) {
+        for effect in effects {
+            switch effect {
+            case .send(let message, let member, let channel):
+                send(message, to: member, over: channel)
+            case .completeWrite(let requestID, let result):
+                completeWrite(requestID, result)
+            case .completeRead(let requestID, let result):
+                completeRead(requestID, result, now: now)
+            case .installedView(let view):
+                installed(view)
+            case .event(let event):
+                metrics.event(event)
+                logger.debug("session event", metadata: ["event": "\(event)", "session": "\(event.id.redacted)"])
+            case .disconnect(let member):
+                disconnect(member.address)
+            }
+        }
+        flush()
+        metrics.sessions.record(store.count)
+        refreshRouting(now: now)
+        scheduleTick(now: now)
+    }
+
+    private func completeWrite(_ requestID: RequestID, _ result: Result<UInt64, ClusterFailure>) {
+        guard let pending = pendingWrites.removeValue(forKey: requestID) else { return }
+        if case .success = result {
+            metrics.ackLatency(ContinuousClock.now - pending.started, concern: pending.concern)
+        }
+        pending.continuation.resume(returning: result.mapError(SessionClusterError.init))
+    }
+
+    private func completeRead(_ requestID: RequestID, _ result: ReadResult, now: Timestamp) {
+        guard let pending = pendingReads.removeValue(forKey: requestID) else { return }
+        switch result {
+        case .found(let delta):
+            pending.continuation.resume(returning: .success(Self.session(from: delta, now: now)))
+        case .notModified:
+            pending.continuation.resume(returning: .success(store.load(pending.id, now: now, touch: pending.touch)))
+        case .notFound:
+            pending.continuation.resume(returning: .success(nil))
+        case .failed(let failure):
+            pending.continuation.resume(returning: .failure(SessionClusterError(failure)))
+        }
+    }
+
+    /// The session a read reply carries: nil for an ended, expired or metadata-less one.
+    static func session(from delta: SessionDelta, now: Timestamp) -> Session? {
+        guard delta.kind != .invalidate, let metadata = delta.metadata else { return nil }
+        var attributes: [String: AttributeValue] = [:]
+        for change in delta.attributes {
+            if let value = change.value { attributes[change.name] = value }
+        }
+        let session = Session(
+            id: delta.id, version: delta.version, createdAt: metadata.createdAt, lastAccessedAt: delta.lastAccessedAt,
+            maxInactiveMilliseconds: metadata.maxInactiveMilliseconds, absoluteDeadline: metadata.absoluteDeadline,
+            principal: metadata.principal, attributes: attributes)
+        return session.isExpired(at: now) ? nil : session
+    }
+
+    private func installed(_ view: View) {
+        metrics.viewChanges.increment()
+        if let previous = currentView {
+            let remaining = Set(view.members.map(\.id))
+            let lost = previous.members.filter { !remaining.contains($0.id) && $0.id != configuration.nodeID }
+            if !lost.isEmpty {
+                metrics.failovers.increment(by: Int64(lost.count))
+                logger.warning("members left the view", metadata: ["members": "\(lost.map(\.id.rawValue))"])
+            }
+        }
+        currentView = view
+        routingDirty = true
+        logger.info(
+            "installed view",
+            metadata: [
+                "term": "\(view.term)", "epoch": "\(view.epoch)", "leader": "\(view.leader)",
+                "members": "\(view.members.map(\.id.rawValue))",
+            ])
+    }
+
+    /// Republishes which partitions may be read locally, for the instant `now` plus one
+    /// heartbeat interval: what holds then held all along (leases only run out).
+    private func refreshRouting(now: Timestamp) {
+        guard let node else { return }
+        let window = max(configuration.node.heartbeatIntervalMilliseconds, 2)
+        guard routingDirty || now.adding(milliseconds: window / 2) >= routingValidUntil else { return }
+        let horizon = now.adding(milliseconds: window)
+        let partitions = 0..<routing.partitionCount
+        let servable = partitions.map { node.canServeReadLocally(RoutingTable.representative(ofPartition: $0), now: horizon) }
+        let owned = partitions.map { node.isOwner(of: RoutingTable.representative(ofPartition: $0)) }
+        routing.publish(RoutingTable.Snapshot(servable: servable, owned: owned, validUntil: horizon))
+        routingDirty = false
+        routingValidUntil = horizon
+    }
+
+    private func scheduleTick(now: Timestamp) {
+        guard let node, !stopped else { return }
+        let deadline = node.nextTickDeadline
+        if let scheduledTick, tickTask != nil, scheduledTick <= deadline { return }
+        tickTask?.cancel()
+        // At least 1 ms, so a deadline already past cannot spin the loop.
+        let delay = max(deadline.milliseconds(since: now), 1)
+        scheduledTick = deadline
+        tickTask = loop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { self.fireTick() }
+    }
+
+    // MARK: - Sending
+
+    private func send(_ message: ClusterMessage, to member: Member, over channel: Effect.Channel) {
+        let frame = codec.encode(message)
+        metrics.sent(message, to: member.id, wireBytes: frame.bytes.count, uncompressedBytes: frame.uncompressedBodyBytes)
+        let buffer = ByteBuffer(bytes: frame.bytes)
+        switch channel {
+        case .datagram:
+            guard let datagramChannel, let address = socketAddress(of: member.address) else { return }
+            datagramChannel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            datagramNeedsFlush = true
+        case .stream:
+            sendOnStream(buffer, to: member.address)
+        }
+    }
+
+    private func socketAddress(of address: PeerAddress) -> SocketAddress? {
+        if let resolved = socketAddresses[address] { return resolved }
+        guard let resolved = try? SocketAddress.makeAddressResolvingHost(address.host, port: address.port) else {
+            logger.warning("cannot resolve peer address", metadata: ["peer": "\(address)"])
+            return nil
+        }
+        socketAddresses[address] = resolved
+        return resolved
+    }
+
+    private func sendOnStream(_ buffer: ByteBuffer, to address: PeerAddress) {
+        let link = links[address] ?? makeLink(to: address)
+        let size = buffer.readableBytes
+        if link.queuedBytes + link.inFlightBytes + size > configuration.maxQueuedBytesPerPeer {
+            metrics.queueOverflow(peer: address)
+            logger.warning(
+                "send queue overflow; dropping queued frames and the connection",
+                metadata: ["peer": "\(address)", "queuedBytes": "\(link.queuedBytes + link.inFlightBytes)"])
+            link.dropQueue()
+            if let channel = link.channel {
+                link.channel = nil
+                channel.close(promise: nil)
+            }
+        }
+        if let channel = link.channel {
+            write(buffer, on: link, channel: channel)
+        } else {
+            link.queue.append(buffer)
+            link.queuedBytes += size
+            connect(link)
+        }
+    }
+
+    private func makeLink(to address: PeerAddress) -> PeerLink {
+        let link = PeerLink(address: address)
+        links[address] = link
+        return link
+    }
+
+    private func write(_ buffer: ByteBuffer, on link: PeerLink, channel: any Channel) {
+        let size = buffer.readableBytes
+        link.inFlightBytes += size
+        let promise = loop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { _ in link.inFlightBytes -= size }
+        channel.write(buffer, promise: promise)
+        if !link.needsFlush {
+            link.needsFlush = true
+            linksToFlush.append(link)
+        }
+    }
+
+    private func flush() {
+        for link in linksToFlush {
+            link.needsFlush = false
+            link.channel?.flush()
+        }
+        linksToFlush.removeAll(keepingCapacity: true)
+        if datagramNeedsFlush {
+            datagramNeedsFlush = false
+            datagramChannel?.flush()
+        }
+    }
+
+    private func disconnect(_ address: PeerAddress) {
+        guard let link = links.removeValue(forKey: address) else { return }
+        link.retry?.cancel()
+        link.dropQueue()
+        link.channel?.close(promise: nil)
+        logger.debug("link dropped by the protocol", metadata: ["peer": "\(address)"])
+    }
+
+    // MARK: - Connecting
+
+    private func connect(_ link: PeerLink) {
+        guard !stopped, let handle, link.channel == nil, !link.connecting, link.retry == nil else { return }
+        link.connecting = true
+        let initializer = Self.channelInitializer(handle: handle, codec: codec, metrics: metrics, logger: logger)
+        ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(configuration.connectTimeout.wholeMilliseconds))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer(initializer)
+            .connect(host: link.address.host, port: link.address.port)
+            .assumeIsolated()
+            .whenComplete { result in self.connected(link, result) }
+    }
+
+    private func connected(_ link: PeerLink, _ result: Result<any Channel, any Error>) {
+        link.connecting = false
+        switch result {
+        case .success(let channel):
+            guard !stopped, links[link.address] === link else { return channel.close(promise: nil) }
+            link.channel = channel
+            link.failures = 0
+            logger.debug("link up", metadata: ["peer": "\(link.address)"])
+            channel.closeFuture.assumeIsolated().whenComplete { _ in self.linkClosed(link, channel: channel) }
+            let queued = link.queue
+            link.dropQueue()
+            for buffer in queued { write(buffer, on: link, channel: channel) }
+            flush()
+        case .failure(let error):
+            link.failures += 1
+            logger.debug("connect failed", metadata: ["peer": "\(link.address)", "error": "\(error)"])
+            scheduleReconnect(link)
+        }
+    }
+
+    private func linkClosed(_ link: PeerLink, channel: any Channel) {
+        guard link.channel === channel else { return }
+        link.channel = nil
+        logger.debug("link down", metadata: ["peer": "\(link.address)"])
+        guard !stopped, links[link.address] === link else { return }
+        scheduleReconnect(link)
+    }
+
+    /// Waits out the backoff, then reconnects if frames are waiting; otherwise the next
+    /// frame for this peer reconnects.
+    private func scheduleReconnect(_ link: PeerLink) {
+        guard !stopped, link.retry == nil else { return }
+        let delay = link.backoff(initial: configuration.reconnectInitialDelay, maximum: configuration.reconnectMaxDelay)
+        link.retry = loop.assumeIsolated().scheduleTask(in: .milliseconds(delay.wholeMilliseconds)) {
+            link.retry = nil
+            if !link.queue.isEmpty { self.connect(link) }
+        }
+    }
+
+    /// The pipeline of every TCP link, inbound or outbound: frames in, bad frames counted
+    /// and the link closed.
+    static func channelInitializer(
+        handle: RuntimeHandle, codec: FrameCodec, metrics: ClusterMetrics, logger: Logger
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: codec)))
+                try channel.pipeline.syncOperations.addHandler(
+                    InboundFrameHandler(
+                        onFrame: { frame in handle.run { $0.receive(frame) } },
+                        onRejected: rejectionReporter(metrics: metrics, logger: logger)))
+            }
+        }
+    }
+
+    /// Counts and logs a refused frame (never its contents).
+    static func rejectionReporter(metrics: ClusterMetrics, logger: Logger) -> @Sendable (WireError, SocketAddress?) -> Void {
+        { error, address in
+            metrics.rejected(code: error.code)
+            logger.warning(
+                "rejected frame", metadata: ["code": "\(error.code)", "error": "\(error)", "remote": "\(address.map { "\($0)" } ?? "?")"])
+        }
+    }
+}

@@ -1,0 +1,372 @@
+@_exported import ClusterProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+@_exported import SessionCore
+import Synchronization
+import WireFormat
+
+/// One node of an embedded, replicated session store: it owns the ``SessionStore`` and the
+/// protocol core (`ClusterNode`), and runs them over SwiftNIO: TCP links between nodes for
+/// data, UDP for heartbeats, timers from the real clock.
+///
+/// Run it as a swift-service-lifecycle `Service` next to your HTTP server, or call
+/// ``start()`` and ``shutdown()`` yourself:
+///
+/// ```swift
+/// let cluster = try SessionCluster(configuration: .local(id: "n1"))
+/// try await cluster.start()
+/// var session = try await cluster.create()
+/// session.setAttribute("cart", AttributeValue(string: "3 apples"))
+/// try await cluster.save(session)          // returns once the write concern is met
+/// let loaded = try await cluster.load(session.id)
+/// await cluster.shutdown()
+/// ```
+///
+/// Reads are served from the local store with no hop when the node holds a current copy
+/// (``load(_:touch:)``); writes go to the session's owner, which replicates them to its
+/// backups before acknowledging, as the write concern asks. A request that meets a view
+/// change (partitions moving between nodes) is retried a few times, for about 300 ms,
+/// before it fails with ``SessionClusterError/viewChanged``.
+public final class SessionCluster: Service, Sendable {
+    private enum State: Sendable {
+        case idle
+        case starting
+        case running(RuntimeHandle, PeerAddress)
+        case stopped
+    }
+
+    /// The configuration the cluster was made with.
+    public let configuration: SessionClusterConfiguration
+    /// The local store. Reading it directly skips routing: use ``load(_:touch:)`` instead,
+    /// which knows whether the local copy is current.
+    public let store: SessionStore
+    private let group: any EventLoopGroup
+    private let loop: any EventLoop
+    private let codec: FrameCodec
+    private let routing: RoutingTable
+    private let metrics: ClusterMetrics
+    private let logger: Logger
+    private let state = Mutex<State>(.idle)
+
+    /// Creates a node; nothing is bound or sent until ``start()`` (or ``run()``).
+    ///
+    /// - Parameters:
+    ///   - configuration: The node's configuration.
+    ///   - eventLoopGroup: Where sockets run. The protocol core is confined to one of its
+    ///     loops. Default: NIO's shared singleton group.
+    ///   - logger: Logs lifecycle, views, links and refused frames; never session contents
+    ///     and never a whole session id.
+    /// - Throws: `ClusterKeyError` when the cluster key is too short.
+    public init(
+        configuration: SessionClusterConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "session-cluster")
+    ) throws(ClusterKeyError) {
+        self.configuration = configuration
+        self.codec = FrameCodec(configuration: try WireConfiguration(clusterKey: configuration.clusterKey))
+        self.store = SessionStore(configuration: configuration.store)
+        self.group = eventLoopGroup
+        self.loop = eventLoopGroup.next()
+        self.routing = RoutingTable(partitionCount: configuration.node.partitionCount)
+        self.metrics = ClusterMetrics(node: configuration.nodeID)
+        var logger = logger
+        logger[metadataKey: "node"] = "\(configuration.nodeID)"
+        self.logger = logger
+    }
+
+    // MARK: - Lifecycle
+
+    /// The address peers reach this node at, once started (the real port when the
+    /// configuration asked for port 0).
+    public var boundAddress: PeerAddress? {
+        state.withLock { state in
+            if case .running(_, let address) = state { return address }
+            return nil
+        }
+    }
+
+    /// Binds TCP and UDP on ``SessionClusterConfiguration/bindAddress`` (the same port
+    /// number for both) and starts the protocol: contacting the seeds, joining or forming
+    /// a view. Returns once bound; ``isReady()`` tells when the node is in a view.
+    public func start() async throws {
+        let canStart = state.withLock { state in
+            guard case .idle = state else { return false }
+            state = .starting
+            return true
+        }
+        guard canStart else { return }
+        do {
+            let (handle, address) = try await bindAndStart()
+            state.withLock { $0 = .running(handle, address) }
+        } catch {
+            state.withLock { $0 = .idle }
+            throw error
+        }
+    }
+
+    private func bindAndStart() async throws -> (RuntimeHandle, PeerAddress) {
+        let (loop, store, configuration, codec, metrics, routing, logger) = (
+            self.loop, self.store, self.configuration, self.codec, self.metrics, self.routing, self.logger
+        )
+        let handle = try await loop.submit {
+            let runtime = NodeRuntime(
+                loop: loop, store: store, configuration: configuration, codec: codec, metrics: metrics, routing: routing,
+                logger: logger)
+            let handle = RuntimeHandle(runtime)
+            runtime.attach(handle)
+            return handle
+        }.get()
+        let host = configuration.bindAddress.host
+        let initializer = NodeRuntime.channelInitializer(handle: handle, codec: codec, metrics: metrics, logger: logger)
+        let reportRejection = NodeRuntime.rejectionReporter(metrics: metrics, logger: logger)
+        // With port 0 the TCP port is free but the same UDP port may not be: try a few.
+        let attempts = configuration.bindAddress.port == 0 ? 8 : 1
+        var lastError: any Error = ChannelError.unknownLocalAddress
+        for _ in 0..<attempts {
+            let server = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    handle.run { $0.registerInbound(channel) }
+                    return initializer(channel)
+                }
+                .bind(host: host, port: configuration.bindAddress.port)
+                .get()
+            guard let port = server.localAddress?.port else {
+                try? await server.close()
+                continue
+            }
+            do {
+                let datagram = try await DatagramBootstrap(group: loop)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                DatagramFrameHandler(
+                                    codec: codec, onFrame: { frame in handle.run { $0.receive(frame) } },
+                                    onRejected: reportRejection))
+                        }
+                    }
+                    .bind(host: host, port: port)
+                    .get()
+                let address = PeerAddress(host: host, port: port)
+                let incarnation = UInt64(WallClock.now().milliseconds)
+                try await handle.submit { $0.start(server: server, datagram: datagram, address: address, incarnation: incarnation) }
+                return (handle, address)
+            } catch {
+                lastError = error
+                try? await server.close()
+            }
+        }
+        throw lastError
+    }
+
+    /// Runs the node until graceful shutdown (swift-service-lifecycle), then leaves the
+    /// cluster and stops: see ``shutdown()``.
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Leaves the cluster gracefully: tells the leader this node leaves (so it hands the
+    /// node's partitions to their backups), lets queued frames drain for at most
+    /// ``SessionClusterConfiguration/shutdownDrainTime``, then closes every socket. Requests
+    /// still waiting fail with ``SessionClusterError/notRunning``.
+    public func shutdown() async {
+        let handle: RuntimeHandle? = state.withLock { state in
+            guard case .running(let handle, _) = state else {
+                if case .idle = state { state = .stopped }
+                return nil
+            }
+            state = .stopped
+            return handle
+        }
+        guard let handle else { return }
+        _ = try? await handle.submit { $0.leave() }
+        let deadline = ContinuousClock.now + configuration.shutdownDrainTime
+        while ContinuousClock.now < deadline {
+            if (try? await handle.submit { $0.linksAreIdle }) ?? true { break }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let stopped = try? await handle.submit { $0.stop() }
+        try? await stopped?.get()
+    }
+
+    // MARK: - Sessions
+
+    /// Creates a session and returns once the write concern is met.
+    ///
+    /// - Parameters:
+    ///   - id: The id to use; default a fresh random one, preferably in a partition this
+    ///     node owns (the write then needs no hop).
+    ///   - attributes: Initial attributes.
+    ///   - maxInactive: The idle timeout; default the store's (30 minutes). Zero: never idles out.
+    ///   - absoluteTimeout: The session ends this long after creation however active it is.
+    ///   - principal: The signed-in user's name, indexed across the cluster.
+    ///   - concern: How many copies must hold it; default the configuration's.
+    /// - Throws: ``SessionClusterError``: `.refused(.duplicateID)` when `id` is taken, a
+    ///   limit, or the cluster cannot acknowledge.
+    public func create(
+        id: SessionID? = nil, attributes: [String: AttributeValue] = [:], maxInactive: Duration? = nil,
+        absoluteTimeout: Duration? = nil, principal: String? = nil, concern: WriteConcern? = nil
+    ) async throws(SessionClusterError) -> Session {
+        let id = id ?? routing.newSessionID()
+        let now = WallClock.now()
+        let metadata = SessionMetadata(
+            createdAt: now,
+            maxInactiveMilliseconds: maxInactive?.wholeMilliseconds ?? store.configuration.defaultMaxInactiveMilliseconds,
+            absoluteDeadline: absoluteTimeout.map { now.adding(milliseconds: $0.wholeMilliseconds) }, principal: principal,
+            stamp: 1)
+        let version = try await write(.create(metadata, SessionChanges(updated: attributes)), to: id, concern: concern)
+        return Session(
+            id: id, version: version, createdAt: now, lastAccessedAt: now,
+            maxInactiveMilliseconds: metadata.maxInactiveMilliseconds, absoluteDeadline: metadata.absoluteDeadline,
+            principal: principal, attributes: attributes)
+    }
+
+    /// The session `id`, or nil when it is unknown, ended or expired.
+    ///
+    /// When this node holds a current copy (it owns or backs the session's partition and
+    /// its lease is valid) the read is a lookup in the local store, with no hop to the
+    /// event loop or the network: microseconds. Otherwise the node asks a replica.
+    ///
+    /// - Parameter touch: Also move the last-access time (the sliding idle timeout). The
+    ///   touch is local and replicates lazily, coalesced: never a write per request.
+    public func load(_ id: SessionID, touch: Bool = true) async throws(SessionClusterError) -> Session? {
+        let now = WallClock.now()
+        if routing.canServeLocally(id, now: now) {
+            return store.load(id, now: now, touch: touch)
+        }
+        return try await read(id, touch: touch)
+    }
+
+    /// Saves the changes recorded in `session` (only the changed attributes travel) and
+    /// returns the session's new version once the write concern is met. A session without
+    /// changes writes and sends nothing.
+    @discardableResult
+    public func save(_ session: Session, concern: WriteConcern? = nil) async throws(SessionClusterError) -> UInt64 {
+        guard session.hasChanges else { return session.version }
+        return try await update(session.id, changes: session.changes, concern: concern)
+    }
+
+    /// Applies `changes` to the session `id` without loading it first, and returns the new
+    /// version once the write concern is met. Changes to different attributes by
+    /// concurrent requests all survive.
+    @discardableResult
+    public func update(_ id: SessionID, changes: SessionChanges, concern: WriteConcern? = nil) async throws(SessionClusterError) -> UInt64 {
+        try await write(.update(changes), to: id, concern: concern)
+    }
+
+    /// Loads the session, lets `body` change it, and saves the changes.
+    ///
+    /// - Throws: ``SessionClusterError/refused(_:)`` with `.sessionNotFound` when there is no
+    ///   such live session, any other ``SessionClusterError`` from the save, or what `body`
+    ///   throws (then nothing is saved).
+    public func mutate<Result>(
+        _ id: SessionID, concern: WriteConcern? = nil, _ body: (inout Session) throws -> Result
+    ) async throws -> Result {
+        guard var session = try await load(id) else { throw SessionClusterError.refused(.sessionNotFound(id)) }
+        let result = try body(&session)
+        try await save(session, concern: concern)
+        return result
+    }
+
+    /// Ends the session everywhere; no late delta or rejoining node brings it back.
+    public func invalidate(_ id: SessionID, concern: WriteConcern? = nil) async throws(SessionClusterError) {
+        _ = try await write(.invalidate, to: id, concern: concern)
+    }
+
+    /// Moves the session to a new id with the same attributes and ends the old id (the
+    /// defence against session fixation, after sign-in). Returns the new id.
+    public func rotateID(_ id: SessionID, concern: WriteConcern? = nil) async throws(SessionClusterError) -> SessionID {
+        let newID = routing.newSessionID()
+        _ = try await write(.rotate(to: newID), to: id, concern: concern)
+        return newID
+    }
+
+    /// Moves only the last-access time to now (extends the idle timeout) on the owner.
+    public func touch(_ id: SessionID, concern: WriteConcern? = nil) async throws(SessionClusterError) {
+        _ = try await write(.touch(WallClock.now()), to: id, concern: concern)
+    }
+
+    // MARK: - Status
+
+    /// This node's view of the cluster: term, leader, role, members and their states,
+    /// partitions owned and backed, session count, lease.
+    public func status() async throws(SessionClusterError) -> ClusterStatus {
+        let handle = try runningHandle()
+        guard let status = try? await handle.submit({ $0.status }) else { throw .notRunning }
+        return status
+    }
+
+    /// True once this node is in a view (it may serve and acknowledge).
+    public func isReady() async -> Bool {
+        guard let handle = try? runningHandle() else { return false }
+        return (try? await handle.submit { $0.isReady }) ?? false
+    }
+
+    /// Frames refused since start (bad version, authentication, size, ...).
+    public var rejectedFrameCount: Int { metrics.rejectedFrames }
+
+    // MARK: - Internals
+
+    private func runningHandle() throws(SessionClusterError) -> RuntimeHandle {
+        let handle: RuntimeHandle? = state.withLock { state in
+            if case .running(let handle, _) = state { return handle }
+            return nil
+        }
+        guard let handle else { throw .notRunning }
+        return handle
+    }
+
+    /// Pauses before retrying a request the core answered with `.retry` (the view changed
+    /// under it, or a partition is still being filled): 10, 20, 40, 80, 160 ms, then the
+    /// caller gets ``SessionClusterError/viewChanged``.
+    private static let retryDelays: [Duration] = [10, 20, 40, 80, 160].map { .milliseconds($0) }
+
+    private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> UInt64 {
+        try await request(
+            { $0.write(operation, to: id, concern: concern, continuation: $1) },
+            // The attempt a view change interrupted may have applied; a retry then finds it done.
+            settledByRetry: { error in
+                guard case .refused(.sessionEnded(_, let reason)) = error else { return nil }
+                switch (operation, reason) {
+                case (.invalidate, .invalidated): return 0
+                case (.rotate(let newID), .rotated(let to)) where newID == to: return 0
+                default: return nil
+                }
+            })
+    }
+
+    private func read(_ id: SessionID, touch: Bool) async throws(SessionClusterError) -> Session? {
+        try await request({ $0.read(id, touch: touch, continuation: $1) }, settledByRetry: { _ in nil })
+    }
+
+    /// Runs one request on the node's event loop, retrying it while the core answers
+    /// `.retry`. `settledByRetry` turns an error seen on a retry into the result, when the
+    /// error shows that an earlier attempt succeeded.
+    private func request<Value: Sendable>(
+        _ start: @escaping @Sendable (NodeRuntime, CheckedContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
+        settledByRetry: (SessionClusterError) -> Value?
+    ) async throws(SessionClusterError) -> Value {
+        var attempt = 0
+        while true {
+            let handle = try runningHandle()
+            let result = await withCheckedContinuation { continuation in handle.run { start($0, continuation) } }
+            switch result {
+            case .success(let value):
+                return value
+            case .failure(.viewChanged) where attempt < Self.retryDelays.count:
+                try? await Task.sleep(for: Self.retryDelays[attempt])
+                attempt += 1
+            case .failure(let error):
+                if attempt > 0, let value = settledByRetry(error) { return value }
+                throw error
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import ClusterProtocol
+import SessionCore
+
+/// Everything one ``SessionCluster`` node needs: who it is, where it listens, whom it
+/// contacts, how many copies to keep, the cluster key, limits and protocol timing.
+///
+/// Defaults suit a LAN and are explained on each property; ``local(id:)`` is a profile for
+/// tests and single-machine runs (127.0.0.1, a free port, faster timing).
+///
+/// ```swift
+/// var configuration = SessionClusterConfiguration(
+///     nodeID: "n1", bindAddress: PeerAddress(host: "10.0.0.1", port: 7946),
+///     seeds: [PeerAddress("10.0.0.1:7946")!, PeerAddress("10.0.0.2:7946")!],
+///     clusterKey: keyBytes)
+/// configuration.replicationFactor = 3
+/// let cluster = try SessionCluster(configuration: configuration)
+/// ```
+public struct SessionClusterConfiguration: Sendable {
+    /// The protocol core's configuration: node id, seeds, replication factor, default write
+    /// concern and every timing knob (heartbeats, failure detection, leases, flushing,
+    /// write timeout), each with its documented default. The runtime fills in the bound
+    /// address, the incarnation (start time in milliseconds) and a random seed at start.
+    public var node: NodeConfiguration
+    /// Where to listen for peers: TCP for data and UDP for heartbeats, on the same port.
+    /// Port 0 picks a free port; ``SessionCluster/boundAddress`` tells which.
+    public var bindAddress: PeerAddress
+    /// The shared secret that authenticates every frame (HMAC-SHA256); at least 16 bytes.
+    /// Nodes with different keys cannot talk to each other.
+    public var clusterKey: [UInt8]
+    /// The store's sizing, limits and default idle timeout (30 minutes).
+    public var store: SessionStore.Configuration
+    /// Frames queued for one peer while its link is down or slow, in bytes, beyond which
+    /// the queue is dropped (and counted) and the protocol repairs that peer by state
+    /// transfer. Default: the core's `maxQueuedBytesPerPeer` (32 MiB).
+    public var maxQueuedBytesPerPeer: Int
+    /// The first pause before reconnecting a failed link; it doubles per failure. Default 50 ms.
+    public var reconnectInitialDelay: Duration = .milliseconds(50)
+    /// The longest pause between reconnect attempts. Default 2 s.
+    public var reconnectMaxDelay: Duration = .seconds(2)
+    /// How long a connection attempt may take. Default 1 s.
+    public var connectTimeout: Duration = .seconds(1)
+    /// How long a graceful shutdown waits, after telling the cluster it leaves, for queued
+    /// frames to drain. Default 500 ms.
+    public var shutdownDrainTime: Duration = .milliseconds(500)
+
+    /// Creates a configuration with the documented defaults.
+    ///
+    /// - Parameters:
+    ///   - nodeID: This node's stable name (`--id`).
+    ///   - bindAddress: Where to listen for peers.
+    ///   - seeds: Addresses to contact at start; may include this node's own address, so
+    ///     every node can be started with the same list. Empty: this node starts alone.
+    ///   - clusterKey: The shared secret, at least 16 bytes.
+    public init(nodeID: NodeID, bindAddress: PeerAddress, seeds: [PeerAddress], clusterKey: [UInt8]) {
+        self.node = NodeConfiguration(id: nodeID, address: bindAddress, incarnation: 0, seeds: seeds)
+        self.bindAddress = bindAddress
+        self.clusterKey = clusterKey
+        self.store = SessionStore.Configuration()
+        self.maxQueuedBytesPerPeer = node.maxQueuedBytesPerPeer
+    }
+
+    /// This node's name.
+    public var nodeID: NodeID {
+        get { node.id }
+        set { node.id = newValue }
+    }
+
+    /// Addresses contacted at start.
+    public var seeds: [PeerAddress] {
+        get { node.seeds }
+        set { node.seeds = newValue }
+    }
+
+    /// Copies of each session: the owner plus `replicationFactor - 1` backups. Default 2.
+    public var replicationFactor: Int {
+        get { node.replicationFactor }
+        set { node.replicationFactor = newValue }
+    }
+
+    /// The write concern of calls that name none. Default `.replicated(1)`: no acknowledged
+    /// write is lost when any one node dies.
+    public var writeConcern: WriteConcern {
+        get { node.defaultWriteConcern }
+        set { node.defaultWriteConcern = newValue }
+    }
+
+    /// Size and count limits of sessions and attributes.
+    public var limits: SessionLimits {
+        get { store.limits }
+        set { store.limits = newValue }
+    }
+
+    /// A key for development and tests only: every node that uses it can read and forge
+    /// the cluster's frames. `session-node serve` uses it, with a warning, when no key file
+    /// is given.
+    public static let developmentClusterKey: [UInt8] = Array("swift-session-cluster development key; not for production".utf8)
+
+    /// A profile for tests and single-machine runs: binds 127.0.0.1 on a free port, uses
+    /// the development key, and runs the protocol about twice as fast as the LAN defaults
+    /// (heartbeats every 50 ms, down after 400 ms, leases of 300 ms) while leaving room for a
+    /// busy CI machine.
+    ///
+    /// - Parameters:
+    ///   - id: The node's name.
+    ///   - seeds: Peers to contact; empty starts a single-node cluster.
+    public static func local(id: NodeID, seeds: [PeerAddress] = []) -> SessionClusterConfiguration {
+        var configuration = SessionClusterConfiguration(
+            nodeID: id, bindAddress: PeerAddress(host: "127.0.0.1", port: 0), seeds: seeds,
+            clusterKey: developmentClusterKey)
+        configuration.node.heartbeatIntervalMilliseconds = 50
+        configuration.node.suspectAfterMilliseconds = 200
+        configuration.node.downAfterMilliseconds = 400
+        configuration.node.electionTimeoutMilliseconds = 150...300
+        configuration.node.leaseMilliseconds = 300
+        configuration.node.maxClockDriftMilliseconds = 50
+        configuration.node.writeTimeoutMilliseconds = 2000
+        configuration.reconnectInitialDelay = .milliseconds(20)
+        configuration.reconnectMaxDelay = .milliseconds(500)
+        configuration.shutdownDrainTime = .milliseconds(100)
+        return configuration
+    }
+}

@@ -1,0 +1,52 @@
+import ClusterProtocol
+import SessionCore
+
+/// Why a ``SessionCluster`` call failed. Every case has a stable meaning, so an HTTP layer
+/// can map it to a status once (see ``SessionClusterError/isClientError``).
+public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The store refused the operation: a limit, an unknown session or an ended one. The
+    /// stored session is unchanged.
+    case refused(SessionStoreError)
+    /// This node is not in a view with a valid lease (it is cut off from the majority), so it
+    /// may not acknowledge writes. Another node may succeed.
+    case notInMajority
+    /// Fewer replicas than the write concern asked for applied the write in time. The write
+    /// may still become visible; it is not acknowledged.
+    case replicationTimeout
+    /// The session's owner could not be reached in time.
+    case ownerUnreachable
+    /// The view changed while the request was in flight; retrying is safe.
+    case viewChanged
+    /// The cluster is not running (not started yet, or shut down).
+    case notRunning
+
+    /// Maps the protocol core's failure to the public error.
+    init(_ failure: ClusterFailure) {
+        switch failure {
+        case .store(let error): self = .refused(error)
+        case .notInMajority: self = .notInMajority
+        case .replicationTimeout: self = .replicationTimeout
+        case .ownerUnreachable: self = .ownerUnreachable
+        case .retry: self = .viewChanged
+        }
+    }
+
+    /// True when the request itself was at fault (a limit, an unknown or ended session), as
+    /// opposed to the cluster being unable to serve it right now.
+    public var isClientError: Bool {
+        guard case .refused(let error) = self else { return false }
+        if case .tooManySessions = error { return false }
+        return true
+    }
+
+    public var description: String {
+        switch self {
+        case .refused(let error): "refused: \(error)"
+        case .notInMajority: "this node is not in the majority; it cannot acknowledge writes"
+        case .replicationTimeout: "not enough replicas acknowledged the write in time"
+        case .ownerUnreachable: "the session's owner could not be reached"
+        case .viewChanged: "the cluster view changed during the request; retry"
+        case .notRunning: "the session cluster is not running"
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Hummingbird
+import SessionCluster
+
+/// An HTTP error of the session API: a status and a JSON body
+/// `{"error": "<code>", "message": "<text>"}`, where `code` is stable.
+public struct SessionAPIError: HTTPResponseError, Sendable {
+    /// The HTTP status.
+    public var status: HTTPResponse.Status
+    /// A stable, machine-readable code, e.g. `"session_unknown"`.
+    public var code: String
+    /// A human-readable explanation (never a whole session id).
+    public var message: String
+
+    /// Creates an error.
+    public init(status: HTTPResponse.Status, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    /// 401: no session cookie.
+    public static let missingCookie = SessionAPIError(
+        status: .unauthorized, code: "session_missing", message: "no SESSION_ID cookie")
+    /// 401: the cookie is not a session id.
+    public static let malformedCookie = SessionAPIError(
+        status: .unauthorized, code: "session_malformed", message: "the SESSION_ID cookie is not a session id")
+    /// 401: no live session has this id (unknown, expired, invalidated or rotated).
+    public static let unknownSession = SessionAPIError(
+        status: .unauthorized, code: "session_unknown", message: "no live session with this id")
+
+    /// The error a ``SessionClusterError`` becomes over HTTP: 401 for an unknown or ended
+    /// session, 413 for a size or count limit, 409 for a taken id, 503 when the cluster
+    /// cannot serve right now.
+    public init(_ error: SessionClusterError) {
+        switch error {
+        case .refused(.sessionNotFound), .refused(.sessionEnded):
+            self = .unknownSession
+        case .refused(let refusal):
+            switch refusal {
+            case .attributeTooLarge, .sessionTooLarge, .tooManyAttributes:
+                self.init(status: .contentTooLarge, code: "too_large", message: refusal.description)
+            case .duplicateID:
+                self.init(status: .conflict, code: "duplicate_id", message: refusal.description)
+            default:
+                self.init(status: .serviceUnavailable, code: "store_full", message: refusal.description)
+            }
+        case .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning:
+            self.init(status: .serviceUnavailable, code: "cluster_unavailable", message: error.description)
+        }
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = try JSONEncoder().encode(["error": code, "message": message])
+        return Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

@@ -1,0 +1,172 @@
+import Crypto
+import Foundation
+import Hummingbird
+import SessionCluster
+import SessionCore
+
+/// A Hummingbird `PersistDriver` backed by a ``SessionCluster``: hummingbird-auth's
+/// `SessionMiddleware` and `SessionStorage` work on it unchanged, and their sessions are
+/// replicated across the cluster.
+///
+/// ```swift
+/// let cluster = try SessionCluster(configuration: configuration)
+/// let persist = SessionClusterPersistDriver(cluster: cluster)
+/// router.add(middleware: SessionMiddleware(storage: persist))
+/// let app = Application(router: router, services: [cluster])
+/// ```
+///
+/// Only changes travel. Each top-level key of the value's JSON is one session attribute,
+/// and `set` compares the new value with the stored one: an unchanged value writes and
+/// sends nothing, a change to one field sends that field only.
+///
+/// Keys map to session ids by SHA-256 (a cookie value cannot be crafted to reach another
+/// key's session). Expiry is exact and absolute, as in Hummingbird's own drivers: the
+/// session's idle timeout is set so that it ends at the requested instant, and reads do not
+/// extend it. An ended session's id never comes back (the cluster keeps tombstones), so a
+/// key removed or expired and then set again moves to the next of ``generations`` ids.
+public struct SessionClusterPersistDriver: PersistDriver {
+    /// The cluster the values live in.
+    public let cluster: SessionCluster
+    /// How many times one key can be removed (or expire) and be set again within the
+    /// store's tombstone lifetime (10 minutes by default). Default 8.
+    public let generations: Int
+
+    /// Creates a driver over `cluster`. The cluster's lifecycle is the caller's (add it to
+    /// the application's services).
+    public init(cluster: SessionCluster, generations: Int = 8) {
+        self.cluster = cluster
+        self.generations = max(1, generations)
+    }
+
+    public func create<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
+        guard try await live(key) == nil else { throw PersistError.duplicate }
+        let attributes = try JSONMembers.attributes(of: value)
+        guard try await createFresh(key, attributes: attributes, expires: expires) else { throw PersistError.duplicate }
+    }
+
+    public func set<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
+        let attributes = try JSONMembers.attributes(of: value)
+        // A concurrent create, or an expiry between the read and the write, sends us round again.
+        for _ in 0..<3 {
+            if let session = try await live(key) {
+                do {
+                    try await update(session, to: attributes, expires: expires)
+                    return
+                } catch SessionClusterError.refused(.sessionEnded), SessionClusterError.refused(.sessionNotFound) {
+                    continue
+                }
+            }
+            if try await createFresh(key, attributes: attributes, expires: expires) { return }
+        }
+        throw SessionClusterError.viewChanged
+    }
+
+    public func get<Object: Codable & Sendable>(key: String, as: Object.Type) async throws -> Object? {
+        guard let session = try await live(key) else { return nil }
+        return try Self.decode(Object.self, from: session)
+    }
+
+    public func getWithTTL<Object: Codable & Sendable>(key: String, as: Object.Type) async throws -> (object: Object, ttl: Duration?)? {
+        guard let session = try await live(key) else { return nil }
+        let object = try Self.decode(Object.self, from: session)
+        guard session.maxInactiveMilliseconds > 0 else { return (object, nil) }
+        let deadline = session.lastAccessedAt.adding(milliseconds: session.maxInactiveMilliseconds)
+        return (object, .milliseconds(max(0, deadline.milliseconds(since: Self.now()))))
+    }
+
+    public func remove(key: String) async throws {
+        for generation in 0..<generations {
+            let id = Self.sessionID(for: key, generation: generation)
+            guard try await cluster.load(id, touch: false) != nil else { continue }
+            do {
+                try await cluster.invalidate(id)
+            } catch SessionClusterError.refused(.sessionEnded), SessionClusterError.refused(.sessionNotFound) {
+                continue
+            }
+        }
+    }
+
+    // MARK: - Internals
+
+    /// The session id of `key` in `generation`: the first 144 bits of SHA-256 over both.
+    static func sessionID(for key: String, generation: Int) -> SessionID {
+        var hash = SHA256()
+        hash.update(data: Array("hummingbird-persist:\(generation):".utf8))
+        hash.update(data: Array(key.utf8))
+        return SessionID(bytes: Array(hash.finalize()).prefix(SessionID.byteCount))!
+    }
+
+    /// The live session holding `key`, if any (reads do not extend the expiry).
+    private func live(_ key: String) async throws -> Session? {
+        for generation in 0..<generations {
+            if let session = try await cluster.load(Self.sessionID(for: key, generation: generation), touch: false) {
+                return session
+            }
+        }
+        return nil
+    }
+
+    /// Creates `key` at the first generation whose id is free. False when a live session
+    /// took it first (a concurrent create).
+    private func createFresh(_ key: String, attributes: [String: AttributeValue], expires: Duration?) async throws -> Bool {
+        for generation in 0..<generations {
+            let id = Self.sessionID(for: key, generation: generation)
+            do {
+                _ = try await cluster.create(id: id, attributes: attributes, maxInactive: Self.idleTimeout(expires))
+                return true
+            } catch SessionClusterError.refused(.duplicateID), SessionClusterError.refused(.sessionEnded) {
+                // Taken: by a live session (a concurrent create), or by an ended one.
+                if try await cluster.load(id, touch: false) != nil { return false }
+            }
+        }
+        throw SessionClusterPersistError.generationsExhausted(generations)
+    }
+
+    /// Writes only what differs between `session` and `attributes`, keeping the expiry
+    /// instant unless `expires` sets a new one.
+    private func update(_ session: Session, to attributes: [String: AttributeValue], expires: Duration?) async throws {
+        var session = session
+        for (name, value) in attributes { session.setAttribute(name, value) }
+        for name in session.attributes.keys where attributes[name] == nil { session.removeAttribute(name) }
+        let now = Self.now()
+        if let expires {
+            session.setMaxInactive(milliseconds: Self.idleTimeout(expires).wholeMilliseconds)
+            if !session.hasChanges {
+                // Same value, same timeout: only the start of the timeout moves.
+                try await cluster.touch(session.id)
+                return
+            }
+        } else if session.hasChanges, session.maxInactiveMilliseconds > 0 {
+            // A write moves the last access to now; shorten the timeout so the end stays put.
+            let deadline = session.lastAccessedAt.adding(milliseconds: session.maxInactiveMilliseconds)
+            session.setMaxInactive(milliseconds: max(1, deadline.milliseconds(since: now)))
+        }
+        try await cluster.save(session)
+    }
+
+    /// The idle timeout standing for an absolute expiry `expires` from now: zero (never)
+    /// without one, and at least a millisecond (zero would mean never).
+    private static func idleTimeout(_ expires: Duration?) -> Duration {
+        guard let expires else { return .zero }
+        return max(expires, .milliseconds(1))
+    }
+
+    private static func decode<Object: Decodable>(_ type: Object.Type, from session: Session) throws -> Object {
+        do {
+            return try JSONDecoder().decode(type, from: Data(JSONMembers.json(of: session.attributes)))
+        } catch {
+            throw PersistError.invalidConversion
+        }
+    }
+
+    private static func now() -> Timestamp {
+        Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+}
+
+/// Why ``SessionClusterPersistDriver`` could not store a value.
+public enum SessionClusterPersistError: Error, Hashable, Sendable {
+    /// The key was removed or expired and set again more than `generations` times within the
+    /// store's tombstone lifetime; every id it may use is still remembered as ended.
+    case generationsExhausted(Int)
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Hummingbird
+import SessionCluster
+import SessionCore
+
+/// The HTTP API of a session node, over a ``SessionCluster``:
+///
+/// | route | answer |
+/// | --- | --- |
+/// | `POST /session` | 201, cookie `SESSION_ID`, `{"id": "..."}` |
+/// | `PUT /session/attributes/{name}` (raw body) | 204 |
+/// | `GET /session/attributes/{name}` | 200 and the raw value, or 404 |
+/// | `DELETE /session/attributes/{name}` | 204 |
+/// | `GET /session` | 200, a JSON object of all attributes (values as UTF-8 text) |
+/// | `DELETE /session` | 204; the id then gives 401 on every node |
+/// | `POST /session/rotate` | 200, a new cookie and `{"id": "..."}`; the old id gives 401 |
+/// | `GET /cluster` | 200, this node's view of the cluster as JSON |
+/// | `GET /health` | 200 once the node is in a view, 503 before |
+///
+/// A missing, malformed, unknown or expired cookie gives 401, a value over the limits 413,
+/// both with a JSON ``SessionAPIError`` body. Add ``NodeHeaderMiddleware`` for `X-Node`.
+public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
+    /// The cookie that carries the session id.
+    public static var cookieName: String { "SESSION_ID" }
+
+    /// The cluster the routes read and write.
+    public let cluster: SessionCluster
+
+    /// Creates the routes over `cluster`.
+    public init(cluster: SessionCluster) {
+        self.cluster = cluster
+    }
+
+    /// Adds every route to `router`.
+    public func register(on router: Router<Context>) {
+        let cluster = self.cluster
+        router.post("/session") { _, _ -> Response in
+            let session = try await Self.perform { () async throws(SessionClusterError) in try await cluster.create() }
+            return try Self.sessionResponse(status: .created, id: session.id)
+        }
+        router.get("/session") { request, _ -> Response in
+            let session = try await Self.liveSession(request, cluster)
+            var values: [String: String] = [:]
+            for (name, value) in session.attributes { values[name] = String(decoding: value.bytes, as: UTF8.self) }
+            return try Self.json(values, status: .ok)
+        }
+        router.delete("/session") { request, _ -> Response in
+            let id = try Self.sessionID(request)
+            try await Self.perform { () async throws(SessionClusterError) in try await cluster.invalidate(id) }
+            var response = Response(status: .noContent)
+            response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/"))
+            return response
+        }
+        router.post("/session/rotate") { request, _ -> Response in
+            let id = try Self.sessionID(request)
+            let newID = try await Self.perform { () async throws(SessionClusterError) in try await cluster.rotateID(id) }
+            return try Self.sessionResponse(status: .ok, id: newID)
+        }
+        router.put("/session/attributes/:name") { request, context -> HTTPResponse.Status in
+            let id = try Self.sessionID(request)
+            let name = try context.parameters.require("name")
+            let value = try await Self.collect(request.body, limit: cluster.configuration.limits.maxAttributeBytes)
+            let changes = SessionChanges(updated: [name: AttributeValue(encoding: .raw, bytes: value)])
+            _ = try await Self.perform { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
+            return .noContent
+        }
+        router.get("/session/attributes/:name") { request, context -> Response in
+            let session = try await Self.liveSession(request, cluster)
+            let name = try context.parameters.require("name")
+            guard let value = session[name] else {
+                throw SessionAPIError(status: .notFound, code: "attribute_unknown", message: "no attribute with this name")
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.bytes)))
+        }
+        router.delete("/session/attributes/:name") { request, context -> HTTPResponse.Status in
+            let id = try Self.sessionID(request)
+            let name = try context.parameters.require("name")
+            let changes = SessionChanges(removed: [name])
+            _ = try await Self.perform { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
+            return .noContent
+        }
+        router.get("/cluster") { _, _ -> Response in
+            let status = try await Self.perform { () async throws(SessionClusterError) in try await cluster.status() }
+            return try Self.json(ClusterStatusBody(status), status: .ok)
+        }
+        router.get("/health") { _, _ -> Response in
+            let ready = await cluster.isReady()
+            return try Self.json(["status": ready ? "ok" : "joining"], status: ready ? .ok : .serviceUnavailable)
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func sessionID(_ request: Request) throws(SessionAPIError) -> SessionID {
+        guard let cookie = request.cookies[cookieName] else { throw .missingCookie }
+        do {
+            return try SessionID(cookie.value)
+        } catch {
+            throw .malformedCookie
+        }
+    }
+
+    static func liveSession(_ request: Request, _ cluster: SessionCluster) async throws -> Session {
+        let id = try sessionID(request)
+        guard let session = try await perform({ () async throws(SessionClusterError) in try await cluster.load(id) }) else {
+            throw SessionAPIError.unknownSession
+        }
+        return session
+    }
+
+    /// Runs a cluster call, turning its typed error into the HTTP one.
+    static func perform<Value>(_ body: () async throws(SessionClusterError) -> Value) async throws(SessionAPIError) -> Value {
+        do {
+            return try await body()
+        } catch {
+            throw SessionAPIError(error)
+        }
+    }
+
+    /// The request body, refused with 413 as soon as it passes `limit` bytes.
+    static func collect(_ body: RequestBody, limit: Int) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for try await part in body {
+            guard bytes.count + part.readableBytes <= limit else {
+                throw SessionAPIError(
+                    status: .contentTooLarge, code: "too_large", message: "the value is over the limit of \(limit) bytes")
+            }
+            bytes.append(contentsOf: part.readableBytesView)
+        }
+        return bytes
+    }
+
+    static func sessionResponse(status: HTTPResponse.Status, id: SessionID) throws -> Response {
+        var response = try json(["id": id.text], status: status)
+        response.setCookie(Cookie(name: cookieName, value: id.text, path: "/"))
+        return response
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+}

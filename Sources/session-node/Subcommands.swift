@@ -1,0 +1,8 @@
+import ArgumentParser
+
+extension SessionNode {
+    /// Every subcommand of `session-node`, one line each.
+    static let subcommandTypes: [any ParsableCommand.Type] = [
+        Serve.self
+    ]
+}

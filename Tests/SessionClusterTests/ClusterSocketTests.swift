@@ -1,0 +1,107 @@
+import ClusterProtocol
+import NIOCore
+import NIOPosix
+import SessionCore
+import Testing
+
+@testable import SessionCluster
+
+/// Real sockets on 127.0.0.1, nodes in this process.
+@Suite(.serialized, .timeLimit(.minutes(1)))
+struct ClusterSocketTests {
+    @Test func singleNodeCreatesSavesAndLoads() async throws {
+        try await TestCluster.with(1) { nodes in
+            let node = nodes[0]
+            var session = try await node.create(attributes: ["user": AttributeValue(string: "ada")])
+            session.setAttribute("cart", AttributeValue(string: "2 pears"))
+            let version = try await node.save(session)
+            #expect(version > session.version)
+            let loaded = try #require(try await node.load(session.id))
+            #expect(loaded["user"]?.string == "ada")
+            #expect(loaded["cart"]?.string == "2 pears")
+            #expect(loaded.version == version)
+            #expect(try await node.load(SessionID.random()) == nil)
+        }
+    }
+
+    @Test func writeOnOneNodeIsReadableOnEveryOther() async throws {
+        try await TestCluster.with(3) { nodes in
+            for (writer, node) in nodes.enumerated() {
+                let session = try await node.create(attributes: ["written-by": AttributeValue(string: "node \(writer)")])
+                try await nodes[(writer + 1) % 3].update(
+                    session.id, changes: SessionChanges(updated: ["step": AttributeValue(string: "two")]))
+                for reader in nodes {
+                    let loaded = try #require(try await reader.load(session.id))
+                    #expect(loaded["written-by"]?.string == "node \(writer)")
+                    #expect(loaded["step"]?.string == "two")
+                }
+            }
+        }
+    }
+
+    @Test func invalidateIsSeenByEveryNode() async throws {
+        try await TestCluster.with(3) { nodes in
+            let session = try await nodes[0].create(attributes: ["k": AttributeValue(string: "v")])
+            #expect(try await nodes[2].load(session.id) != nil)
+            try await nodes[1].invalidate(session.id)
+            for node in nodes {
+                #expect(try await node.load(session.id) == nil)
+            }
+            await #expect(throws: SessionClusterError.self) {
+                try await nodes[2].update(session.id, changes: SessionChanges(updated: ["k": AttributeValue(string: "back")]))
+            }
+        }
+    }
+
+    @Test func rotatedSessionKeepsItsAttributesUnderTheNewIDOnly() async throws {
+        try await TestCluster.with(2) { nodes in
+            let session = try await nodes[0].create(attributes: ["role": AttributeValue(string: "admin")])
+            let newID = try await nodes[1].rotateID(session.id)
+            #expect(newID != session.id)
+            for node in nodes {
+                #expect(try await node.load(session.id) == nil)
+                #expect(try await node.load(newID)?["role"]?.string == "admin")
+            }
+        }
+    }
+
+    @Test func garbageOnThePeerPortIsRefusedCountedAndTheNodeKeepsServing() async throws {
+        try await TestCluster.with(1) { nodes in
+            let node = nodes[0]
+            let address = try #require(node.boundAddress)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: address.host, port: address.port).get()
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))
+            try await channel.closeFuture.get()
+            #expect(node.rejectedFrameCount == 1)
+            let session = try await node.create()
+            #expect(try await node.load(session.id) != nil)
+        }
+    }
+
+    @Test func acknowledgedWritesSurviveAGracefulLeave() async throws {
+        try await TestCluster.with(3) { nodes in
+            var ids: [SessionID] = []
+            for index in 0..<20 {
+                ids.append(try await nodes[0].create(attributes: ["n": AttributeValue(string: "\(index)")]).id)
+            }
+            await nodes[0].shutdown()
+            try await TestCluster.waitUntil("the others see a view without the leaver") {
+                (try? await nodes[1].status())?.members.count == 2
+            }
+            for (index, id) in ids.enumerated() {
+                #expect(try await nodes[1].load(id)?["n"]?.string == "\(index)")
+                #expect(try await nodes[2].load(id)?["n"]?.string == "\(index)")
+            }
+        }
+    }
+
+    @Test func callsAfterShutdownFailWithNotRunning() async throws {
+        let nodes = try await TestCluster.start(1)
+        let node = nodes[0]
+        let session = try await node.create()
+        await node.shutdown()
+        await #expect(throws: SessionClusterError.notRunning) { try await node.load(session.id) }
+        await #expect(throws: SessionClusterError.notRunning) { try await node.create() }
+    }
+}
