@@ -3,6 +3,7 @@ import ArgumentParser
 extension SessionNode {
     /// Every subcommand of `session-node`, one line each.
     static let subcommandTypes: [any ParsableCommand.Type] = [
-        Serve.self
+        Serve.self,
+        Bench.self,
     ]
 }
