@@ -195,7 +195,9 @@ struct Bench: AsyncParsableCommand {
                         BenchLog.figure(
                             "failover run \(index + 1): all victim sessions writable after "
                                 + (r.outage.map { String(format: "%.3f s", $0) } ?? "n/a")
-                                + " (first ack " + (r.firstAck.map { String(format: "%.3f s", $0) } ?? "n/a") + "), "
+                                + " (first ack " + (r.firstAck.map { String(format: "%.3f s", $0) } ?? "n/a")
+                                + ", a new write succeeds after " + (r.newWrite.map { String(format: "%.3f s", $0) } ?? "n/a")
+                                + ", survivors' view dropped the victim after " + (r.viewChange.map { String(format: "%.3f s", $0) } ?? "n/a") + "), "
                                 + "\(r.lost) acknowledged writes lost of \(r.acked)" + (r.error.map { "; \($0)" } ?? ""))
                     } catch {
                         BenchLog.say("failover run \(index + 1): FAILED: \(error)")

@@ -15,12 +15,14 @@ final class TinyHTTP {
 
     let port: Int
     let timeoutSeconds: Int
+    let timeoutMicroseconds: Int
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
 
-    init(port: Int, timeoutSeconds: Int = 5) {
+    init(port: Int, timeoutSeconds: Int = 5, timeoutMicroseconds: Int = 0) {
         self.port = port
         self.timeoutSeconds = timeoutSeconds
+        self.timeoutMicroseconds = timeoutMicroseconds
     }
 
     deinit { disconnect() }
@@ -35,7 +37,7 @@ final class TinyHTTP {
         guard fd < 0 else { return }
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard s >= 0 else { throw BenchError("socket failed") }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: timeoutMicroseconds)
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
@@ -175,13 +177,16 @@ enum BenchFailover {
         var sessions: Int
         var ownedByVictim: Int
         var victimWasLeader: Bool
+        var viewChange: Double?
+        var newWrite: Double?
         var error: String?
 
         var json: [String: Any] {
             [
                 "outage_s": outage.map { $0 as Any } ?? NSNull(), "first_ack_s": firstAck.map { $0 as Any } ?? NSNull(),
                 "lost_writes": lost, "acked_writes": acked, "sessions": sessions, "owned_by_victim_check": ownedByVictim,
-                "victim_was_leader": victimWasLeader, "error": error.map { $0 as Any } ?? NSNull(),
+                "victim_was_leader": victimWasLeader, "view_change_s": viewChange.map { $0 as Any } ?? NSNull(),
+                "new_write_s": newWrite.map { $0 as Any } ?? NSNull(), "error": error.map { $0 as Any } ?? NSNull(),
             ]
         }
     }
@@ -244,6 +249,10 @@ enum BenchFailover {
             else { throw BenchError("failover: POST /session answered \(response.status)") }
             ids.append(id)
         }
+        let spareResponse = try creator.request("POST", "/session")
+        guard let spareObject = try JSONSerialization.jsonObject(with: Data(spareResponse.body)) as? [String: Any],
+            let spare = spareObject["id"] as? String
+        else { throw BenchError("failover: no spare session") }
         creator.disconnect()
         // Check ownership as far as the API shows it: the victim's owned partition count.
         let ownedPartitions = clusterStatus(victim.httpPort)?["partitionsOwned"] as? Int ?? 0
@@ -283,6 +292,48 @@ enum BenchFailover {
         let killedAt = Date()
         shared.killTime.withLock { $0 = killedAt }
         victim.process.kill(SIGKILL)
+        // When the survivors' view drops the victim (the leader's decision), for the diagnosis.
+        let epochBefore = clusterStatus(survivors[0].httpPort)?["viewEpoch"] as? Int
+        let viewChange = Mutex<Double?>(nil)
+        let monitor = Thread {
+            let bound = killedAt.addingTimeInterval(20)
+            while Date() < bound {
+                if let status = clusterStatus(survivors[0].httpPort), let members = status["members"] as? [[String: Any]],
+                    !members.contains(where: { ($0["id"] as? String) == victim.id }) || (status["viewEpoch"] as? Int) != epochBefore
+                {
+                    viewChange.withLock { $0 = Date().timeIntervalSince(killedAt) }
+                    return
+                }
+                usleep(10_000)
+            }
+        }
+        monitor.start()
+        // Probes: fresh writes of a spare victim session every ~50 ms, each given up after
+        // 200 ms, to tell when a newly issued write succeeds (the writers above may sit on a
+        // request that was forwarded to the dead owner).
+        let newWrite = Mutex<Double?>(nil)
+        let probes = (0..<4).map { p in
+            Thread {
+                usleep(useconds_t(p * 50_000))
+                let client = TinyHTTP(port: survivors[p % survivors.count].httpPort, timeoutSeconds: 0, timeoutMicroseconds: 200_000)
+                let bound = killedAt.addingTimeInterval(20)
+                var n = 0
+                while Date() < bound && newWrite.withLock({ $0 == nil }) {
+                    n += 1
+                    let response = try? client.request("PUT", "/session/attributes/probe", cookie: spare, body: Array("\(p)-\(n)".utf8))
+                    if response?.status == 204 {
+                        let at = Date().timeIntervalSince(killedAt)
+                        newWrite.withLock { $0 = min($0 ?? at, at) }
+                    } else if response == nil {
+                        continue  // timed out: the next probe starts at once
+                    } else {
+                        usleep(20_000)
+                    }
+                }
+                client.disconnect()
+            }
+        }
+        for probe in probes { probe.start() }
         // Wait (bounded) until every writer has an ack after the kill, then write 0.5 s more.
         let bound = killedAt.addingTimeInterval(20)
         while Date() < bound && shared.logs.withLock({ $0.contains { $0.firstAckAfterKill == nil } }) { usleep(5_000) }
@@ -291,6 +342,7 @@ enum BenchFailover {
         let joinBound = Date().addingTimeInterval(10)
         while Date() < joinBound && threads.contains(where: { $0.isExecuting }) { usleep(10_000) }
 
+        while (monitor.isExecuting || probes.contains(where: \.isExecuting)) && Date() < joinBound { usleep(10_000) }
         let final = shared.logs.withLock { $0 }
         let afterKill = final.compactMap(\.firstAckAfterKill).map { $0.timeIntervalSince(killedAt) }
         let allWritable = afterKill.count == writers ? afterKill.max() : nil
@@ -315,6 +367,7 @@ enum BenchFailover {
         return RunResult(
             outage: allWritable, firstAck: afterKill.min(), lost: lost, acked: final.reduce(0) { $0 + $1.acked },
             sessions: ids.count, ownedByVictim: ownedPartitions, victimWasLeader: victim.id == leader,
+            viewChange: viewChange.withLock { $0 }, newWrite: newWrite.withLock { $0 },
             error: readErrors > 0 ? "\(readErrors) sessions unreadable after failover" : (allWritable == nil ? "not writable within 20 s" : nil))
     }
 }
