@@ -180,7 +180,16 @@ struct Bench: AsyncParsableCommand {
                             n, r["bytes_per_update"] as! Double, r["idle_bytes_per_s"] as! Double, r["updates"] as! Int,
                             r["errors"] as! Int))
                 }
-                return ["bytes_per_update": byN["3"] as Any, "by_n": byN, "runs": runs, "replicas": 2, "value_bytes": 100]
+                // The same at N = 3 with one writer: every update travels alone (no batching).
+                let lone = try await BenchFigures.bytesPerUpdate(nodes: 3, fixture: fixture1k, updates: 1000, writers: 1)
+                BenchLog.figure(
+                    String(
+                        format: "bytes per update, N = 3, one writer (each update alone in its frame): %.1f B",
+                        lone["bytes_per_update"] as! Double))
+                return [
+                    "bytes_per_update": byN["3"] as Any, "by_n": byN, "runs": runs, "replicas": 2, "value_bytes": 100,
+                    "writers": 50, "single_writer": lone,
+                ]
             }
         }
 

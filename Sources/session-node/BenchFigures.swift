@@ -113,17 +113,30 @@ enum BenchFigures {
     /// on the node that created and owns it, by 50 concurrent writers. Bytes are the wire
     /// bytes (after LZ4, with frame headers and HMAC) every node sent while the updates ran,
     /// minus the idle traffic (heartbeats) measured over an idle span right after.
-    static func bytesPerUpdate(nodes count: Int, fixture: BenchFixture, updates: Int) async throws -> [String: Any] {
+    static func bytesPerUpdate(nodes count: Int, fixture: BenchFixture, updates: Int, writers: Int = 50) async throws -> [String: Any] {
         let cluster = try await BenchCluster.start(count, prefix: "bytes\(count)-")
         defer { Task { await cluster.stop() } }
         let byNode = try await cluster.createSessions(updates, fixture: fixture)
         try await Task.sleep(for: .milliseconds(300))  // let creation traffic (acks) drain
         let nodes = cluster.nodes
-        let writers = 50
         let clock = ContinuousClock()
         let before = cluster.wireBytesSent
         let start = clock.now
         let errors = await withTaskGroup(of: Int.self) { group in
+            if writers == 1 {
+                // One update at a time, each on the node that owns the session: no batching.
+                group.addTask {
+                    var errors = 0
+                    for (nodeIndex, ids) in byNode.enumerated() {
+                        for (i, id) in ids.enumerated() {
+                            let changes = SessionChanges(updated: ["flash": AttributeValue(encoding: .utf8, bytes: FlashValue.bytes(i))])
+                            do { try await nodes[nodeIndex].update(id, changes: changes) } catch { errors += 1 }
+                        }
+                    }
+                    return errors
+                }
+                return await group.reduce(0, +)
+            }
             for writer in 0..<writers {
                 group.addTask {
                     let nodeIndex = writer % count
@@ -154,7 +167,7 @@ enum BenchFigures {
         let net = gross - idleRate * busySpan.seconds
         await cluster.stop()
         return [
-            "nodes": count, "updates": updates, "errors": errors, "gross_bytes": gross,
+            "nodes": count, "updates": updates, "writers": writers, "errors": errors, "gross_bytes": gross,
             "idle_bytes_per_s": idleRate, "busy_s": busySpan.seconds, "update_s": updateSpan.seconds,
             "bytes_per_update": net / Double(updates),
         ]

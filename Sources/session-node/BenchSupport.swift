@@ -33,7 +33,7 @@ enum BenchLog {
 struct BenchFixture: Sendable {
     /// Attribute name to UTF-8 value, as in the JSON file.
     let fields: [(String, String)]
-    /// Size of the JSON file.
+    /// Size of the session as compact JSON (what redis_peer.py calls the payload).
     let jsonBytes: Int
 
     /// Sum of names and values: what the store holds as attributes.
@@ -49,7 +49,8 @@ struct BenchFixture: Sendable {
             let value = object[key]
             return (key, value as? String ?? "\(value ?? "")")
         }
-        return BenchFixture(fields: fields, jsonBytes: data.count)
+        let compact = try JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])
+        return BenchFixture(fields: fields, jsonBytes: compact.count)
     }
 
     /// The attributes of one session. Every value is a fresh buffer (no storage shared with
