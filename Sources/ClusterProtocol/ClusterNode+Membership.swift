@@ -190,11 +190,19 @@ extension ClusterNode {
         if role == .leader || role == .candidate { role = .follower }
     }
 
-    /// Nodes in a view stand for election; before any view, only seeds do.
-    var mayStandForElection: Bool {
+    /// Nodes in a view stand for election; before any view, only seeds do. A member stands
+    /// only while it hears a majority of its view (every member heartbeats every other, so
+    /// this is known locally): a node cut off into a minority does not raise its term, so
+    /// it cannot depose the majority's leader when the network heals (Raft's pre-vote, for free).
+    func mayStandForElection(now: Timestamp) -> Bool {
         if leaving || role == .left { return false }
-        if let view { return view.members.contains(me) }
-        return configuration.seeds.contains(configuration.address)
+        guard let view else { return configuration.seeds.contains(configuration.address) }
+        guard view.members.contains(me) else { return false }
+        let window = configuration.electionTimeoutMilliseconds.upperBound
+        let heard = view.members.filter { member in
+            member.id == id || peers[member.id].map { now.milliseconds(since: $0.lastHeard) < window } ?? false
+        }.count
+        return heard >= view.members.count / 2 + 1
     }
 
     var electorateSize: Int {
@@ -204,7 +212,7 @@ extension ClusterNode {
 
     func startElection(now: Timestamp, into effects: inout [Effect]) {
         resetElectionDeadline(now: now)
-        guard mayStandForElection else { return }
+        guard mayStandForElection(now: now) else { return }
         term += 1
         role = .candidate
         votedFor = id
@@ -308,7 +316,7 @@ extension ClusterNode {
             if view.members.contains(request.member) { pendingLeaves.insert(request.member.id) }
         } else if view.members.contains(request.member) {
             sendView(to: request.member, now: now, into: &effects)
-        } else if request.member.incarnation > (removedIncarnation[request.member.id] ?? 0) || removedIncarnation[request.member.id] == nil {
+        } else if request.member.incarnation > (removedIncarnation[request.member.id] ?? 0) {
             if let current = view.members.first(where: { $0.id == request.member.id }), current.incarnation > request.member.incarnation { return }
             pendingJoins[request.member.id] = request.member
         }
@@ -337,7 +345,8 @@ extension ClusterNode {
                 }
                 members.append(member)
                 peers[joiner] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
-            } else if let down = members.first(where: { $0.id != id && isDown($0, now: now) }) {
+            } else if mayRemoveSilentMember(now: now), let down = members.first(where: { $0.id != id && isDown($0, now: now) }) {
+                silentRemovals.append(now)
                 removedIncarnation[down.id] = down.incarnation
                 members.removeAll { $0.id == down.id }
             } else {
@@ -346,6 +355,16 @@ extension ClusterNode {
             guard let view else { return }
             publish(View(term: term, epoch: view.epoch + 1, leader: id, members: members), now: now, into: &effects)
         }
+    }
+
+    /// At most R - 1 silent members are removed within one re-replication window. More
+    /// silent members than that at once is a partition (or a loss beyond what R covers):
+    /// removing them all would hand some partitions to nodes that can find no copy, and the
+    /// cut-off replicas would discard the only copies when they return. Waiting keeps a
+    /// minority pair's acknowledged writes until the network heals (I1).
+    func mayRemoveSilentMember(now: Timestamp) -> Bool {
+        silentRemovals.removeAll { now.milliseconds(since: $0) >= Timing.reReplicationWindowMilliseconds(configuration) }
+        return silentRemovals.count < max(1, configuration.replicationFactor - 1)
     }
 
     func publish(_ newView: View, now: Timestamp, into effects: inout [Effect]) {

@@ -34,6 +34,15 @@ extension ClusterNode {
         let previousOwned = wasMember ? owned : []
         let previousHeld = wasMember ? held : []
         view = newView
+        // Every node remembers who was removed, so that whoever leads later never takes a
+        // stale join request of a removed incarnation back in.
+        for member in previousView?.members ?? [] where !newView.members.contains(member) {
+            removedIncarnation[member.id] = max(removedIncarnation[member.id] ?? 0, member.incarnation)
+        }
+        pendingJoins = pendingJoins.filter { id, joiner in
+            joiner.incarnation > (removedIncarnation[id] ?? 0)
+                && !newView.members.contains { $0.id == id && $0.incarnation >= joiner.incarnation }
+        }
         for member in newView.members {
             if let current = known[member.id], current.incarnation > member.incarnation { continue }
             known[member.id] = member
@@ -109,8 +118,7 @@ extension ClusterNode {
             role = .left
             return
         }
-        store.evict(where: { _ in true })
-        _ = store.drainDeltas(includeTouches: true)
+        store.removeAll()
         incarnation += 1
         known[id] = me
     }

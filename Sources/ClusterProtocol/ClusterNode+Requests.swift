@@ -91,8 +91,15 @@ extension ClusterNode {
                 event = .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):
-                targets = [(session, try store.apply(changes, to: session, now: now))]
+                let before = store.load(session, now: now, touch: false)?.version
+                let version = try store.apply(changes, to: session, now: now)
+                targets = [(session, version)]
                 unflushedBytes += changes.byteCount
+                if version == before, !changes.isEmpty { replicateUnchanged(session, concern: concern) }
+                if changes.isEmpty {
+                    complete(origin, .success(version), event: nil, now: now, into: &effects)
+                    return
+                }
             case .touch(let at):
                 guard store.load(session, now: max(at, now)) != nil else { throw SessionStoreError.sessionNotFound(session) }
                 let version = store.snapshot(session)?.version ?? 0
@@ -117,6 +124,15 @@ extension ClusterNode {
             return
         }
         register(targets: targets, concern: concern, origin: origin, event: event, result: targets.last?.version ?? 0, now: now, into: &effects)
+    }
+
+    /// A write that set values the session already had made no delta, but its caller may be
+    /// retrying a write that timed out before any backup had it: the owner sends the backups
+    /// a snapshot so that the acknowledgement again means "on enough copies". (A save with
+    /// no changes at all completes at once and sends nothing.)
+    func replicateUnchanged(_ session: SessionID, concern: WriteConcern) {
+        guard concern.backupsRequired > 0, let table, let snapshot = store.snapshot(session), let now = lastNow else { return }
+        for backup in table.backups(of: partition(of: session)) { enqueue(snapshot, to: backup, now: now) }
     }
 
     /// Waits for `concern` on `targets`, or completes at once when nothing is required.

@@ -77,6 +77,7 @@ public final class ClusterNode {
     var pendingLeaves: Set<NodeID> = []
     var nextProbeID: UInt64 = 0
     var lastJoinRequestAt: Timestamp?
+    var silentRemovals: [Timestamp] = []
 
     // MARK: Data
     var owned: Set<Int> = []
@@ -197,6 +198,8 @@ public final class ClusterNode {
 
     /// When the runtime must call ``tick(now:)`` next at the latest.
     public var nextTickDeadline: Timestamp {
+        // Not started, or gone: nothing is due for a long while.
+        guard started, role != .left else { return (lastNow ?? .zero).adding(milliseconds: 3_600_000) }
         var deadline = min(nextHeartbeatAt, nextTouchFlushAt, nextSweepAt)
         if role != .leader { deadline = min(deadline, electionDeadline) }
         if let nextFlushAt { deadline = min(deadline, nextFlushAt) }
@@ -282,6 +285,11 @@ enum Timing {
     /// A state-transfer source that has not finished is asked again after this long.
     static func transferRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
         5 * configuration.heartbeatIntervalMilliseconds
+    }
+    /// The time re-replication gets after a member is removed for silence before the next
+    /// silent member may go (see `mayRemoveSilentMember`).
+    static func reReplicationWindowMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
+        10 * configuration.downAfterMilliseconds
     }
     /// A node outside the view asks to join this often.
     static func joinRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {

@@ -10,8 +10,8 @@ import Synchronization
 /// | --- | --- | --- |
 /// | `session_cluster_sessions` | gauge | node |
 /// | `session_cluster_deltas_sent_total`, `session_cluster_deltas_received_total` | counter | node |
-/// | `session_cluster_bytes_sent_total` | counter | node, peer, stage (`uncompressed`, `wire`) |
-/// | `session_cluster_bytes_received_total` | counter | node, peer, stage (`wire`) |
+/// | `session_cluster_bytes_sent_total` | counter | node, peer, stage (`uncompressed`: frame bodies before LZ4; `wire`: whole frames) |
+/// | `session_cluster_bytes_received_total` | counter | node, peer, stage (`wire`; the codec does not report sizes after decompression) |
 /// | `session_cluster_ack_latency` | timer | node, concern |
 /// | `session_cluster_failovers_total` | counter | node |
 /// | `session_cluster_view_changes_total` | counter | node |
@@ -42,10 +42,14 @@ final class ClusterMetrics: Sendable {
     /// Frames refused since start (also exported as `session_cluster_rejected_frames_total`).
     var rejectedFrames: Int { rejectedCount.load(ordering: .relaxed) }
 
-    func sent(_ message: ClusterMessage, to peer: NodeID, wireBytes: Int, uncompressedBytes: Int) {
-        counter("session_cluster_bytes_sent_total", [("peer", peer.rawValue), ("stage", "uncompressed")])
+    /// Counts a frame sent to `member`: its body before compression, and its bytes on the
+    /// wire (header and authentication code included). A seed contacted before its id is
+    /// known is labelled by its address.
+    func sent(_ message: ClusterMessage, to member: Member, wireBytes: Int, uncompressedBytes: Int) {
+        let peer = member.id.rawValue.isEmpty ? member.address.description : member.id.rawValue
+        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "uncompressed")])
             .increment(by: Int64(uncompressedBytes))
-        counter("session_cluster_bytes_sent_total", [("peer", peer.rawValue), ("stage", "wire")]).increment(by: Int64(wireBytes))
+        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "wire")]).increment(by: Int64(wireBytes))
         if case .deltaBatch(let batch) = message { deltasSent.increment(by: Int64(batch.deltas.count)) }
     }
 

@@ -109,6 +109,29 @@ final class DatagramFrameHandler: ChannelInboundHandler {
 }
 
 extension ClusterMessage {
+    /// The message's type and sequence numbers, for trace logs (never session contents).
+    var traceSummary: String {
+        switch self {
+        case .heartbeat(let message): "heartbeat seq=\(message.sequence) term=\(message.term) epoch=\(message.viewEpoch)"
+        case .heartbeatReply(let message): "heartbeatReply seq=\(message.sequence)"
+        case .probeRequest: "probeRequest"
+        case .probeReply: "probeReply"
+        case .voteRequest(let message): "voteRequest term=\(message.term)"
+        case .voteReply(let message): "voteReply term=\(message.term) granted=\(message.granted)"
+        case .joinRequest(let message): "joinRequest leaving=\(message.leaving)"
+        case .view(let view): "view epoch=\(view.epoch) members=\(view.members.count)"
+        case .deltaBatch(let batch): "deltaBatch seq=\(batch.sequence) epoch=\(batch.viewEpoch) deltas=\(batch.deltas.count)"
+        case .deltaAck(let ack): "deltaAck seq=\(ack.sequence) needSnapshots=\(ack.needSnapshots.count)"
+        case .forwardedWrite(let write): "forwardedWrite \(write.requestID)"
+        case .writeReply(let reply): "writeReply \(reply.requestID)"
+        case .stateTransferRequest(let request): "stateTransferRequest id=\(request.transferID)"
+        case .stateTransferChunk(let chunk): "stateTransferChunk id=\(chunk.transferID) index=\(chunk.index) last=\(chunk.last)"
+        case .readRequest(let request): "readRequest \(request.requestID)"
+        case .readReply(let reply): "readReply \(reply.requestID)"
+        case .error(let error): "error code=\(error.code)"
+        }
+    }
+
     /// The node that sent the message, for per-peer metrics; nil when the message does not
     /// name it.
     var senderID: NodeID? {

@@ -101,6 +101,21 @@ final class NodeRuntime {
     /// True when every frame queued for a peer has been written.
     var linksAreIdle: Bool { links.values.allSatisfy(\.isIdle) }
 
+    /// True once a leaving node is out of the view (the leader moved its partitions), or
+    /// it is alone and there is nobody to hand over to.
+    var hasLeft: Bool {
+        guard let node else { return true }
+        let status = node.status
+        return status.role == .left || status.members.allSatisfy { $0.member.id == configuration.nodeID }
+    }
+
+    /// Closes every TCP connection, inbound and outbound, as a network fault would; the
+    /// links reconnect on their own. For tests of reconnection.
+    func dropConnections() {
+        for link in links.values { link.channel?.close(promise: nil) }
+        for channel in inboundChannels.values { channel.close(promise: nil) }
+    }
+
     /// Closes every channel and fails the requests still waiting.
     func stop() -> EventLoopFuture<Void> {
         stopped = true
@@ -162,6 +177,7 @@ final class NodeRuntime {
     func receive(_ frame: ReceivedFrame) {
         guard let node, !stopped else { return }
         metrics.received(frame)
+        logger.trace("received", metadata: ["from": "\(frame.message.senderID?.rawValue ?? "?")", "message": "\(frame.message.traceSummary)"])
         let now = WallClock.now()
         run(node.receive(frame.message, now: now), now: now)
     }
@@ -295,7 +311,8 @@ final class NodeRuntime {
 
     private func send(_ message: ClusterMessage, to member: Member, over channel: Effect.Channel) {
         let frame = codec.encode(message)
-        metrics.sent(message, to: member.id, wireBytes: frame.bytes.count, uncompressedBytes: frame.uncompressedBodyBytes)
+        logger.trace("send", metadata: ["to": "\(member)", "channel": "\(channel)", "message": "\(message.traceSummary)"])
+        metrics.sent(message, to: member, wireBytes: frame.bytes.count, uncompressedBytes: frame.uncompressedBodyBytes)
         let buffer = ByteBuffer(bytes: frame.bytes)
         switch channel {
         case .datagram:

@@ -15,7 +15,9 @@ import WireFormat
 /// ``start()`` and ``shutdown()`` yourself:
 ///
 /// ```swift
-/// let cluster = try SessionCluster(configuration: .local(id: "n1"))
+/// var configuration = SessionClusterConfiguration.local(id: "n1")
+/// configuration.writeConcern = .local     // alone: there is no backup to acknowledge
+/// let cluster = try SessionCluster(configuration: configuration)
 /// try await cluster.start()
 /// var session = try await cluster.create()
 /// session.setAttribute("cart", AttributeValue(string: "3 apples"))
@@ -172,10 +174,11 @@ public final class SessionCluster: Service, Sendable {
         await shutdown()
     }
 
-    /// Leaves the cluster gracefully: tells the leader this node leaves (so it hands the
-    /// node's partitions to their backups), lets queued frames drain for at most
-    /// ``SessionClusterConfiguration/shutdownDrainTime``, then closes every socket. Requests
-    /// still waiting fail with ``SessionClusterError/notRunning``.
+    /// Leaves the cluster gracefully: tells the leader this node leaves, waits until the
+    /// leader has moved this node's partitions to their backups (a view without it), keeps
+    /// answering state transfers for two heartbeats while queued frames drain, all within
+    /// ``SessionClusterConfiguration/shutdownDrainTime``, then closes every socket.
+    /// Requests still waiting fail with ``SessionClusterError/notRunning``.
     public func shutdown() async {
         let handle: RuntimeHandle? = state.withLock { state in
             guard case .running(let handle, _) = state else {
@@ -187,10 +190,17 @@ public final class SessionCluster: Service, Sendable {
         }
         guard let handle else { return }
         _ = try? await handle.submit { $0.leave() }
+        // Wait to be out of the view, then a little longer (two heartbeats) to answer the
+        // state transfers the new holders of this node's partitions ask for, and for the
+        // links to drain.
         let deadline = ContinuousClock.now + configuration.shutdownDrainTime
+        let grace = Duration.milliseconds(2 * configuration.node.heartbeatIntervalMilliseconds)
+        var leftAt: ContinuousClock.Instant?
         while ContinuousClock.now < deadline {
-            if (try? await handle.submit { $0.linksAreIdle }) ?? true { break }
-            try? await Task.sleep(for: .milliseconds(5))
+            guard let (left, idle) = try? await handle.submit({ ($0.hasLeft, $0.linksAreIdle) }) else { break }
+            if left, leftAt == nil { leftAt = .now }
+            if let leftAt, idle, ContinuousClock.now - leftAt >= grace { break }
+            try? await Task.sleep(for: .milliseconds(10))
         }
         let stopped = try? await handle.submit { $0.stop() }
         try? await stopped?.get()
@@ -313,6 +323,12 @@ public final class SessionCluster: Service, Sendable {
     public var rejectedFrameCount: Int { metrics.rejectedFrames }
 
     // MARK: - Internals
+
+    /// Closes this node's TCP connections as a network fault would (tests of reconnection).
+    func dropConnections() async {
+        guard let handle = try? runningHandle() else { return }
+        _ = try? await handle.submit { $0.dropConnections() }
+    }
 
     private func runningHandle() throws(SessionClusterError) -> RuntimeHandle {
         let handle: RuntimeHandle? = state.withLock { state in

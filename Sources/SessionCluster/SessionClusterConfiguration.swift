@@ -39,9 +39,10 @@ public struct SessionClusterConfiguration: Sendable {
     public var reconnectMaxDelay: Duration = .seconds(2)
     /// How long a connection attempt may take. Default 1 s.
     public var connectTimeout: Duration = .seconds(1)
-    /// How long a graceful shutdown waits, after telling the cluster it leaves, for queued
-    /// frames to drain. Default 500 ms.
-    public var shutdownDrainTime: Duration = .milliseconds(500)
+    /// The longest a graceful shutdown waits, after telling the cluster it leaves, for the
+    /// leader to move this node's partitions and for queued frames to drain. Default 2 s
+    /// (a leave takes about a heartbeat round and a view change).
+    public var shutdownDrainTime: Duration = .seconds(2)
 
     /// Creates a configuration with the documented defaults.
     ///
@@ -100,9 +101,13 @@ public struct SessionClusterConfiguration: Sendable {
     /// (heartbeats every 50 ms, down after 400 ms, leases of 300 ms) while leaving room for a
     /// busy CI machine.
     ///
+    /// A node alone has no backup, so it can only acknowledge `.local` writes: set
+    /// ``writeConcern`` to `.local` for a single-node cluster.
+    ///
     /// - Parameters:
     ///   - id: The node's name.
-    ///   - seeds: Peers to contact; empty starts a single-node cluster.
+    ///   - seeds: Peers to contact; empty starts a cluster of this node alone, which others
+    ///     may join.
     public static func local(id: NodeID, seeds: [PeerAddress] = []) -> SessionClusterConfiguration {
         var configuration = SessionClusterConfiguration(
             nodeID: id, bindAddress: PeerAddress(host: "127.0.0.1", port: 0), seeds: seeds,
@@ -116,7 +121,7 @@ public struct SessionClusterConfiguration: Sendable {
         configuration.node.writeTimeoutMilliseconds = 2000
         configuration.reconnectInitialDelay = .milliseconds(20)
         configuration.reconnectMaxDelay = .milliseconds(500)
-        configuration.shutdownDrainTime = .milliseconds(100)
+        configuration.shutdownDrainTime = .seconds(1)
         return configuration
     }
 }

@@ -39,6 +39,7 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
         return true
     }
 
+    /// A one-line explanation (never a whole session id).
     public var description: String {
         switch self {
         case .refused(let error): "refused: \(error)"

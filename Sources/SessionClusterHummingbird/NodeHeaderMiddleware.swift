@@ -16,6 +16,7 @@ public struct NodeHeaderMiddleware<Context: RequestContext>: RouterMiddleware {
         self.nodeID = nodeID
     }
 
+    /// Runs the rest of the chain and adds the header to whatever it answers.
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response: Response
         do {

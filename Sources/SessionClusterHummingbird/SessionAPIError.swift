@@ -50,8 +50,11 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
         }
     }
 
+    /// The response: ``status`` and the JSON body.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = try JSONEncoder().encode(["error": code, "message": message])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = try encoder.encode(["error": code, "message": message])
         return Response(
             status: status, headers: [.contentType: "application/json; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))

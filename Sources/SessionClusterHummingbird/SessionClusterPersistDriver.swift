@@ -38,12 +38,16 @@ public struct SessionClusterPersistDriver: PersistDriver {
         self.generations = max(1, generations)
     }
 
+    /// Stores `value` under a new key; throws `PersistError.duplicate` when the key holds a
+    /// live value. With `expires`, the value ends that long from now.
     public func create<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
         guard try await live(key) == nil else { throw PersistError.duplicate }
         let attributes = try JSONMembers.attributes(of: value)
         guard try await createFresh(key, attributes: attributes, expires: expires) else { throw PersistError.duplicate }
     }
 
+    /// Stores `value` under `key`, sending only the top-level fields that changed. Without
+    /// `expires`, an existing value keeps its expiry instant.
     public func set<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
         let attributes = try JSONMembers.attributes(of: value)
         // A concurrent create, or an expiry between the read and the write, sends us round again.
@@ -61,11 +65,14 @@ public struct SessionClusterPersistDriver: PersistDriver {
         throw SessionClusterError.viewChanged
     }
 
+    /// The value of `key`, or nil when there is none (or it expired). Throws
+    /// `PersistError.invalidConversion` when it does not decode as `Object`.
     public func get<Object: Codable & Sendable>(key: String, as: Object.Type) async throws -> Object? {
         guard let session = try await live(key) else { return nil }
         return try Self.decode(Object.self, from: session)
     }
 
+    /// The value of `key` and the time left before it expires (nil: never).
     public func getWithTTL<Object: Codable & Sendable>(key: String, as: Object.Type) async throws -> (object: Object, ttl: Duration?)? {
         guard let session = try await live(key) else { return nil }
         let object = try Self.decode(Object.self, from: session)
@@ -74,6 +81,7 @@ public struct SessionClusterPersistDriver: PersistDriver {
         return (object, .milliseconds(max(0, deadline.milliseconds(since: Self.now()))))
     }
 
+    /// Removes `key` everywhere in the cluster.
     public func remove(key: String) async throws {
         for generation in 0..<generations {
             let id = Self.sessionID(for: key, generation: generation)

@@ -356,6 +356,25 @@ public final class SessionStore: Sendable {
         return evicted
     }
 
+    /// Forgets every session and every tombstone, as if the store were new: for a node that
+    /// was declared down, whose copy may hold writes and ends nobody acknowledged. It is
+    /// refilled from the replicas that stayed, whose tombstones keep ended sessions ended.
+    public func removeAll() {
+        var removed = 0
+        for shard in shards {
+            shard.state.withLock { state in
+                for slot in state.slots.values { if case .live = slot { removed += 1 } }
+                state.slots.removeAll()
+                state.dirty.removeAll()
+                state.touched.removeAll()
+                state.tombstoneOrder.removeAll()
+                state.tombstoneHead = 0
+            }
+        }
+        liveSessions.subtract(removed, ordering: .relaxed)
+        principalIndex.withLock { $0.removeAll() }
+    }
+
     /// Ends the expired sessions this node owns (the owner's clock decides expiry) and
     /// drops tombstones past their lifetime or over the count limit. Returns one
     /// ``SessionEvent/expired(_:)`` per session ended.

@@ -13,7 +13,9 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run one node: the session HTTP API over an embedded, replicated store.",
         discussion: """
             Start every node of a cluster with the same --seed list (it may include the node's own \
-            --bind address). Without --cluster-key-file a development key is used and a warning logged.
+            --bind address). Writes are acknowledged once a backup holds them, so a node alone \
+            acknowledges writes only with --replicas 1. Without --cluster-key-file a development key \
+            is used and a warning logged.
             """)
 
     @Option(help: "This node's id, stable across restarts.")

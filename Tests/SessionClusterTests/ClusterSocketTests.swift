@@ -105,3 +105,32 @@ struct ClusterSocketTests {
         await #expect(throws: SessionClusterError.notRunning) { try await node.create() }
     }
 }
+
+extension ClusterSocketTests {
+    /// A write that changes nothing is acknowledged at once, through the owner or not.
+    @Test func writingTheSameValueAgainIsAcknowledged() async throws {
+        try await TestCluster.with(2) { nodes in
+            let session = try await nodes[0].create(attributes: ["k": AttributeValue(string: "v")])
+            let same = SessionChanges(updated: ["k": AttributeValue(string: "v")])
+            for node in nodes {
+                let started = ContinuousClock.now
+                try await node.update(session.id, changes: same)
+                #expect(ContinuousClock.now - started < .seconds(1))
+            }
+        }
+    }
+
+    @Test func linksReconnectAfterTheirConnectionsDrop() async throws {
+        try await TestCluster.with(2) { nodes in
+            let session = try await nodes[0].create(attributes: ["step": AttributeValue(string: "0")])
+            for step in 1...3 {
+                for node in nodes { await node.dropConnections() }
+                try await nodes[step % 2].update(
+                    session.id, changes: SessionChanges(updated: ["step": AttributeValue(string: "\(step)")]))
+                for node in nodes {
+                    #expect(try await node.load(session.id)?["step"]?.string == "\(step)")
+                }
+            }
+        }
+    }
+}

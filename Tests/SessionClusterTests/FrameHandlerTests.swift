@@ -81,7 +81,7 @@ struct FrameHandlerTests {
         let channel = try makeStreamChannel(recorder)
         var altered = Samples.bytes(Samples.heartbeat)
         altered[altered.count - 1] ^= 0xFF
-        try? channel.writeInbound(ByteBuffer(bytes: altered + Samples.bytes(Samples.heartbeat)))
+        _ = try channel.writeInbound(ByteBuffer(bytes: altered + Samples.bytes(Samples.heartbeat)))
         #expect(recorder.messages.isEmpty)
         #expect(recorder.rejectionCodes == [WireError.authenticationFailed.code])
         #expect(!channel.isActive)
@@ -91,7 +91,7 @@ struct FrameHandlerTests {
         let recorder = FrameRecorder()
         let channel = try makeStreamChannel(recorder)
         let stranger = FrameCodec(configuration: try WireConfiguration(clusterKey: [UInt8](repeating: 9, count: 32)))
-        try? channel.writeInbound(ByteBuffer(bytes: Samples.bytes(Samples.heartbeat, codec: stranger)))
+        _ = try channel.writeInbound(ByteBuffer(bytes: Samples.bytes(Samples.heartbeat, codec: stranger)))
         #expect(recorder.messages.isEmpty)
         #expect(recorder.rejectionCodes == [WireError.authenticationFailed.code])
         #expect(!channel.isActive)
@@ -100,7 +100,7 @@ struct FrameHandlerTests {
     @Test func bytesThatAreNotAFrameCloseTheLink() throws {
         let recorder = FrameRecorder()
         let channel = try makeStreamChannel(recorder)
-        try? channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: example\r\n\r\n"))
+        _ = try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: example\r\n\r\n"))
         #expect(recorder.messages.isEmpty)
         #expect(recorder.rejectionCodes.count == 1)
         #expect(!channel.isActive)

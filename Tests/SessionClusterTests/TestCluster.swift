@@ -52,8 +52,11 @@ enum TestCluster {
         await stop(nodes)
     }
 
+    /// Shuts the nodes down together (one by one, each would wait for the view change).
     static func stop(_ nodes: [SessionCluster]) async {
-        for node in nodes { await node.shutdown() }
+        await withTaskGroup(of: Void.self) { group in
+            for node in nodes { group.addTask { await node.shutdown() } }
+        }
     }
 
     struct Timeout: Error, CustomStringConvertible {

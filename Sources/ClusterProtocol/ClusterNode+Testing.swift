@@ -1,0 +1,18 @@
+/// Cheap read-outs for the simulator's invariant checks, which run after every step (the
+/// public ``ClusterNode/status`` builds a whole report each time).
+extension ClusterNode {
+    /// This node's role.
+    @_spi(Testing) public var currentRole: ClusterStatus.Role { role }
+    /// This node's term.
+    @_spi(Testing) public var currentTerm: UInt64 { term }
+    /// The installed view, if any.
+    @_spi(Testing) public var installedView: View? { view }
+    /// This node as a member (its incarnation rises when it rejoins after being declared down).
+    @_spi(Testing) public var currentMember: Member { me }
+    /// Bytes queued for the peer with the most (I6).
+    @_spi(Testing) public var queuedBytesHighWater: Int { outbound.values.map(\.queuedBytes).max() ?? 0 }
+    /// Requests and transfers this node is waiting on (I6).
+    @_spi(Testing) public var pendingCount: Int { pendingWrites.count + forwards.count + rotations.count + credits.count }
+    /// True when every partition this node holds has all its data.
+    @_spi(Testing) public var isFilled: Bool { held.isSubset(of: filled) }
+}

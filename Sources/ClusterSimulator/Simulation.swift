@@ -1,0 +1,414 @@
+@_spi(Testing) import ClusterProtocol
+import SessionCore
+
+/// N cluster nodes in one process on virtual time, driven by one seeded random source.
+///
+/// The network carries every ``Effect/send(_:to:channel:)`` with a latency drawn from the
+/// seed. Datagrams may be dropped, duplicated and reordered; stream messages keep their
+/// order per link (TCP) and are lost only when the link is cut, the sender crashed, or a
+/// rare "connection reset" fault drops one. Faults: symmetric and one-way partitions, crash,
+/// restart with empty memory, pause and resume (the node wakes with stale state), clock
+/// jumps. After every step the ``Checker`` tests the invariants of ARCHITECTURE.md; the
+/// same seed always replays the same run, step for step.
+///
+/// ```swift
+/// let simulation = Simulation(SimulationConfiguration(nodes: 5, seed: 42))
+/// simulation.startAll()
+/// simulation.run(until: { $0.isStable }, within: 5_000)
+/// let id = simulation.write(through: 2, .create(metadata, changes), to: sessionID)
+/// simulation.crash(node: 0)
+/// ```
+public final class Simulation {
+    /// The run's settings.
+    public let configuration: SimulationConfiguration
+    /// Virtual time, in milliseconds since the run began.
+    public private(set) var now = Timestamp(milliseconds: 1_000_000)
+    /// The nodes, by index.
+    public private(set) var nodes: [SimulatedNode]
+    /// The seeded source of every random choice the simulator makes.
+    public var random: SeededRandom
+    /// The size of a message on the wire: an estimate by default; tests may plug in the encoder.
+    public var messageSize: (ClusterMessage) -> Int = MessageSize.estimate
+    /// Bytes sent, by message kind.
+    public private(set) var bytesSent: [String: Int] = [:]
+    /// Messages sent, by message kind.
+    public private(set) var messagesSent: [String: Int] = [:]
+    /// Message faults in force (drop, duplicate, delay, connection resets).
+    public var faults: MessageFaults
+    /// The model of acknowledged writes and the invariant checks.
+    public let checker: Checker
+    /// Steps taken (deliveries and ticks).
+    public private(set) var steps = 0
+
+    private var queue = EventQueue()
+    private var blocked: Set<Link> = []
+    private var lastStreamDelivery: [Link: Timestamp] = [:]
+    private var nextRequest: UInt64 = 0
+
+    /// Creates the nodes (not started).
+    public init(_ configuration: SimulationConfiguration) {
+        self.configuration = configuration
+        self.random = SeededRandom(seed: configuration.seed)
+        self.faults = configuration.faults
+        self.checker = Checker()
+        self.nodes = (0..<configuration.nodes).map { index in
+            SimulatedNode(index: index, id: NodeID("n\(index + 1)"), address: PeerAddress(host: "10.0.0.\(index + 1)", port: 7000))
+        }
+        checker.simulation = self
+    }
+
+    // MARK: Nodes
+
+    /// The configuration node `index` runs with in incarnation `incarnation`.
+    func nodeConfiguration(_ index: Int, incarnation: UInt64) -> NodeConfiguration {
+        let seeds = (0..<min(configuration.nodes, configuration.seedCount)).map { nodes[$0].address }
+        var node = NodeConfiguration(id: nodes[index].id, address: nodes[index].address, incarnation: incarnation, seeds: seeds)
+        node.replicationFactor = configuration.replicationFactor
+        node.partitionCount = configuration.partitionCount
+        node.maxQueuedBytesPerPeer = configuration.maxQueuedBytesPerPeer
+        node.randomSeed = configuration.seed &+ UInt64(index) &* 0x9E37_79B9 &+ incarnation
+        configuration.adjust(&node)
+        return node
+    }
+
+    /// Starts every node (a few milliseconds apart, as processes do).
+    public func startAll() {
+        for index in nodes.indices { start(node: index) }
+    }
+
+    /// Starts node `index` with an empty store (a first start or a restart).
+    public func start(node index: Int) {
+        nodes[index].generation += 1
+        let incarnation = UInt64(nodes[index].generation) * 1000
+        let store = SessionStore(configuration: SessionStore.Configuration(shardCount: 4))
+        let node = ClusterNode(configuration: nodeConfiguration(index, incarnation: incarnation), store: store)
+        node.unsafeAcknowledgeBeforeReplication = configuration.brokenAcknowledgeBeforeReplication
+        nodes[index].node = node
+        nodes[index].paused = false
+        nodes[index].deferred = []
+        checker.forgetRequests(of: index)
+        perform(node.start(now: localTime(index)), by: index)
+    }
+
+    /// Kills node `index`: its memory is gone and its links reset.
+    public func crash(node index: Int) {
+        nodes[index].node = nil
+        nodes[index].generation += 1
+        nodes[index].deferred = []
+        checker.forgetRequests(of: index)
+    }
+
+    /// Restarts a crashed node with empty memory and a new incarnation.
+    public func restart(node index: Int) {
+        if nodes[index].node != nil { crash(node: index) }
+        start(node: index)
+    }
+
+    /// Stops node `index` without losing its state; stream messages wait, datagrams are lost.
+    public func pause(node index: Int) { nodes[index].paused = true }
+
+    /// Resumes a paused node, which sees time jump and works on from its stale state.
+    public func resume(node index: Int) {
+        guard nodes[index].paused else { return }
+        nodes[index].paused = false
+        let waiting = nodes[index].deferred
+        nodes[index].deferred = []
+        for event in waiting { queue.push(time: now, event) }
+    }
+
+    /// Moves node `index`'s clock by `milliseconds` (either way).
+    public func jumpClock(node index: Int, by milliseconds: Int64) {
+        nodes[index].clockOffset += milliseconds
+    }
+
+    /// Asks node `index` to leave the cluster gracefully.
+    public func leave(node index: Int) {
+        guard let node = nodes[index].node else { return }
+        perform(node.leave(now: localTime(index)), by: index)
+    }
+
+    /// Cuts every link between the two groups, both ways.
+    public func partition(_ side: [Int], from other: [Int]) {
+        for a in side { for b in other { blocked.insert(Link(from: a, to: b)); blocked.insert(Link(from: b, to: a)) } }
+    }
+
+    /// Cuts the links from `senders` to `receivers` only.
+    public func cutOneWay(from senders: [Int], to receivers: [Int]) {
+        for a in senders { for b in receivers { blocked.insert(Link(from: a, to: b)) } }
+    }
+
+    /// Restores every link.
+    public func heal() { blocked.removeAll() }
+
+    /// The time node `index` reads on its clock.
+    public func localTime(_ index: Int) -> Timestamp { now.adding(milliseconds: nodes[index].clockOffset) }
+
+    /// The running, unpaused nodes.
+    public var liveIndices: [Int] { nodes.indices.filter { nodes[$0].node != nil && !nodes[$0].paused } }
+
+    // MARK: Requests
+
+    /// Sends a write through node `index`; the completion lands in ``checker``.
+    @discardableResult
+    public func write(
+        through index: Int, _ operation: WriteOperation, to session: SessionID, concern: WriteConcern? = nil
+    ) -> RequestID? {
+        guard let node = nodes[index].node, !nodes[index].paused else { return nil }
+        nextRequest += 1
+        let requestID = RequestID(nextRequest)
+        checker.issuedWrite(requestID, through: index, operation, to: session, concern: concern ?? node.configuration.defaultWriteConcern)
+        perform(node.write(operation, to: session, concern: concern, requestID: requestID, now: localTime(index)), by: index)
+        return requestID
+    }
+
+    /// Reads through node `index`; the completion lands in ``checker``.
+    @discardableResult
+    public func read(through index: Int, _ session: SessionID) -> RequestID? {
+        guard let node = nodes[index].node, !nodes[index].paused else { return nil }
+        nextRequest += 1
+        let requestID = RequestID(nextRequest)
+        checker.issuedRead(requestID, through: index, session)
+        perform(node.read(session, requestID: requestID, now: localTime(index)), by: index)
+        return requestID
+    }
+
+    /// Schedules `action` at virtual time `at`.
+    public func schedule(at time: Timestamp, _ action: @escaping (Simulation) -> Void) {
+        queue.push(time: time, .action(action))
+    }
+
+    // MARK: Running
+
+    /// Takes one step: the earliest due tick or delivery. Returns false when nothing is due
+    /// before `limit`.
+    @discardableResult
+    public func step(limit: Timestamp) -> Bool {
+        var tickIndex: Int?
+        var tickTime = limit
+        for index in nodes.indices {
+            guard let node = nodes[index].node, !nodes[index].paused else { continue }
+            let due = max(now, node.nextTickDeadline.adding(milliseconds: -nodes[index].clockOffset))
+            if due < tickTime || (due == tickTime && tickIndex == nil && due < limit) {
+                tickTime = due
+                tickIndex = index
+            }
+        }
+        if let eventTime = queue.peekTime, eventTime <= tickTime, eventTime <= limit {
+            let event = queue.pop()!
+            now = max(now, eventTime)
+            handle(event)
+        } else if let tickIndex, tickTime <= limit {
+            now = tickTime
+            let node = nodes[tickIndex].node!
+            perform(node.tick(now: localTime(tickIndex)), by: tickIndex)
+        } else {
+            now = max(now, limit)
+            return false
+        }
+        steps += 1
+        checker.checkAfterStep()
+        return true
+    }
+
+    /// Runs for `milliseconds` of virtual time.
+    public func run(for milliseconds: Int64) {
+        let limit = now.adding(milliseconds: milliseconds)
+        while step(limit: limit) {}
+    }
+
+    /// Runs until `condition` holds (checked every `every` ms) or `milliseconds` pass.
+    /// Returns whether it held.
+    @discardableResult
+    public func run(until condition: (Simulation) -> Bool, within milliseconds: Int64, every: Int64 = 10) -> Bool {
+        let end = now.adding(milliseconds: milliseconds)
+        while now < end {
+            if condition(self) { return true }
+            run(for: min(every, end.milliseconds(since: now)))
+        }
+        return condition(self)
+    }
+
+    private func handle(_ event: Event) {
+        switch event {
+        case .action(let action):
+            action(self)
+        case .deliver(let delivery):
+            deliver(delivery)
+        }
+    }
+
+    private func deliver(_ delivery: Delivery) {
+        let target = delivery.to
+        guard let node = nodes[target].node else { return }
+        if blocked.contains(Link(from: delivery.from, to: target)) { return }
+        if delivery.channel == .stream && nodes[delivery.from].generation != delivery.senderGeneration { return }
+        if nodes[target].paused {
+            if delivery.channel == .stream { nodes[target].deferred.append(.deliver(delivery)) }
+            return
+        }
+        if let trace = configuration.trace { trace("\(now.milliseconds - 1_000_000) n\(delivery.from + 1)->n\(target + 1) \(delivery.message)") }
+        perform(node.receive(delivery.message, now: localTime(target)), by: target)
+    }
+
+    /// Carries out a node's effects: sends go on the network; completions go to the checker.
+    func perform(_ effects: [Effect], by index: Int) {
+        for effect in effects {
+            switch effect {
+            case .send(let message, let member, let channel):
+                guard let target = nodes.firstIndex(where: { $0.address == member.address }), target != index else { continue }
+                send(message, from: index, to: target, channel: channel)
+            case .completeWrite(let requestID, let result):
+                checker.completedWrite(requestID, by: index, result)
+            case .completeRead(let requestID, let result):
+                checker.completedRead(requestID, by: index, result)
+            case .event(let event):
+                checker.observed(event, by: index)
+            case .installedView, .disconnect:
+                break
+            }
+        }
+    }
+
+    private func send(_ message: ClusterMessage, from: Int, to: Int, channel: Effect.Channel) {
+        let kind = MessageSize.kind(message)
+        bytesSent[kind, default: 0] += messageSize(message)
+        messagesSent[kind, default: 0] += 1
+        let link = Link(from: from, to: to)
+        if blocked.contains(link) { return }
+        var latency = Int64.random(in: configuration.latencyMilliseconds, using: &random)
+        if faults.delayProbability > 0, Double.random(in: 0..<1, using: &random) < faults.delayProbability {
+            latency += Int64.random(in: faults.extraDelayMilliseconds, using: &random)
+        }
+        let delivery = Delivery(message: message, from: from, to: to, channel: channel, senderGeneration: nodes[from].generation)
+        switch channel {
+        case .datagram:
+            if Double.random(in: 0..<1, using: &random) < faults.datagramDropProbability { return }
+            queue.push(time: now.adding(milliseconds: latency), .deliver(delivery))
+            if Double.random(in: 0..<1, using: &random) < faults.datagramDuplicateProbability {
+                let again = latency + Int64.random(in: 0...20, using: &random)
+                queue.push(time: now.adding(milliseconds: again), .deliver(delivery))
+            }
+        case .stream:
+            if Double.random(in: 0..<1, using: &random) < faults.streamResetProbability { return }
+            // In order per link, as TCP delivers.
+            let at = max(now.adding(milliseconds: latency), lastStreamDelivery[link] ?? now)
+            lastStreamDelivery[link] = at
+            queue.push(time: at, .deliver(delivery))
+        }
+    }
+
+    // MARK: Observations
+
+    /// The node currently leading with the highest term among the live ones.
+    public var leader: Int? {
+        liveIndices.filter { nodes[$0].node!.currentRole == .leader }.max { nodes[$0].node!.currentTerm < nodes[$1].node!.currentTerm }
+    }
+
+    /// True when every live node is in one view of all of them, with one leader, all
+    /// partitions filled and nothing queued.
+    public var isStable: Bool {
+        let live = liveIndices
+        guard !live.isEmpty, let leader, let view = nodes[leader].node!.installedView else { return false }
+        guard view.members.count == live.count else { return false }
+        for index in live {
+            let node = nodes[index].node!
+            guard node.isReady, node.installedView == view, node.isFilled, node.queuedBytesHighWater == 0,
+                view.members.contains(node.currentMember)
+            else { return false }
+            if index != leader && node.currentRole == .leader { return false }
+        }
+        return true
+    }
+
+    /// The live node that owns `session`, by its own view.
+    public func owner(of session: SessionID) -> Int? {
+        liveIndices.first { nodes[$0].node!.isOwner(of: session) }
+    }
+
+    /// The bytes sent of the given kinds, summed.
+    public func bytes(of kinds: [String]) -> Int { kinds.reduce(0) { $0 + (bytesSent[$1] ?? 0) } }
+
+    /// Forgets the traffic counted so far.
+    public func resetTraffic() {
+        bytesSent.removeAll()
+        messagesSent.removeAll()
+    }
+}
+
+/// One simulated process.
+public struct SimulatedNode {
+    /// Its index in ``Simulation/nodes``.
+    public let index: Int
+    /// Its id.
+    public let id: NodeID
+    /// Its address.
+    public let address: PeerAddress
+    /// The running protocol core; nil while crashed.
+    public internal(set) var node: ClusterNode?
+    /// Counts starts and crashes; stream messages from an older generation are lost.
+    public internal(set) var generation = 0
+    /// True while paused.
+    public internal(set) var paused = false
+    /// How far its clock is from virtual time.
+    public internal(set) var clockOffset: Int64 = 0
+    var deferred: [Event] = []
+}
+
+struct Link: Hashable {
+    var from: Int
+    var to: Int
+}
+
+struct Delivery {
+    var message: ClusterMessage
+    var from: Int
+    var to: Int
+    var channel: Effect.Channel
+    var senderGeneration: Int
+}
+
+enum Event {
+    case deliver(Delivery)
+    case action((Simulation) -> Void)
+}
+
+/// A min-heap of events by time, first in first out among equal times (so runs replay).
+struct EventQueue {
+    private var heap: [(time: Timestamp, order: UInt64, event: Event)] = []
+    private var counter: UInt64 = 0
+
+    var peekTime: Timestamp? { heap.first?.time }
+
+    mutating func push(time: Timestamp, _ event: Event) {
+        counter += 1
+        heap.append((time, counter, event))
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard precedes(child, parent) else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> Event? {
+        guard !heap.isEmpty else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let top = heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var best = parent
+            if left < heap.count && precedes(left, best) { best = left }
+            if right < heap.count && precedes(right, best) { best = right }
+            guard best != parent else { break }
+            heap.swapAt(parent, best)
+            parent = best
+        }
+        return top.event
+    }
+
+    private func precedes(_ a: Int, _ b: Int) -> Bool {
+        (heap[a].time, heap[a].order) < (heap[b].time, heap[b].order)
+    }
+}

@@ -1,0 +1,65 @@
+import ClusterProtocol
+
+/// How a simulated run is set up.
+public struct SimulationConfiguration {
+    /// Nodes in the cluster.
+    public var nodes: Int
+    /// The seed every random choice derives from.
+    public var seed: UInt64
+    /// How many of the nodes are seeds (the founding members). Default: all.
+    public var seedCount: Int = .max
+    /// Copies of each session.
+    public var replicationFactor: Int = 2
+    /// Partitions. Default 271, as in production.
+    public var partitionCount: Int = 271
+    /// Queue bound per peer; small in simulation so the fallback to state transfer runs.
+    public var maxQueuedBytesPerPeer: Int = 64 * 1024
+    /// One-way latency of a message.
+    public var latencyMilliseconds: ClosedRange<Int64> = 1...3
+    /// Message faults from the start.
+    public var faults = MessageFaults.none
+    /// Run the deliberately broken variant that acknowledges before any backup applied.
+    public var brokenAcknowledgeBeforeReplication = false
+    /// Called with a line for every delivery and tick, to debug a seed.
+    public var trace: ((String) -> Void)?
+    /// A last change to every node's configuration.
+    public var adjust: (inout NodeConfiguration) -> Void = { _ in }
+
+    /// A run of `nodes` nodes from `seed`.
+    public init(nodes: Int, seed: UInt64) {
+        self.nodes = nodes
+        self.seed = seed
+    }
+}
+
+/// Faults applied to individual messages.
+public struct MessageFaults: Sendable {
+    /// Chance a datagram is lost.
+    public var datagramDropProbability = 0.0
+    /// Chance a datagram arrives twice.
+    public var datagramDuplicateProbability = 0.0
+    /// Chance a message is held up by `extraDelayMilliseconds` (datagrams overtake each other).
+    public var delayProbability = 0.0
+    /// The extra delay.
+    public var extraDelayMilliseconds: ClosedRange<Int64> = 10...80
+    /// Chance a stream message is lost to a connection reset (the protocol must resend).
+    public var streamResetProbability = 0.0
+
+    /// No faults.
+    public static let none = MessageFaults()
+    /// The mix the randomized sweep runs with.
+    public static let lossy = MessageFaults(
+        datagramDropProbability: 0.05, datagramDuplicateProbability: 0.02, delayProbability: 0.02,
+        streamResetProbability: 0.002)
+
+    public init(
+        datagramDropProbability: Double = 0, datagramDuplicateProbability: Double = 0, delayProbability: Double = 0,
+        extraDelayMilliseconds: ClosedRange<Int64> = 10...80, streamResetProbability: Double = 0
+    ) {
+        self.datagramDropProbability = datagramDropProbability
+        self.datagramDuplicateProbability = datagramDuplicateProbability
+        self.delayProbability = delayProbability
+        self.extraDelayMilliseconds = extraDelayMilliseconds
+        self.streamResetProbability = streamResetProbability
+    }
+}
