@@ -24,7 +24,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Where the JSON, the Markdown table and the chart go.")
     var out: String = "results"
 
-    @Option(help: "Comma list of: read, update, bytes, failover, memory, transfer, redis, report. Default: all.")
+    @Option(help: "Comma list of: read, update, bytes, failover, memory, transfer, redis, report. Default: all. The figures measured replace theirs in an existing ours.json.")
     var only: String?
 
     @Option(help: "The repository root (fixtures, peer scripts, README). Default: the current directory.")
@@ -37,7 +37,7 @@ struct Bench: AsyncParsableCommand {
     var transferSessions: Int?
 
     @Option(help: "Heartbeat (ms) of the two state transfer nodes, other timers scaled; 0: the default 100 ms.")
-    var transferHeartbeat: Int64 = 4000
+    var transferHeartbeat: Int64 = 10_000
 
     struct Sizes {
         var readOperations: Int
@@ -264,11 +264,17 @@ struct Bench: AsyncParsableCommand {
         doc["meta"] = [
             "commit": Self.shell(["git", "-C", repoURL.path, "rev-parse", "--short", "HEAD"]) ?? "unknown",
             "mode": mode, "duration_s": (ourSeconds * 10).rounded() / 10,
-            "loadavg_start": loadStart, "loadavg_end": BenchLog.loadAverage(),
+            "loadavg_start": loadStart, "loadavg_end": BenchLog.loadAverage(), "only": only ?? "all",
             "notes": "read/update/bytes/state transfer: SessionCluster nodes in the bench process over TCP/UDP on 127.0.0.1; "
                 + "failover: 3 session-node serve processes; memory: a child process per size",
         ]
         let oursURL = outURL.appendingPathComponent("ours.json")
+        if only != nil, let data = try? Data(contentsOf: oursURL),
+            let earlier = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        {
+            // A partial run (--only) replaces only the figures it measured.
+            doc = earlier.merging(doc) { _, new in new }
+        }
         let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: oursURL)
         BenchLog.say(String(format: "ours done in %.0f s; wrote %@ (load %@)", ourSeconds, oursURL.path, BenchLog.loadAverageText()))

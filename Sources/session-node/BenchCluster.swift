@@ -26,7 +26,11 @@ struct BenchCluster {
         for index in 1...count {
             var configuration = configuration(id: "\(prefix)\(index)", seeds: seeds, replicationFactor: replicationFactor, concern: concern)
             if let maxQueuedBytesPerPeer { configuration.maxQueuedBytesPerPeer = maxQueuedBytesPerPeer }
-            if let slowTiming { configuration.node.slowDown(heartbeatMilliseconds: slowTiming) }
+            if let slowTiming {
+                configuration.node.slowDown(heartbeatMilliseconds: slowTiming)
+                // A node alone elects itself after one election timeout: keep that short.
+                if count == 1 { configuration.node.electionTimeoutMilliseconds = 400...800 }
+            }
             let node = try SessionCluster(configuration: configuration, logger: quietLogger)
             nodes.append(node)
             try await node.start()

@@ -202,7 +202,7 @@ enum BenchFigures {
         var seconds = Double.nan
         var lastReport = clock.now
         do {
-            try await BenchCluster.waitUntil("the joiner holds \(count) sessions", seconds: 60, every: .milliseconds(10)) {
+            try await BenchCluster.waitUntil("the joiner holds \(count) sessions", seconds: 120, every: .milliseconds(10)) {
                 guard let status = try? await joiner.status() else { return false }
                 lastCount = status.sessionCount
                 if lastReport.duration(to: clock.now) > .seconds(5) {
