@@ -1,0 +1,180 @@
+@_spi(Testing) import ClusterProtocol
+import ClusterSimulator
+import SessionCore
+import Testing
+
+/// Named failure stories, each replayed exactly from its seed.
+@Suite struct ScenarioTests {
+    @Test func leaderCrashElectsANewLeaderAndLosesNoAcknowledgedWrite() {
+        let simulation = Simulation.formed(nodes: 5)
+        let sessions = simulation.createSessions(20)
+        let leader = simulation.leader!
+        let oldTerm = simulation.nodes[leader].node!.currentTerm
+        let crashedAt = simulation.now
+        simulation.crash(node: leader)
+        #expect(simulation.run(until: { $0.isStable }, within: 5_000))
+        let newLeader = simulation.leader!
+        print("leader crash: n\(newLeader + 1) leads term \(simulation.nodes[newLeader].node!.currentTerm) and the view is stable \(simulation.now.milliseconds(since: crashedAt)) ms after the crash")
+        #expect(newLeader != leader)
+        #expect(simulation.nodes[newLeader].node!.currentTerm > oldTerm)
+        for session in sessions {
+            #expect(simulation.readAndWait(through: simulation.otherNode(than: leader), session)?.attribute("cart") != nil)
+        }
+        simulation.expectNoViolations()
+    }
+
+    @Test func ownerCrashWithAnUnacknowledgedWriteInFlightLosesOnlyThatWrite() {
+        let simulation = Simulation.formed(nodes: 3)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        let through = simulation.otherNode(than: owner)
+        #expect(simulation.writeAndWait(through: through, updated("step", "1"), to: session)?.isSuccess == true)
+        // The owner applies a write and dies before the next flush sends its delta: that
+        // write was never acknowledged (its caller on the owner's process dies too).
+        simulation.write(through: owner, updated("step", "2"), to: session)
+        // A write forwarded to the owner as it dies is answered with an honest failure.
+        let forwarded = simulation.write(through: through, updated("other", "x"), to: session)!
+        simulation.crash(node: owner)
+        #expect(simulation.run(until: { $0.checker.writeResults[forwarded] != nil }, within: 3_000))
+        #expect(simulation.checker.writeResults[forwarded] == .failure(.ownerUnreachable))
+        #expect(simulation.run(until: { $0.isStable }, within: 5_000))
+        // The acknowledged write survived on the promoted backup; the unacknowledged ones are gone.
+        let read = simulation.readAndWait(through: through, session)
+        #expect(read?.attribute("step") == "1")
+        #expect(read?.attribute("other") == nil)
+        #expect(simulation.writeAndWait(through: through, updated("step", "3"), to: session)?.isSuccess == true)
+        #expect(simulation.readAndWait(through: simulation.otherNode(than: owner, through), session)?.attribute("step") == "3")
+        simulation.expectNoViolations()
+    }
+
+    @Test func leaderCutOffIntoTheMinorityStopsAcknowledgingAndTheMajorityCarriesOn() {
+        let simulation = Simulation.formed(nodes: 5, seed: 3)
+        let sessions = simulation.createSessions(30)
+        let leader = simulation.leader!
+        let companion = simulation.otherNode(than: leader)
+        let majority = simulation.liveIndices.filter { $0 != leader && $0 != companion }
+        simulation.partition([leader, companion], from: majority)
+        simulation.run(for: 2_000)
+        // The majority elected a leader of a later term; the old one stepped down.
+        let newLeader = simulation.leader!
+        #expect(majority.contains(newLeader))
+        #expect(simulation.nodes[leader].node!.currentRole != .leader)
+        // The minority cannot acknowledge: its lease lapsed.
+        let minoritySession = sessions.first { simulation.nodes[leader].node!.isOwner(of: $0) }
+        if let minoritySession {
+            let result = simulation.writeAndWait(through: leader, updated("cart", "lost?"), to: minoritySession, concern: .local)
+            #expect(result == .failure(.notInMajority))
+        }
+        // The majority serves every session whose replicas it has.
+        let majoritySession = sessions.first { session in majority.contains { simulation.nodes[$0].node!.isOwner(of: session) } }!
+        #expect(simulation.writeAndWait(through: majority[0], updated("cart", "kept"), to: majoritySession)?.isSuccess == true)
+        simulation.heal()
+        #expect(simulation.run(until: { $0.isStable }, within: 8_000))
+        #expect(simulation.readAndWait(through: leader, majoritySession)?.attribute("cart") == "kept")
+        simulation.expectNoViolations()
+    }
+
+    @Test func aNodeDeclaredDownThatComesBackDiscardsItsCopyAndIsRefilled() {
+        let simulation = Simulation.formed(nodes: 3, seed: 4)
+        let sessions = simulation.createSessions(20)
+        let victim = simulation.otherNode(than: simulation.leader!)
+        let incarnation = simulation.nodes[victim].node!.currentMember.incarnation
+        let rest = simulation.liveIndices.filter { $0 != victim }
+        simulation.partition([victim], from: rest)
+        #expect(simulation.run(until: { sim in
+            sim.nodes[rest[0]].node!.installedView.map { !$0.members.contains { $0.id == sim.nodes[victim].id } } ?? false
+        }, within: 3_000), "the victim is removed from the view")
+        for (index, session) in sessions.enumerated().prefix(5) {
+            #expect(simulation.writeAndWait(through: rest[0], updated("cart", "after-\(index)"), to: session)?.isSuccess == true)
+        }
+        simulation.heal()
+        #expect(simulation.run(until: { $0.isStable }, within: 5_000))
+        #expect(simulation.nodes[victim].node!.currentMember.incarnation > incarnation, "it rejoined as a new incarnation")
+        #expect(simulation.nodes[victim].node!.store.count > 0, "and was refilled")
+        simulation.expectNoViolations()
+    }
+
+    @Test func twoFailuresWithThreeCopiesLoseNothing() {
+        let simulation = Simulation.formed(nodes: 5, seed: 5, replicationFactor: 3)
+        let sessions = simulation.createSessions(40)
+        let victims = simulation.liveIndices.filter { $0 != simulation.leader! }.prefix(2)
+        for victim in victims { simulation.crash(node: victim) }
+        #expect(simulation.run(until: { $0.isStable }, within: 6_000))
+        let survivor = simulation.liveIndices[0]
+        for session in sessions {
+            #expect(simulation.readAndWait(through: survivor, session)?.attribute("cart") != nil)
+        }
+        simulation.expectNoViolations()
+    }
+
+    @Test func rotateIDDuringFailoverEndsTheOldIDAndKeepsTheAttributes() {
+        let simulation = Simulation.formed(nodes: 3, seed: 6)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        let through = simulation.otherNode(than: owner)
+        let newID = SessionID.random(using: &simulation.random)
+        simulation.crash(node: owner)
+        // During the failover the rotation cannot complete; the caller sees why.
+        let early = simulation.writeAndWait(through: through, .rotate(to: newID), to: session)
+        #expect(early?.isSuccess == false)
+        #expect(simulation.run(until: { $0.isStable }, within: 5_000))
+        let late = simulation.writeAndWait(through: through, .rotate(to: newID), to: session)
+        #expect(late?.isSuccess == true)
+        #expect(simulation.readAndWait(through: through, newID)?.attribute("cart") == "item-0")
+        let old = simulation.readAndWait(through: through, session)
+        #expect(old?.attribute("cart") == nil, "the old id is ended")
+        #expect(simulation.checker.events[.idRotated(from: session, to: newID)] == 1)
+        simulation.expectNoViolations()
+    }
+
+    @Test func concurrentWritesOfDifferentAttributesThroughTwoNodesBothSurvive() {
+        let simulation = Simulation.formed(nodes: 5, seed: 7)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        let first = simulation.otherNode(than: owner)
+        let second = simulation.otherNode(than: owner, first)
+        let a = simulation.write(through: first, updated("theme", "dark"), to: session)!
+        let b = simulation.write(through: second, updated("locale", "fr"), to: session)!
+        simulation.run(for: 100)
+        #expect(simulation.checker.writeResults[a]?.isSuccess == true)
+        #expect(simulation.checker.writeResults[b]?.isSuccess == true)
+        let read = simulation.readAndWait(through: simulation.otherNode(than: owner, first, second), session)
+        #expect(read?.attribute("theme") == "dark")
+        #expect(read?.attribute("locale") == "fr")
+        simulation.expectNoViolations()
+    }
+
+    @Test func aRestartedNodeWithEmptyMemoryRejoinsAndIsRefilled() {
+        let simulation = Simulation.formed(nodes: 3, seed: 8)
+        _ = simulation.createSessions(20)
+        let victim = simulation.otherNode(than: simulation.leader!)
+        simulation.crash(node: victim)
+        simulation.run(for: 100)
+        simulation.start(node: victim)
+        #expect(simulation.run(until: { $0.isStable }, within: 5_000))
+        #expect(simulation.nodes[victim].node!.store.count > 0)
+        simulation.expectNoViolations()
+    }
+
+    @Test func aGracefulLeaveHandsOverItsPartitions() {
+        let simulation = Simulation.formed(nodes: 4, seed: 9)
+        let sessions = simulation.createSessions(20)
+        let leaver = simulation.otherNode(than: simulation.leader!)
+        simulation.leave(node: leaver)
+        #expect(simulation.run(until: { $0.nodes[leaver].node!.status.role == .left }, within: 3_000))
+        simulation.run(for: 500)
+        simulation.crash(node: leaver)
+        #expect(simulation.run(until: { $0.isStable }, within: 3_000))
+        for session in sessions {
+            #expect(simulation.readAndWait(through: simulation.liveIndices[0], session)?.attribute("cart") != nil)
+        }
+        simulation.expectNoViolations()
+    }
+}
+
+extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
+    }
+}
