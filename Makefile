@@ -29,9 +29,12 @@ test-swift:
 test-fault: build
 	SESSION_NODE_BIN="$(BIN)/session-node" python3 -m pytest -q -p no:cacheprovider Tests/fault
 
+# BENCH_ARGS=--quick: about 3 minutes instead of 15.
+BENCH_ARGS ?=
+
 bench: deps
 	$(SWIFT) build -c release
-	"$$($(SWIFT) build -c release --show-bin-path)/session-node" bench
+	"$$($(SWIFT) build -c release --show-bin-path)/session-node" bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build results

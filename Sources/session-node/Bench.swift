@@ -1,0 +1,347 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import SessionCluster
+
+/// `session-node bench`: measures this store, runs the Redis peer benchmark in the same
+/// run, and writes `results/ours.json`, `results/RESULTS.md`, `results/bench.png` and the
+/// README's performance section (Benchmarks/peer/report.py).
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark the store side by side with Redis; regenerate the README's performance section.",
+        discussion: """
+            Run from the repository root (make bench). Figures: read, replicated update, bytes per \
+            update, failover, memory per session, state transfer; every number is printed as it is \
+            measured, with the load average. Then Benchmarks/peer/redis_peer.py runs (it installs \
+            redis-server with apt-get when missing) and Benchmarks/peer/report.py writes the table, \
+            the chart and the README section.
+            """)
+
+    @Flag(help: "Small sizes and one failover run (about 3 minutes in all).")
+    var quick = false
+
+    @Option(help: "Where the JSON, the Markdown table and the chart go.")
+    var out: String = "results"
+
+    @Option(help: "Comma list of: read, update, bytes, failover, memory, transfer, redis, report. Default: all. The figures measured replace theirs in an existing ours.json.")
+    var only: String?
+
+    @Option(help: "The repository root (fixtures, peer scripts, README). Default: the current directory.")
+    var repo: String = "."
+
+    @Option(help: .hidden)
+    var memoryChild: Int?
+
+    @Option(help: "Sessions for the state transfer figure (default 100k with --quick, else 1M).")
+    var transferSessions: Int?
+
+    @Option(help: "Heartbeat (ms) of the two state transfer nodes, other timers scaled; 0: the default 100 ms.")
+    var transferHeartbeat: Int64 = 10_000
+
+    struct Sizes {
+        var readOperations: Int
+        var updateSeconds: Double
+        var updateKeyspace: Int
+        var byteUpdates: Int
+        var failoverRuns: Int
+        var memorySizes: [Int]
+        var transferSessions: Int
+    }
+
+    var sizes: Sizes {
+        quick
+            ? Sizes(
+                readOperations: 500_000, updateSeconds: 2.5, updateKeyspace: 10_000, byteUpdates: 10_000, failoverRuns: 1,
+                memorySizes: [100_000], transferSessions: 100_000)
+            : Sizes(
+                readOperations: 2_000_000, updateSeconds: 6, updateKeyspace: 10_000, byteUpdates: 10_000, failoverRuns: 5,
+                memorySizes: [100_000, 1_000_000], transferSessions: 1_000_000)
+    }
+
+    func selected(_ name: String) -> Bool {
+        guard let only else { return true }
+        return only.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == name }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
+            return handler
+        }
+        let repoURL = URL(fileURLWithPath: repo).standardizedFileURL
+        let fixture1k = try BenchFixture.load("session_1k.json", repo: repoURL)
+        if let memoryChild {
+            let result = try await BenchFigures.memory(count: memoryChild, fixture: fixture1k)
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        MetricsSystem.bootstrap(ByteCounters.shared)
+        let fixture4k = try BenchFixture.load("session_4k.json", repo: repoURL)
+        let outURL = URL(fileURLWithPath: out, relativeTo: repoURL).standardizedFileURL
+        try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+        let mode = quick ? "quick" : "full"
+        var sizes = self.sizes
+        if let transferSessions { sizes.transferSessions = transferSessions }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let loadStart = BenchLog.loadAverage()
+        BenchLog.say(
+            "\(mode) run, \(ProcessInfo.processInfo.activeProcessorCount) cores, load \(BenchLog.loadAverageText()); "
+                + "1 KB session: \(fixture1k.fields.count) attributes, \(fixture1k.jsonBytes) B of JSON, "
+                + "\(fixture1k.keyValueBytes) B of names + values")
+
+        var doc: [String: Any] = [:]
+        func record(_ key: String, _ body: () async throws -> [String: Any]) async {
+            do {
+                doc[key] = ["ours": try await body()]
+            } catch {
+                BenchLog.say("\(key): FAILED: \(error)")
+                doc[key] = ["ours": ["error": "\(error)"]]
+            }
+        }
+
+        // 1 + 2: one 3-node cluster, R = 2, .replicated(1), in this process.
+        if selected("read") || selected("update") {
+            do {
+                let cluster = try await BenchCluster.start(3, prefix: "main")
+                BenchLog.say("3 in-process nodes, R = 2, .replicated(1), in one view")
+                let ids1k = try await cluster.createSessions(sizes.updateKeyspace, fixture: fixture1k)
+                if selected("read") {
+                    await record("read") {
+                        let r = try await BenchFigures.read(
+                            node: cluster.nodes[0], id: ids1k[0][0], tasks: 50, operations: sizes.readOperations)
+                        BenchLog.figure(
+                            String(
+                                format: "read: p50 %.2f us, p99 %.2f us, %.0f ops/s (50 tasks, embedded load of the 1 KB session)",
+                                r["p50_us"] as! Double, r["p99_us"] as! Double, r["ops"] as! Double))
+                        return r
+                    }
+                }
+                if selected("update") {
+                    await record("update") {
+                        let ids4k = try await cluster.createSessions(sizes.updateKeyspace, fixture: fixture4k)
+                        var result: [String: Any] = [
+                            "mode": "in-process: 3 SessionCluster nodes in this process over TCP/UDP on 127.0.0.1",
+                            "keyspace": sizes.updateKeyspace, "value_bytes": 100,
+                        ]
+                        for (name, ids) in [("1k", ids1k), ("4k", ids4k)] {
+                            let plain = try await BenchFigures.update(
+                                cluster: cluster, ids: ids, writers: 50, seconds: sizes.updateSeconds, sticky: false)
+                            BenchLog.figure(
+                                String(
+                                    format: "update %@: %.0f ops/s, p50 %.0f us, p99 %.0f us, %d errors (50 writers over 3 nodes, any node)",
+                                    name, plain["ops"] as! Double, plain["p50_us"] as! Double, plain["p99_us"] as! Double,
+                                    plain["errors"] as! Int))
+                            let p16 = try await BenchFigures.update(
+                                cluster: cluster, ids: ids, writers: 800, seconds: sizes.updateSeconds, sticky: false)
+                            BenchLog.figure(
+                                String(
+                                    format: "update %@ with 16 in flight per writer (800 tasks): %.0f ops/s, p50 %.0f us, %d errors",
+                                    name, p16["ops"] as! Double, p16["p50_us"] as! Double, p16["errors"] as! Int))
+                            var entry: [String: Any] = [
+                                "ops": plain["ops"]!, "ops_p16": p16["ops"]!, "plain": plain, "p16": p16,
+                            ]
+                            if name == "1k" {
+                                let sticky = try await BenchFigures.update(
+                                    cluster: cluster, ids: ids, writers: 50, seconds: sizes.updateSeconds, sticky: true)
+                                BenchLog.figure(
+                                    String(
+                                        format: "update 1k, sticky (each writer updates sessions its node owns): %.0f ops/s",
+                                        sticky["ops"] as! Double))
+                                entry["sticky"] = sticky
+                            }
+                            result[name] = entry
+                        }
+                        return result
+                    }
+                }
+                await cluster.stop()
+            } catch {
+                BenchLog.say("read/update cluster: FAILED: \(error)")
+                doc["read"] = doc["read"] ?? ["ours": ["error": "\(error)"]]
+            }
+        }
+
+        // 3. Bytes per update at N = 3, 5, 7.
+        if selected("bytes") {
+            await record("repl_bytes") {
+                var byN: [String: Double] = [:]
+                var runs: [[String: Any]] = []
+                for n in [3, 5, 7] {
+                    let r = try await BenchFigures.bytesPerUpdate(nodes: n, fixture: fixture1k, updates: sizes.byteUpdates)
+                    byN["\(n)"] = r["bytes_per_update"] as? Double
+                    runs.append(r)
+                    BenchLog.figure(
+                        String(
+                            format: "bytes per update, N = %d: %.1f B (wire, after LZ4; idle heartbeats %.0f B/s subtracted; %d updates, %d errors)",
+                            n, r["bytes_per_update"] as! Double, r["idle_bytes_per_s"] as! Double, r["updates"] as! Int,
+                            r["errors"] as! Int))
+                }
+                // The same at N = 3 with one writer: every update travels alone (no batching).
+                let lone = try await BenchFigures.bytesPerUpdate(nodes: 3, fixture: fixture1k, updates: 1000, writers: 1)
+                BenchLog.figure(
+                    String(
+                        format: "bytes per update, N = 3, one writer (each update alone in its frame): %.1f B",
+                        lone["bytes_per_update"] as! Double))
+                return [
+                    "bytes_per_update": byN["3"] as Any, "by_n": byN, "runs": runs, "replicas": 2, "value_bytes": 100,
+                    "writers": 50, "single_writer": lone,
+                ]
+            }
+        }
+
+        // 4. Failover with real processes.
+        if selected("failover") {
+            await record("failover") {
+                var runs: [[String: Any]] = []
+                for index in 0..<sizes.failoverRuns {
+                    do {
+                        let r = try BenchFailover.run(sessionCount: 48, writers: 8, logDirectory: outURL.path)
+                        runs.append(r.json)
+                        BenchLog.figure(
+                            "failover run \(index + 1): all victim sessions writable after "
+                                + (r.outage.map { String(format: "%.3f s", $0) } ?? "n/a")
+                                + " (first ack " + (r.firstAck.map { String(format: "%.3f s", $0) } ?? "n/a")
+                                + ", a new write succeeds after " + (r.newWrite.map { String(format: "%.3f s", $0) } ?? "n/a")
+                                + ", survivors' view dropped the victim after " + (r.viewChange.map { String(format: "%.3f s", $0) } ?? "n/a") + "), "
+                                + "\(r.lost) acknowledged writes lost of \(r.acked)" + (r.error.map { "; \($0)" } ?? ""))
+                    } catch {
+                        BenchLog.say("failover run \(index + 1): FAILED: \(error)")
+                        runs.append(["error": "\(error)", "outage_s": NSNull(), "lost_writes": NSNull()])
+                    }
+                }
+                let outages = runs.compactMap { $0["outage_s"] as? Double }.sorted()
+                let median: Any = outages.isEmpty ? NSNull() : outages[outages.count / 2]
+                let lost = runs.compactMap { $0["lost_writes"] as? Int }.reduce(0, +)
+                return [
+                    "median_outage_s": median, "lost_writes_total": lost, "runs": runs, "completed_runs": outages.count,
+                    "setup": "3 session-node serve processes (LAN default timing), 48 sessions created on the victim, "
+                        + "8 writer threads updating them through the survivors, one acked write at a time; kill -9",
+                ]
+            }
+        }
+
+        // 5. Memory per session, each size in a fresh child process.
+        if selected("memory") {
+            await record("memory") {
+                var runs: [[String: Any]] = []
+                for count in sizes.memorySizes {
+                    let r = try Self.memoryInChild(count: count, repo: repoURL.path)
+                    runs.append(r)
+                    BenchLog.figure(
+                        String(
+                            format: "memory, %d sessions: %.0f B per session (RSS growth; payload %d B of JSON, %d B of names + values)",
+                            count, r["bytes_per_session"] as! Double, fixture1k.jsonBytes, fixture1k.keyValueBytes))
+                }
+                return [
+                    "bytes_per_session": runs.last?["bytes_per_session"] as Any, "payload_bytes": fixture1k.jsonBytes,
+                    "payload_kv_bytes": fixture1k.keyValueBytes, "runs": runs,
+                ]
+            }
+        }
+
+        // 6. State transfer.
+        if selected("transfer") {
+            await record("state_transfer") {
+                // Room for the whole data set (1 KB sessions) plus slack: see stateTransfer's note.
+                let queueLimit = max(64 << 20, sizes.transferSessions * 2048)
+                let heartbeat = transferHeartbeat > 0 ? transferHeartbeat : nil
+                let r = try await BenchFigures.stateTransfer(
+                    count: sizes.transferSessions, fixture: fixture1k, queueLimit: queueLimit, heartbeat: heartbeat)
+                BenchLog.figure(
+                    "state transfer: \(sizes.transferSessions) sessions of 1 KB received in "
+                        + ((r["seconds"] as? Double).map { String(format: "%.2f s", $0) } ?? "n/a (timed out)")
+                        + " (maxQueuedBytesPerPeer \(queueLimit >> 20) MiB, heartbeat \(heartbeat ?? 100) ms: "
+                        + "with the defaults, 32 MiB and 100 ms, a transfer over 500 ms never completes)")
+                return r
+            }
+        }
+
+        let ourSeconds = started.duration(to: clock.now).seconds
+        doc["meta"] = [
+            "commit": Self.shell(["git", "-C", repoURL.path, "rev-parse", "--short", "HEAD"]) ?? "unknown",
+            "mode": mode, "duration_s": (ourSeconds * 10).rounded() / 10,
+            "loadavg_start": loadStart, "loadavg_end": BenchLog.loadAverage(), "only": only ?? "all",
+            "notes": "read/update/bytes/state transfer: SessionCluster nodes in the bench process over TCP/UDP on 127.0.0.1; "
+                + "failover: 3 session-node serve processes; memory: a child process per size",
+        ]
+        let oursURL = outURL.appendingPathComponent("ours.json")
+        if only != nil, let data = try? Data(contentsOf: oursURL),
+            let earlier = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        {
+            // A partial run (--only) replaces only the figures it measured.
+            doc = earlier.merging(doc) { _, new in new }
+        }
+        let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: oursURL)
+        BenchLog.say(String(format: "ours done in %.0f s; wrote %@ (load %@)", ourSeconds, oursURL.path, BenchLog.loadAverageText()))
+
+        let peerURL = outURL.appendingPathComponent("redis-\(mode).json")
+        if selected("redis") {
+            BenchLog.say("running Benchmarks/peer/redis_peer.py\(quick ? " --quick" : "")")
+            let status = Self.runPython(
+                ["Benchmarks/peer/redis_peer.py"] + (quick ? ["--quick"] : []) + ["--out", peerURL.path], in: repoURL.path,
+                discardStdout: true)
+            if status != 0 { BenchLog.say("redis_peer.py exited with \(status)") }
+        }
+        if selected("report") {
+            guard FileManager.default.fileExists(atPath: peerURL.path) else {
+                throw BenchError("no \(peerURL.path): run without --only, or with redis")
+            }
+            let status = Self.runPython(
+                [
+                    "Benchmarks/peer/report.py", "--peer", peerURL.path, "--ours", oursURL.path, "--outdir", outURL.path,
+                    "--readme", repoURL.appendingPathComponent("README.md").path,
+                ], in: repoURL.path, discardStdout: false)
+            if status != 0 { throw BenchError("report.py exited with \(status)") }
+        }
+        BenchLog.say(String(format: "bench done in %.0f s (load %@)", started.duration(to: clock.now).seconds, BenchLog.loadAverageText()))
+    }
+
+    static func memoryInChild(count: Int, repo: String) throws -> [String: Any] {
+        let pipe = Pipe()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: SelfExecutable.path)
+        process.arguments = ["bench", "--memory-child", "\(count)", "--repo", repo]
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { throw BenchError("memory child for \(count) sessions failed (status \(process.terminationStatus))") }
+        return object
+    }
+
+    static func runPython(_ arguments: [String], in directory: String, discardStdout: Bool) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        if discardStdout { process.standardOutput = FileHandle.nullDevice }
+        do {
+            try process.run()
+        } catch {
+            BenchLog.say("cannot run python3: \(error)")
+            return -1
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    static func shell(_ arguments: [String]) -> String? {
+        let pipe = Pipe()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : nil
+    }
+}

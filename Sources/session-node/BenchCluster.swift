@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import SessionCluster
+
+/// In-process clusters for the bench: N `SessionCluster` nodes on 127.0.0.1 (free ports,
+/// the LAN default timing), all in this process, sharing NIO's singleton event loop group.
+struct BenchCluster {
+    let nodes: [SessionCluster]
+    let prefix: String
+
+    static let quietLogger: Logger = {
+        var logger = Logger(label: "bench-cluster")
+        // BENCH_LOG_LEVEL=warning shows the runtime's warnings (send queue overflows, ...).
+        logger.logLevel = ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
+        return logger
+    }()
+
+    /// Starts `count` nodes (the first alone, the others seeded with it) and waits until all
+    /// are in one view with every partition filled.
+    static func start(
+        _ count: Int, replicationFactor: Int = 2, prefix: String, concern: WriteConcern = .replicated(1),
+        maxQueuedBytesPerPeer: Int? = nil, slowTiming: Int64? = nil
+    ) async throws -> BenchCluster {
+        var nodes: [SessionCluster] = []
+        var seeds: [PeerAddress] = []
+        for index in 1...count {
+            var configuration = configuration(id: "\(prefix)\(index)", seeds: seeds, replicationFactor: replicationFactor, concern: concern)
+            if let maxQueuedBytesPerPeer { configuration.maxQueuedBytesPerPeer = maxQueuedBytesPerPeer }
+            if let slowTiming {
+                configuration.node.slowDown(heartbeatMilliseconds: slowTiming)
+                // A node alone elects itself after one election timeout: keep that short.
+                if count == 1 { configuration.node.electionTimeoutMilliseconds = 400...800 }
+            }
+            let node = try SessionCluster(configuration: configuration, logger: quietLogger)
+            nodes.append(node)
+            try await node.start()
+            if seeds.isEmpty, let address = node.boundAddress { seeds = [address] }
+        }
+        let cluster = BenchCluster(nodes: nodes, prefix: prefix)
+        try await cluster.waitUntilSettled(members: count, seconds: 30)
+        return cluster
+    }
+
+    static func configuration(id: String, seeds: [PeerAddress], replicationFactor: Int, concern: WriteConcern)
+        -> SessionClusterConfiguration
+    {
+        var configuration = SessionClusterConfiguration(
+            nodeID: NodeID(id), bindAddress: PeerAddress(host: "127.0.0.1", port: 0), seeds: seeds,
+            clusterKey: SessionClusterConfiguration.developmentClusterKey)
+        configuration.replicationFactor = replicationFactor
+        configuration.writeConcern = concern
+        return configuration
+    }
+
+    func waitUntilSettled(members: Int, seconds: Double) async throws {
+        try await Self.waitUntil("\(members) nodes in one view, partitions filled", seconds: seconds) {
+            for node in nodes {
+                guard await node.isReady(), let status = try? await node.status(), status.members.count == members,
+                    status.partitionsFilling == 0, status.leaseValid
+                else { return false }
+            }
+            return true
+        }
+    }
+
+    func stop() async {
+        await withTaskGroup(of: Void.self) { group in
+            for node in nodes { group.addTask { await node.shutdown() } }
+        }
+    }
+
+    /// Wire bytes sent by every node of this cluster so far.
+    var wireBytesSent: Int64 { ByteCounters.shared.wireBytesSent(prefix: prefix) }
+
+    /// Creates `count` sessions of `fixture`, session i on node i % nodes.count (which picks
+    /// an id in a partition it owns), with `concurrency` tasks. Returns ids by creating node.
+    func createSessions(_ count: Int, fixture: BenchFixture, concurrency: Int = 50, concern: WriteConcern? = nil)
+        async throws -> [[SessionID]]
+    {
+        let nodes = self.nodes
+        let perTask = (count + concurrency - 1) / concurrency
+        let created = try await withThrowingTaskGroup(of: [(Int, SessionID)].self) { group in
+            for task in 0..<concurrency {
+                group.addTask {
+                    var ids: [(Int, SessionID)] = []
+                    for i in stride(from: task * perTask, to: min(count, (task + 1) * perTask), by: 1) {
+                        let index = i % nodes.count
+                        let session = try await nodes[index].create(attributes: fixture.attributes(unique: i), concern: concern)
+                        ids.append((index, session.id))
+                    }
+                    return ids
+                }
+            }
+            var all: [(Int, SessionID)] = []
+            for try await part in group { all += part }
+            return all
+        }
+        var byNode = [[SessionID]](repeating: [], count: nodes.count)
+        for (index, id) in created { byNode[index].append(id) }
+        return byNode
+    }
+
+    static func waitUntil(_ what: String, seconds: Double, every: Duration = .milliseconds(20), _ condition: () async throws -> Bool)
+        async throws
+    {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: every)
+        }
+        throw BenchError("timed out after \(seconds) s waiting until \(what)")
+    }
+}
+
+extension NodeConfiguration {
+    /// Every protocol timer scaled to a heartbeat of `heartbeatMilliseconds`, in the default
+    /// proportions (suspect 3, down 6, lease 5, election 4...8 heartbeats). The core retries
+    /// a state transfer from scratch after 5 heartbeats whatever its progress, so a transfer
+    /// longer than that never completes at the default 100 ms heartbeat.
+    mutating func slowDown(heartbeatMilliseconds ms: Int64) {
+        heartbeatIntervalMilliseconds = ms
+        suspectAfterMilliseconds = 3 * ms
+        downAfterMilliseconds = 6 * ms
+        leaseMilliseconds = 5 * ms
+        electionTimeoutMilliseconds = (4 * ms)...(8 * ms)
+    }
+}
