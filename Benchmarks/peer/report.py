@@ -48,6 +48,7 @@ import json
 import math
 import os
 import subprocess
+import shutil
 import sys
 from pathlib import Path
 
@@ -409,7 +410,14 @@ def main(argv=None) -> int:
           file=sys.stderr)
     rc = 0
     if args.readme:
-        if update_readme(Path(args.readme), summary_block(rows, peer_doc, ours_doc, today)):
+        block = summary_block(rows, peer_doc, ours_doc, today)
+        if png:
+            # The chart is committed beside the README, so the README shows it.
+            docs = Path(args.readme).resolve().parent / "docs"
+            docs.mkdir(exist_ok=True)
+            shutil.copyfile(out / png, docs / "bench.png")
+            block = block.rstrip("\n") + "\n\n![ours / Redis, and ours / target, per figure](docs/bench.png)\n"
+        if update_readme(Path(args.readme), block):
             print(f"[report] updated {args.readme}", file=sys.stderr)
         else:
             rc = 1

@@ -178,11 +178,8 @@ enum BenchFigures {
     /// A node alone holds `count` sessions of `fixture`; a second node joins (R = 2, so it
     /// must receive every session). Time from the joiner's start until its store holds them
     /// all and no partition is still filling.
-    ///
-    /// Both nodes raise `maxQueuedBytesPerPeer` from its 32 MiB default to `queueLimit`: the
-    /// runtime queues a whole state transfer at once, and a data set larger than the limit
-    /// overflows the queue, drops the link and starts over, forever (seen with 100k x 1 KB).
-    static func stateTransfer(count: Int, fixture: BenchFixture, queueLimit: Int, heartbeat: Int64?) async throws -> [String: Any] {
+    /// `queueLimit` overrides `maxQueuedBytesPerPeer` (default 32 MiB) on both nodes.
+    static func stateTransfer(count: Int, fixture: BenchFixture, queueLimit: Int?, heartbeat: Int64?) async throws -> [String: Any] {
         let source = try await BenchCluster.start(
             1, prefix: "xfer-a", concern: .local, maxQueuedBytesPerPeer: queueLimit, slowTiming: heartbeat)
         let clock = ContinuousClock()
@@ -193,7 +190,7 @@ enum BenchFigures {
         let bytesBefore = ByteCounters.shared.wireBytesSent(prefix: "xfer-a")
         guard let seed = source.nodes[0].boundAddress else { throw BenchError("source not bound") }
         var configuration = BenchCluster.configuration(id: "xfer-b1", seeds: [seed], replicationFactor: 2, concern: .local)
-        configuration.maxQueuedBytesPerPeer = queueLimit
+        if let queueLimit { configuration.maxQueuedBytesPerPeer = queueLimit }
         if let heartbeat { configuration.node.slowDown(heartbeatMilliseconds: heartbeat) }
         let joiner = try SessionCluster(configuration: configuration, logger: BenchCluster.quietLogger)
         let start = clock.now
@@ -223,7 +220,7 @@ enum BenchFigures {
         await source.stop()
         return [
             "sessions": count, "seconds": seconds.isNaN ? NSNull() : seconds, "received": lastCount,
-            "source_load_s": loadSeconds, "wire_bytes": bytes, "max_queued_bytes_per_peer": queueLimit,
+            "source_load_s": loadSeconds, "wire_bytes": bytes, "max_queued_bytes_per_peer": queueLimit ?? configuration.maxQueuedBytesPerPeer,
             "heartbeat_ms": heartbeat.map { $0 as Any } ?? 100,
             "method": "in-process: a second SessionCluster joins one that holds every session (R = 2)",
         ]
