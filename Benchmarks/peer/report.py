@@ -50,6 +50,8 @@ import os
 import subprocess
 import shutil
 import sys
+
+from redis_peer import machine_info  # one description of the machine for both scripts
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -218,20 +220,6 @@ def build_rows(ours_doc: dict, peer_doc: dict) -> list[Row]:
     return rows
 
 
-def machine_info() -> dict:
-    cpu, mem_mb = "unknown", None
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal:"):
-                mem_mb = int(line.split()[1]) // 1024
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu_model": cpu, "mem_total_mb": mem_mb}
 
 
 def machine_line(m: dict) -> str:
