@@ -92,6 +92,8 @@ extension ClusterNode {
                 complete(pending.origin, .failure(.retry), event: nil, now: now, into: &effects)
             }
         }
+        resendPendingWritesToNewBackups(now: now, into: &effects)
+        retryRequestsRoutedAway(now: now, into: &effects)
         startFill(previous: previousView, now: now, into: &effects)
         checkAllPendingWrites(now: now, into: &effects)
     }
