@@ -59,6 +59,7 @@ extension ClusterNode {
             held = []
             if wasMember { leftView(now: now, into: &effects) }
             if !leaving { sendJoinRequests(now: now, into: &effects) }
+            replayEarlyArrivals(now: now, into: &effects)
             return
         }
         let table = PartitionTable(
@@ -94,8 +95,25 @@ extension ClusterNode {
                 complete(pending.origin, .failure(.retry), event: nil, now: now, into: &effects)
             }
         }
+        resendPendingWritesToNewBackups(now: now, into: &effects)
+        retryRequestsRoutedAway(now: now, into: &effects)
         startFill(previous: previousView, now: now, into: &effects)
         checkAllPendingWrites(now: now, into: &effects)
+        replayEarlyArrivals(now: now, into: &effects)
+    }
+
+    /// Batches that arrived, in stream order, before the view they were routed by: applied
+    /// now under exactly the rule they would have met on arrival had the view been here.
+    /// State-transfer requests that came before the view are answered now, as they would
+    /// have been on arrival had the view been here.
+    func replayEarlyArrivals(now: Timestamp, into effects: inout [Effect]) {
+        guard let view, !futureBatches.isEmpty || !futureTransferRequests.isEmpty else { return }
+        let due = futureBatches.filter { $0.viewEpoch == view.epoch }
+        futureBatches.removeAll { $0.viewEpoch <= view.epoch }
+        for batch in due { handleDeltaBatch(batch, now: now, into: &effects) }
+        let requests = futureTransferRequests.filter { $0.viewEpoch <= view.epoch }
+        futureTransferRequests.removeAll { $0.viewEpoch <= view.epoch }
+        for request in requests { handleStateTransferRequest(request, now: now, into: &effects) }
     }
 
     /// This node was removed from the view (declared down, or it left). A node declared
@@ -239,6 +257,14 @@ extension ClusterNode {
 
     func handleDeltaBatch(_ batch: DeltaBatch, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(batch.from, now: now)
+        if let view, batch.viewEpoch > view.epoch, isReady || leaving {
+            // The sender installed a newer view first (the leader's view reaches members one
+            // link at a time). Dropping the batch would cost a retransmission timeout (300 ms)
+            // just when a failover wants the new backups' acks; keep it until the view comes.
+            // Bounded: past the limit, the retransmission repairs as before (I6).
+            if futureBatches.count < Timing.maxFutureBatches { futureBatches.append(batch) }
+            return
+        }
         guard isReady || leaving, let view, batch.viewEpoch == view.epoch, leaseValid(now: now) || leaving,
             let sender = view.members.first(where: { $0.id == batch.from })
         else { return }
@@ -366,7 +392,16 @@ extension ClusterNode {
         noteAlive(request.from, now: now)
         // Answer only once this node has installed the requester's view: from then on, no
         // owner of an older view can still add data to this node's copy.
-        guard let view, view.epoch >= request.viewEpoch else { return }
+        guard let view else { return }
+        guard view.epoch >= request.viewEpoch else {
+            // The requester installed the view first. Ignoring the request would cost the
+            // requester its retry interval (500 ms) before it may serve the partitions it
+            // took over, which is most of a failover; answer it when the view arrives. One
+            // kept per requester (its newest), so this stays as small as the membership.
+            futureTransferRequests.removeAll { $0.from == request.from }
+            futureTransferRequests.append(request)
+            return
+        }
         if let current = outgoingTransfers[request.from] {
             if current.transferID == request.transferID {
                 // A credit: the requester applied a chunk; send the next one.

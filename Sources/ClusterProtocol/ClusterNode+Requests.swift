@@ -28,7 +28,7 @@ extension ClusterNode {
         if owner == id {
             performWrite(operation, to: session, concern: concern, origin: .local(requestID), now: now, into: &effects)
         } else {
-            forwards[requestID] = PendingForward(kind: .write, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+            forwards[requestID] = PendingForward(kind: .write, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
             let forwarded = ForwardedWrite(from: id, requestID: requestID, sessionID: session, operation: operation, concern: concern)
             send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
         }
@@ -46,7 +46,7 @@ extension ClusterNode {
         if owner == id {
             effects.append(.completeRead(requestID, readLocally(session, now: now)))
         } else {
-            forwards[requestID] = PendingForward(kind: .read, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+            forwards[requestID] = PendingForward(kind: .read, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
             send(.readRequest(ReadRequest(from: id, requestID: requestID, sessionID: session)), to: owner, .stream, into: &effects)
         }
         return effects
@@ -189,7 +189,7 @@ extension ClusterNode {
             absoluteDeadline: session.absoluteDeadline, principal: session.principal, stamp: 1)
         let changes = SessionChanges(updated: session.attributes)
         rotations[internalID] = PendingRotation(
-            origin: origin, oldID: oldID, newID: newID, concern: concern,
+            origin: origin, oldID: oldID, newID: newID, concern: concern, newOwner: owner,
             deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
         let forwarded = ForwardedWrite(from: id, requestID: internalID, sessionID: newID, operation: .create(metadata, changes), concern: concern)
         send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
@@ -260,6 +260,76 @@ extension ClusterNode {
         noteAlive(reply.from, now: now)
         guard forwards.removeValue(forKey: reply.requestID) != nil else { return }
         effects.append(.completeRead(reply.requestID, reply.result))
+    }
+
+    // MARK: After a view change
+
+    /// A write this node still owns whose backups changed (a backup was declared down or
+    /// left): its deltas went to a backup that is gone, and the new backup gets the data
+    /// only through its state transfer, which earns no credit. Rather than wait for the
+    /// write timeout, the owner sends each backup that has not yet acknowledged the write's
+    /// version a snapshot of the session in the replication stream; the write completes
+    /// when enough backups *of the new view* acknowledged a version at or past its own, as
+    /// always (``checkPendingWrites(for:now:)``), so the acknowledgement still means "on
+    /// `backupsRequired` current replicas" (I1). The write is neither applied again nor
+    /// completed twice: the pending entry is the same one, and a snapshot merges by stamp.
+    func resendPendingWritesToNewBackups(now: Timestamp, into effects: inout [Effect]) {
+        guard let table, !pendingWrites.isEmpty else { return }
+        var sent = [NodeID: Set<SessionID>]()
+        for key in pendingWrites.keys.sorted() {
+            guard let pending = pendingWrites[key] else { continue }
+            for target in pending.targets where owned.contains(partition(of: target.id)) {
+                for backup in table.backups(of: partition(of: target.id))
+                where (credits[target.id]?[backup] ?? 0) < target.version && sent[backup]?.contains(target.id) != true {
+                    guard let snapshot = store.snapshot(target.id) else { continue }
+                    enqueue(snapshot, to: backup, now: now)
+                    sent[backup, default: []].insert(target.id)
+                }
+            }
+        }
+        for peer in sent.keys.sorted() { sendWaiting(to: peer, now: now, into: &effects) }
+    }
+
+    /// Requests this node sent to an owner that the new view no longer makes the owner (it
+    /// was declared down, left, or the partition moved) cannot complete as routed: they are
+    /// answered with `.retry` at once, and the runtime sends them again, to the new owner,
+    /// instead of holding them until the write timeout (which made a crashed owner cost
+    /// about two seconds instead of the failover time).
+    ///
+    /// Safety of the retry. `.retry` promises nothing about the first attempt: the old owner
+    /// may have applied it (and even replicated it) before it died or before it installed
+    /// the new view. It is never acknowledged twice: the forward entry is removed here, so
+    /// a late reply from the old owner finds nothing and is dropped, and the caller sees the
+    /// one result of its retry. Nothing acknowledged is lost: an old owner acknowledges only
+    /// under a valid lease and with its backups' credits, and the new owner serves the
+    /// partition only after its state transfer from every member, so whatever the first
+    /// attempt did is in the new owner's copy before the retry is applied. The retry is a
+    /// new write at the new owner, with new stamps: an update sets the same values again (a
+    /// no-op that is still replicated, see ``replicateUnchanged(_:concern:)``, when the first
+    /// attempt landed; otherwise it lands now, ordered after any write acknowledged in
+    /// between, as if the caller had sent it then). Invalidations and rotations the first
+    /// attempt completed are recognised by the runtime's `settledByRetry`. A create whose
+    /// first attempt landed finds the id taken on the retry and fails with that store error,
+    /// the same honest failure a create retried after `ownerUnreachable` gets; session ids
+    /// are random, so it cannot collide with someone else's session. Reads are side-effect
+    /// free. Rotations whose new session's create went to an owner no longer owning it are
+    /// answered `.retry` the same way (the old id is ended only after that create succeeded,
+    /// so nothing is ended by the first attempt).
+    func retryRequestsRoutedAway(now: Timestamp, into effects: inout [Effect]) {
+        guard let table else { return }
+        for requestID in forwards.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let forward = forwards[requestID], table.owner(of: partition(of: forward.session)) != forward.owner else { continue }
+            forwards.removeValue(forKey: requestID)
+            switch forward.kind {
+            case .write: effects.append(.completeWrite(requestID, .failure(.retry)))
+            case .read: effects.append(.completeRead(requestID, .failed(.retry)))
+            }
+        }
+        for requestID in rotations.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let rotation = rotations[requestID], table.owner(of: partition(of: rotation.newID)) != rotation.newOwner else { continue }
+            rotations.removeValue(forKey: requestID)
+            complete(rotation.origin, .failure(.retry), event: nil, now: now, into: &effects)
+        }
     }
 
     /// Fails what waited too long: writes short of their concern, forwards with no answer.

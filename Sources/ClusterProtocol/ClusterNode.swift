@@ -101,6 +101,11 @@ public final class ClusterNode {
     /// State transfers this node is serving, by requester.
     var outgoingTransfers: [NodeID: OutgoingTransfer] = [:]
     var queueOverflows = 0
+    /// Delta batches stamped with a view this node has not installed yet (the owner
+    /// installed it first), replayed once it is; bounded, see `handleDeltaBatch`.
+    var futureBatches: [DeltaBatch] = []
+    /// State-transfer requests for a view this node has not installed yet, answered once it is.
+    var futureTransferRequests: [StateTransferRequest] = []
 
     /// Creates a node; it does nothing until ``start(now:)``.
     public init(configuration: NodeConfiguration, store: SessionStore) {
@@ -278,6 +283,8 @@ enum Timing {
     /// Data of a partition this node no longer holds is kept this long, so a new holder's
     /// state transfer still finds it; well below the store's tombstone lifetime.
     static let releasedRetentionMilliseconds: Int64 = 30_000
+    /// Delta batches from a view not yet installed that a node keeps for it.
+    static let maxFutureBatches = 32
     /// Members asked to probe a suspect.
     static let probeFanout = 2
 

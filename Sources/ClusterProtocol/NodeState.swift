@@ -102,6 +102,10 @@ struct PendingWrite {
 struct PendingForward {
     enum Kind { case write, read }
     var kind: Kind
+    /// The session asked about, and the owner the request was sent to: when a new view
+    /// makes someone else the owner, the request is answered with `.retry` at once.
+    var session: SessionID
+    var owner: NodeID
     var deadline: Timestamp
 }
 
@@ -111,5 +115,7 @@ struct PendingRotation {
     var oldID: SessionID
     var newID: SessionID
     var concern: WriteConcern
+    /// The owner of the new id's partition the create was sent to.
+    var newOwner: NodeID
     var deadline: Timestamp
 }
