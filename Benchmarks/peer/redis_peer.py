@@ -300,15 +300,15 @@ def _spawn(argv: list[str], logpath: Path, cwd: Path) -> subprocess.Popen:
     return p
 
 
-def start_redis(root: Path, name: str, extra: list[str] = (), ready_timeout: float = 10.0) -> Server:
+def _start_on_free_port(root: Path, name: str, what: str, argv_for_port, ready_timeout: float = 10.0) -> Server:
+    """Starts a redis-server or sentinel on a free port and waits for PING; retries when
+    another process took the port between our pick and its bind."""
     d = root / name
     d.mkdir(parents=True, exist_ok=True)
+    log = d / f"{what}.log"
     for attempt in range(5):
         port = free_port()
-        argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "",
-                "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-                "--dir", str(d), *extra]
-        p = _spawn(argv, d / "redis.log", d)
+        p = _spawn(argv_for_port(port, d), log, d)
         srv = Server(name, port, p, d)
         try:
             wait_until(lambda: p.poll() is not None or ping(port),
@@ -319,18 +319,23 @@ def start_redis(root: Path, name: str, extra: list[str] = (), ready_timeout: flo
         if p.poll() is None:
             return srv
         stop_proc(p)
-        tail = (d / "redis.log").read_text(errors="replace")[-600:]
+        tail = log.read_text(errors="replace")[-600:]
         if "Address already in use" in tail:
             continue
-        raise RuntimeError(f"redis-server {name} exited: {tail}")
+        raise RuntimeError(f"{what} {name} exited: {tail}")
     raise RuntimeError(f"could not start {name}: ports kept colliding")
 
 
+def start_redis(root: Path, name: str, extra: list[str] = (), ready_timeout: float = 10.0) -> Server:
+    def argv(port: int, d: Path) -> list[str]:
+        return ["redis-server", "--port", str(port), "--bind", HOST, "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+                "--dir", str(d), *extra]
+    return _start_on_free_port(root, name, "redis", argv, ready_timeout)
+
+
 def start_sentinel(root: Path, name: str, master_port: int, quorum: int = 2) -> Server:
-    d = root / name
-    d.mkdir(parents=True, exist_ok=True)
-    for attempt in range(5):
-        port = free_port()
+    def argv(port: int, d: Path) -> list[str]:
         conf = d / "sentinel.conf"
         conf.write_text(
             f"port {port}\nbind {HOST}\ndaemonize no\ndir {d}\nlogfile \"\"\n"
@@ -339,21 +344,9 @@ def start_sentinel(root: Path, name: str, master_port: int, quorum: int = 2) -> 
             "sentinel failover-timeout mymaster 5000\n"
             "sentinel parallel-syncs mymaster 1\n")
         if shutil.which("redis-sentinel"):
-            argv = ["redis-sentinel", str(conf)]
-        else:
-            argv = ["redis-server", str(conf), "--sentinel"]
-        p = _spawn(argv, d / "sentinel.log", d)
-        srv = Server(name, port, p, d)
-        wait_until(lambda: p.poll() is not None or ping(port),
-                   10.0, what=f"{name} to answer PING")
-        if p.poll() is None:
-            return srv
-        stop_proc(p)
-        tail = (d / "sentinel.log").read_text(errors="replace")[-600:]
-        if "Address already in use" in tail:
-            continue
-        raise RuntimeError(f"sentinel {name} exited: {tail}")
-    raise RuntimeError(f"could not start {name}")
+            return ["redis-sentinel", str(conf)]
+        return ["redis-server", str(conf), "--sentinel"]
+    return _start_on_free_port(root, name, "sentinel", argv)
 
 
 def wait_link_up(replica_port: int, timeout: float = 20.0) -> None:
