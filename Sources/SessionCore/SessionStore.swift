@@ -332,19 +332,6 @@ public final class SessionStore: Sendable {
         return result
     }
 
-    /// The ids of the live sessions whose id satisfies `include`.
-    public func liveIDs(where include: (SessionID) -> Bool) -> [SessionID] {
-        var result = [SessionID]()
-        for shard in shards {
-            shard.state.withLock { state in
-                for (id, slot) in state.slots where include(id) {
-                    if case .live = slot { result.append(id) }
-                }
-            }
-        }
-        return result
-    }
-
     /// Forgets the live sessions whose id satisfies `include` without tombstones: for
     /// partitions this node no longer holds after the view changed. Returns how many.
     @discardableResult

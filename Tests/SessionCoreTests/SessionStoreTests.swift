@@ -333,7 +333,7 @@ private let t0 = Timestamp(milliseconds: 1_000_000)
         let replica = SessionStore()
         for snapshot in owner.snapshots(where: { _ in true }) { replica.apply(snapshot, now: t0) }
         #expect(replica.count == 100)
-        for id in owner.liveIDs(where: { _ in true }) {
+        for id in owner.sessionIDs(where: { _ in true }) {
             #expect(replica.load(id, now: t0, touch: false)!.attributes == owner.load(id, now: t0, touch: false)!.attributes)
             #expect(replica.snapshot(id) == owner.snapshot(id))
         }
