@@ -7,8 +7,9 @@ import SessionCore
 /// numbers, length-prefixed strings and byte strings, no compression). Tests can replace it with
 /// the real encoder through ``Simulation/messageSize`` once the WireFormat module exists.
 public enum MessageSize {
-    /// Frame header: magic, version, type, flags, length, HMAC-SHA256 tag.
-    static let frameHeader = 12 + 32
+    /// Frame header: magic, version, type, flags, lengths (7 bytes for a small compressed
+    /// frame), and the HMAC-SHA256 tag truncated to 16 bytes.
+    static let frameHeader = 7 + 16
 
     /// The estimated encoded size of `message`.
     public static func estimate(_ message: ClusterMessage) -> Int {

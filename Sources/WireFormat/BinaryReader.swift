@@ -87,9 +87,14 @@ struct BinaryReader {
         return UnsafeRawBufferPointer(rebasing: buffer[position..<position + count])
     }
 
-    mutating func readBytes(_ field: StaticString) throws(WireError) -> [UInt8] {
+    /// A varint length, then that many bytes, without copying them.
+    mutating func readSlice(_ field: StaticString) throws(WireError) -> UnsafeRawBufferPointer {
         let length = try readLength(field)
-        return Array(try readSlice(count: length, field))
+        return try readSlice(count: length, field)
+    }
+
+    mutating func readBytes(_ field: StaticString) throws(WireError) -> [UInt8] {
+        Array(try readSlice(field))
     }
 
     mutating func readString(_ field: StaticString) throws(WireError) -> String {

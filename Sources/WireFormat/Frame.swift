@@ -10,30 +10,42 @@ import Crypto
 /// let message = try codec.decode(frame.bytes)
 /// ```
 ///
-/// On a byte stream, ``frameLength(peeking:)`` tells where each frame ends.
+/// On a byte stream, ``frameLength(peeking:)`` tells where each frame ends. A TCP link
+/// encodes everything it has for the peer in one flush as one frame
+/// (``encode(_:over:)``), compressed against the link's ``LinkHistory``, and decodes with
+/// ``decode(_:over:)``.
 ///
-/// ## Frame layout, protocol version 1
+/// ## Frame layout, protocol version 2
 ///
-/// Every message travels as one frame; all integers in the header are big-endian.
+/// Every frame carries one message, or a bundle of several. Lengths in the header are
+/// unsigned LEB128 varints in their shortest form, at most 5 bytes (32 bits): most frames
+/// on a link are small, and a fixed-width header was a fifth of them.
 ///
-/// | offset | size | field                                                             |
-/// | ------ | ---- | ----------------------------------------------------------------- |
-/// | 0      | 2    | magic, "SC" (0x53 0x43)                                           |
-/// | 2      | 1    | protocol version (1)                                              |
-/// | 3      | 1    | frame type, one per `ClusterMessage` case (see `FrameType`)       |
-/// | 4      | 1    | flags; bit 0: the body is LZ4-compressed; other bits must be 0     |
-/// | 5      | 4    | body length L, as carried (compressed length when bit 0 is set)   |
-/// | 9      | 4    | only when compressed: the uncompressed body length U              |
-/// | 9/13   | L    | body                                                              |
-/// | 9/13+L | 32   | HMAC-SHA256, keyed with the cluster key, over every byte before it |
+/// | offset | size | field                                                                |
+/// | ------ | ---- | -------------------------------------------------------------------- |
+/// | 0      | 2    | magic, "SC" (0x53 0x43)                                              |
+/// | 2      | 1    | protocol version (2)                                                 |
+/// | 3      | 1    | frame type, one per `ClusterMessage` case (see `FrameType`), 18: bundle |
+/// | 4      | 1    | flags; bit 0: the body is LZ4-compressed; bit 1: compressed against the link's history (needs bit 0); other bits must be 0 |
+/// | 5      | 1-5  | varint: body length L, as carried (compressed length when bit 0 is set) |
+/// | ...    | 1-5  | varint, only when compressed: the uncompressed body length U         |
+/// | ...    | L    | body                                                                 |
+/// | ...    | 16   | HMAC-SHA256 truncated to its first 128 bits (RFC 2104 §5, as RFC 4868 does), keyed with the cluster key, over every byte before it |
 ///
-/// The fixed header is 9 bytes, or 13 with the compressed flag; a frame is header + L + 32
+/// The header is 6 to 15 bytes (7 for a small compressed frame); a frame is header + L + 16
 /// bytes. The body is the message's fields in declaration order: integers as LEB128
 /// varints in their shortest form (signed ones zigzag-encoded), booleans and enum tags as
 /// one byte, optionals as a 0/1 byte then the value, strings and byte arrays as a varint
 /// length then UTF-8 or raw bytes, arrays as a varint count then the elements, session ids
 /// as their 18 raw bytes, dictionaries and sets sorted by name. A compressed body is one
-/// LZ4 block (liblz4's block API), not an LZ4 frame.
+/// LZ4 block (liblz4's block API), not an LZ4 frame; with bit 1 it may refer back into the
+/// last ``LinkHistory/windowBytes`` of uncompressed bodies sent on the same connection.
+/// A bundle's body is a varint count (at least 2), then per message its frame type byte,
+/// a varint length and its body.
+///
+/// Why 128 bits of MAC: forging a frame means guessing a 128-bit tag online, against a
+/// link that closes at the first failure; RFC 2104 §5 allows truncation to half the hash
+/// output, and IPsec (RFC 4868) sends HMAC-SHA-256-128. The tag is compared in constant time.
 ///
 /// Decoding order, so each failure is the cheapest to find and says the most:
 /// magic (`badMagic`), version (`unsupportedVersion`), flags, lengths against the limits
@@ -46,15 +58,18 @@ import Crypto
 /// `FrameCodec.protocolVersion`. A release that adds version n+1 keeps decoding n and keeps
 /// sending n until every member announces n+1, so n and n+1 run in one cluster; a new
 /// message at a known version is a new frame type, which older nodes refuse with a typed
-/// error rather than misread.
+/// error rather than misread. Version 2 (short tag, bundles, link history) replaced
+/// version 1 before any release shipped it, so it does not read version 1.
 public struct FrameCodec: Sendable {
     /// The protocol version this build writes.
-    public static let protocolVersion: UInt8 = 1
+    public static let protocolVersion: UInt8 = 2
     /// The protocol versions this build reads.
-    public static let supportedVersions: ClosedRange<UInt8> = 1...1
+    public static let supportedVersions: ClosedRange<UInt8> = 2...2
     /// The most bytes ``frameLength(peeking:)`` needs to see before it can answer: the
-    /// fixed header of a compressed frame.
-    public static let maximumHeaderBytes = FrameHeader.compressedLength
+    /// header of a compressed frame with 5-byte lengths.
+    public static let maximumHeaderBytes = FrameHeader.maximumLength
+    /// The frame type of a bundle of several messages.
+    static let bundleType: UInt8 = 18
 
     /// The settings this codec was made with.
     public let configuration: WireConfiguration
@@ -66,92 +81,140 @@ public struct FrameCodec: Sendable {
         self.key = AuthenticationKey(SymmetricKey(data: configuration.clusterKey))
     }
 
-    /// Encodes `message` as one authenticated frame, LZ4-compressing the body when the
-    /// message is a batch (or the body is over ``WireConfiguration/compressionThresholdBytes``)
-    /// and compression makes it smaller.
+    /// Encodes `message` as one authenticated frame on its own (a datagram), LZ4-compressing
+    /// the body when the message is a batch (or the body is over
+    /// ``WireConfiguration/compressionThresholdBytes``) and compression makes it smaller.
     ///
     /// Encoding never fails. It does not enforce ``WireConfiguration/maxFrameBytes``: the
     /// sender keeps its batches below the limit (`bytes.count` tells), since a receiver
     /// refuses a larger frame.
     public func encode(_ message: ClusterMessage) -> EncodedFrame {
         let type = message.frameType
-        var writer = BinaryWriter(
-            reservingCapacity: FrameHeader.plainLength + message.estimatedBodyBytes + FrameHeader.macLength)
-        writer.writeZeros(FrameHeader.plainLength)
+        return seal(type: type.rawValue, body: Self.body(of: message), mayCompress: type.alwaysCompressed)
+    }
+
+    /// Encodes `messages` (at least one), in order, as one frame for a TCP link: the message
+    /// alone when there is one, else a bundle. The body is compressed against `history`
+    /// when that makes it smaller, and recorded in it: the frame must then be sent on that
+    /// link, after every frame encoded over it before.
+    public func encode(_ messages: [ClusterMessage], over history: LinkHistory) -> EncodedFrame {
+        precondition(!messages.isEmpty, "a frame carries at least one message")
+        if messages.count == 1 {
+            let message = messages[0]
+            return seal(type: message.frameType.rawValue, body: Self.body(of: message), mayCompress: true, history: history)
+        }
+        return seal(type: Self.bundleType, body: Self.bundleBody(of: messages), mayCompress: true, history: history)
+    }
+
+    /// A bundle's body: the count, then each message's type, length and body.
+    static func bundleBody(of messages: [ClusterMessage]) -> [UInt8] {
+        var writer = BinaryWriter(reservingCapacity: messages.reduce(0) { $0 + $1.estimatedBodyBytes + 4 })
+        writer.writeVarint(UInt64(messages.count))
+        var part = BinaryWriter(reservingCapacity: 256)
+        for message in messages {
+            writer.writeByte(message.frameType.rawValue)
+            message.writeBody(to: &part)
+            writer.writeBytes(part.finish())
+        }
+        return writer.finish()
+    }
+
+    private static func body(of message: ClusterMessage) -> [UInt8] {
+        var writer = BinaryWriter(reservingCapacity: message.estimatedBodyBytes)
         message.writeBody(to: &writer)
-        return seal(type: type.rawValue, framedBody: writer.finish(), mayCompress: type.alwaysCompressed)
+        return writer.finish()
     }
 
-    /// Frames a body: `framedBody` holds ``FrameHeader/plainLength`` bytes of room for the
-    /// header, then the body. Compresses when allowed and worth it, then appends the HMAC.
-    func seal(type: UInt8, framedBody: [UInt8], mayCompress: Bool) -> EncodedFrame {
-        let bodyLength = framedBody.count - FrameHeader.plainLength
-        precondition(bodyLength <= Int(UInt32.max), "a frame body must be under 4 GiB")
-        if mayCompress || bodyLength > configuration.compressionThresholdBytes,
-           let frame = compressedFrame(type: type, framedBody: framedBody, bodyLength: bodyLength) {
-            return EncodedFrame(bytes: frame, uncompressedBodyBytes: bodyLength, compressed: true)
-        }
-        var frame = framedBody
-        frame.reserveCapacity(frame.count + FrameHeader.macLength)
-        let header = FrameHeader(
-            version: Self.protocolVersion, type: type, compressed: false, bodyLength: bodyLength,
-            uncompressedLength: bodyLength)
-        frame.withUnsafeMutableBytes { header.write(into: $0) }
-        appendAuthenticationCode(to: &frame)
-        return EncodedFrame(bytes: frame, uncompressedBodyBytes: bodyLength, compressed: false)
-    }
-
-    /// The compressed frame, or nil when LZ4 does not make the body smaller (counting the
-    /// four bytes of the uncompressed length it adds).
-    private func compressedFrame(type: UInt8, framedBody: [UInt8], bodyLength: Int) -> [UInt8]? {
-        guard bodyLength > 0 else { return nil }
-        let capacity = FrameHeader.compressedLength + LZ4.compressBound(bodyLength) + FrameHeader.macLength
-        var compressedLength: Int?
-        var frame = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-            let output = UnsafeMutableRawBufferPointer(
-                rebasing: UnsafeMutableRawBufferPointer(buffer)[FrameHeader.compressedLength..<(capacity - FrameHeader.macLength)])
-            compressedLength = framedBody.withUnsafeBytes { input in
-                LZ4.compress(UnsafeRawBufferPointer(rebasing: input[FrameHeader.plainLength...]), into: output)
-            }
-            guard let compressedLength, compressedLength + 4 < bodyLength else {
-                initialized = 0
-                return
-            }
+    /// Frames a body: compresses it when allowed and worth it (always tried against a link
+    /// history), records it in `history`, then appends the HMAC.
+    func seal(type: UInt8, body: [UInt8], mayCompress: Bool, history: LinkHistory? = nil) -> EncodedFrame {
+        precondition(body.count <= Int(UInt32.max), "a frame body must be under 4 GiB")
+        defer { body.withUnsafeBytes { history?.record($0) } }
+        if mayCompress || body.count > configuration.compressionThresholdBytes,
+           let compressed = Self.compress(body, against: history) {
             let header = FrameHeader(
-                version: Self.protocolVersion, type: type, compressed: true, bodyLength: compressedLength,
-                uncompressedLength: bodyLength)
-            header.write(into: UnsafeMutableRawBufferPointer(buffer))
-            initialized = FrameHeader.compressedLength + compressedLength
+                version: Self.protocolVersion, type: type, compressed: true, linked: history != nil,
+                bodyLength: compressed.count, uncompressedLength: body.count)
+            return EncodedFrame(bytes: frame(header, carrying: compressed), uncompressedBodyBytes: body.count, compressed: true)
         }
-        guard let compressedLength, compressedLength + 4 < bodyLength else { return nil }
+        let header = FrameHeader(
+            version: Self.protocolVersion, type: type, compressed: false, linked: false, bodyLength: body.count,
+            uncompressedLength: body.count)
+        return EncodedFrame(bytes: frame(header, carrying: body), uncompressedBodyBytes: body.count, compressed: false)
+    }
+
+    /// The LZ4 block of `body`, or nil when it is not smaller than the body even after
+    /// paying for the uncompressed length it adds to the header.
+    private static func compress(_ body: [UInt8], against history: LinkHistory?) -> [UInt8]? {
+        guard !body.isEmpty else { return nil }
+        let capacity = LZ4.compressBound(body.count)
+        var compressedLength: Int?
+        let compressed = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            let output = UnsafeMutableRawBufferPointer(buffer)
+            compressedLength = body.withUnsafeBytes { input in
+                history.map { $0.compress(input, into: output) } ?? LZ4.compress(input, into: output)
+            }
+            initialized = compressedLength ?? 0
+        }
+        guard let compressedLength, compressedLength + FrameHeader.varintLength(body.count) < body.count else { return nil }
+        return compressed
+    }
+
+    /// Header, carried body and tag in one buffer.
+    private func frame(_ header: FrameHeader, carrying body: [UInt8]) -> [UInt8] {
+        var frame: [UInt8] = []
+        frame.reserveCapacity(header.headerLength + body.count + FrameHeader.macLength)
+        header.append(to: &frame)
+        frame.append(contentsOf: body)
         appendAuthenticationCode(to: &frame)
         return frame
     }
 
-    /// Appends the HMAC-SHA256 of every byte of `frame`.
+    /// Appends the truncated HMAC-SHA256 of every byte of `frame`.
     func appendAuthenticationCode(to frame: inout [UInt8]) {
         let code = frame.withUnsafeBytes { HMAC<SHA256>.authenticationCode(for: $0, using: key.key) }
-        code.withUnsafeBytes { frame.append(contentsOf: $0) }
+        code.withUnsafeBytes { frame.append(contentsOf: $0.prefix(FrameHeader.macLength)) }
+    }
+
+    /// Whether `code` is the truncated HMAC of `authenticated`, compared in constant time.
+    private func isValidAuthenticationCode(_ code: UnsafeRawBufferPointer, authenticating authenticated: UnsafeRawBufferPointer) -> Bool {
+        let expected = HMAC<SHA256>.authenticationCode(for: authenticated, using: key.key)
+        return expected.withUnsafeBytes { full in
+            guard code.count == FrameHeader.macLength, full.count >= FrameHeader.macLength else { return false }
+            var difference: UInt8 = 0
+            for index in 0..<FrameHeader.macLength { difference |= full[index] ^ code[index] }
+            return difference == 0
+        }
     }
 
     /// For stream framing: given the bytes received so far, the total length of the first
-    /// frame once its fixed header is there (9 bytes, 13 for a compressed frame), or nil
-    /// while fewer bytes have arrived.
+    /// frame once its header is there (at most ``maximumHeaderBytes``), or nil while fewer
+    /// bytes have arrived.
     ///
     /// Throws as soon as the bytes present show the frame is bad (``WireError/badMagic``,
     /// ``WireError/unsupportedVersion(_:)``, unknown flags as ``WireError/malformed(_:)``,
     /// ``WireError/frameTooLarge(bytes:limit:)``,
     /// ``WireError/decompressedTooLarge(claimed:limit:)``), so the link can be closed
-    /// before the rest is buffered. Nothing here is authenticated yet: ``decode(_:)-(UnsafeRawBufferPointer)``
+    /// before the rest is buffered. Nothing here is authenticated yet: ``decode(_:over:)``
     /// checks the HMAC.
     public func frameLength(peeking bytes: UnsafeRawBufferPointer) throws(WireError) -> Int? {
         try FrameHeader.parse(bytes, configuration: configuration)?.totalLength
     }
 
-    /// Decodes exactly one whole frame: a message, or a typed error (see the layout at the
-    /// top of `Frame.swift` for the order of checks). Extra bytes after the frame are
-    /// ``WireError/malformed(_:)``.
+    /// Decodes exactly one whole frame that carries one message and no link history (a
+    /// datagram); see ``decode(_:over:)``. A bundle is ``WireError/malformed(_:)`` here.
     public func decode(_ frame: UnsafeRawBufferPointer) throws(WireError) -> ClusterMessage {
+        let messages = try decode(frame, over: nil)
+        guard messages.count == 1 else { throw .malformed("bundle: \(messages.count) messages where one was expected") }
+        return messages[0]
+    }
+
+    /// Decodes exactly one whole frame: its messages in order (one, or a bundle's), or a
+    /// typed error (see the layout at the top of `Frame.swift` for the order of checks).
+    /// Extra bytes after the frame are ``WireError/malformed(_:)``, and so is a frame
+    /// compressed against a link history when `history` is nil. A frame that decodes is
+    /// recorded in `history`.
+    public func decode(_ frame: UnsafeRawBufferPointer, over history: LinkHistory?) throws(WireError) -> [ClusterMessage] {
         guard let header = try FrameHeader.parse(frame, configuration: configuration) else { throw .truncated }
         guard frame.count >= header.totalLength else { throw .truncated }
         guard frame.count == header.totalLength else {
@@ -160,38 +223,98 @@ public struct FrameCodec: Sendable {
         let macStart = header.totalLength - FrameHeader.macLength
         let authenticated = UnsafeRawBufferPointer(rebasing: frame[..<macStart])
         let code = UnsafeRawBufferPointer(rebasing: frame[macStart...])
-        guard HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: authenticated, using: key.key) else {
-            throw .authenticationFailed
+        guard isValidAuthenticationCode(code, authenticating: authenticated) else { throw .authenticationFailed }
+        let type = header.type
+        guard type == Self.bundleType || FrameType(rawValue: type) != nil else { throw .unknownFrameType(type) }
+        if header.linked && history == nil { throw .malformed("header.flags: compressed against a link history outside a link") }
+        let carried = UnsafeRawBufferPointer(rebasing: frame[header.headerLength..<macStart])
+        guard header.compressed else { return try Self.messages(type: type, body: carried, recordingIn: history) }
+        let decompressed =
+            if header.linked, let history { try history.decompress(carried, expectedCount: header.uncompressedLength) }
+            else { try LZ4.decompress(carried, expectedCount: header.uncompressedLength) }
+        return try decompressed.withUnsafeBytesTyped { (body) throws(WireError) in
+            try Self.messages(type: type, body: body, recordingIn: history)
         }
-        guard let type = FrameType(rawValue: header.type) else { throw .unknownFrameType(header.type) }
-        let body = UnsafeRawBufferPointer(rebasing: frame[header.headerLength..<macStart])
-        guard header.compressed else { return try ClusterMessage(type: type, body: body) }
-        let decompressed = try LZ4.decompress(body, expectedCount: header.uncompressedLength)
-        return try decompressed.withUnsafeBytesTyped { (body) throws(WireError) in try ClusterMessage(type: type, body: body) }
     }
 
     /// Decodes exactly one whole frame; see ``decode(_:)-(UnsafeRawBufferPointer)``.
     public func decode(_ frame: [UInt8]) throws(WireError) -> ClusterMessage {
         try frame.withUnsafeBytesTyped { (buffer) throws(WireError) in try decode(buffer) }
     }
+
+    /// The messages of a checked frame's uncompressed body; the body goes into `history`
+    /// once it decoded.
+    private static func messages(type: UInt8, body: UnsafeRawBufferPointer, recordingIn history: LinkHistory?) throws(WireError) -> [ClusterMessage] {
+        let messages: [ClusterMessage]
+        if let frameType = FrameType(rawValue: type) {
+            messages = [try ClusterMessage(type: frameType, body: body)]
+        } else {
+            messages = try bundle(body)
+        }
+        history?.record(body)
+        return messages
+    }
+
+    private static func bundle(_ body: UnsafeRawBufferPointer) throws(WireError) -> [ClusterMessage] {
+        var reader = BinaryReader(body)
+        let count = try reader.readVarint("bundle.count")
+        // Each message takes at least its type byte and its length byte.
+        guard count >= 2, count <= UInt64(reader.remaining / 2) else {
+            throw .malformed("bundle.count: \(count) messages in \(reader.remaining) bytes")
+        }
+        var messages: [ClusterMessage] = []
+        messages.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            let type = try reader.readByte("bundle.type")
+            guard let frameType = FrameType(rawValue: type) else {
+                if type == bundleType { throw .malformed("bundle.type: a bundle inside a bundle") }
+                throw .unknownFrameType(type)
+            }
+            let part = try reader.readSlice("bundle.body")
+            do {
+                messages.append(try ClusterMessage(type: frameType, body: part))
+            } catch .malformed(let path) {
+                throw .malformed("bundle.\(path)")
+            }
+        }
+        try reader.expectEnd("bundle")
+        return messages
+    }
 }
 
-/// The fixed header of a frame, parsed and checked against the limits.
+/// The header of a frame, parsed and checked against the limits.
 struct FrameHeader {
     static let magic: (UInt8, UInt8) = (0x53, 0x43)
-    static let plainLength = 9
-    static let compressedLength = 13
-    static let macLength = 32
+    /// Magic, version, type and flags; the lengths follow.
+    static let fixedLength = 5
+    static let maximumVarintLength = 5
+    static let maximumLength = fixedLength + 2 * maximumVarintLength
+    static let macLength = 16
     static let compressedFlag: UInt8 = 0b0000_0001
-    static let knownFlags: UInt8 = compressedFlag
+    static let linkedFlag: UInt8 = 0b0000_0010
+    static let knownFlags: UInt8 = compressedFlag | linkedFlag
 
     var version: UInt8
     var type: UInt8
     var compressed: Bool
+    /// Compressed against the link's history.
+    var linked: Bool
     var bodyLength: Int
     var uncompressedLength: Int
-    var headerLength: Int { compressed ? Self.compressedLength : Self.plainLength }
+    var headerLength: Int {
+        Self.fixedLength + Self.varintLength(bodyLength) + (compressed ? Self.varintLength(uncompressedLength) : 0)
+    }
     var totalLength: Int { headerLength + bodyLength + Self.macLength }
+
+    static func varintLength(_ value: Int) -> Int {
+        var length = 1
+        var rest = value >> 7
+        while rest > 0 {
+            length += 1
+            rest >>= 7
+        }
+        return length
+    }
 
     /// The header at the start of `bytes`; nil until all of it is there. Throws as soon as
     /// the bytes present show the frame is bad, so a link can be closed early.
@@ -199,43 +322,71 @@ struct FrameHeader {
         if bytes.count >= 1, bytes[0] != magic.0 { throw .badMagic }
         if bytes.count >= 2, bytes[1] != magic.1 { throw .badMagic }
         if bytes.count >= 3, !FrameCodec.supportedVersions.contains(bytes[2]) { throw .unsupportedVersion(bytes[2]) }
-        guard bytes.count >= plainLength else { return nil }
+        guard bytes.count >= fixedLength else { return nil }
         let flags = bytes[4]
         guard flags & ~knownFlags == 0 else { throw .malformed("header.flags: unknown bits \(flags & ~knownFlags)") }
         let compressed = flags & compressedFlag != 0
-        let bodyLength = Int(readUInt32(bytes, at: 5))
-        let totalLength = (compressed ? compressedLength : plainLength) + bodyLength + macLength
+        let linked = flags & linkedFlag != 0
+        guard compressed || !linked else { throw .malformed("header.flags: history without compression") }
+        var offset = fixedLength
+        guard let bodyLength = try readVarint(bytes, at: &offset, "header.bodyLength") else { return nil }
+        var uncompressedLength = bodyLength
+        // The smallest header this frame can have, to refuse an oversized claim early.
+        let totalLength = offset + (compressed ? 1 : 0) + bodyLength + macLength
         guard totalLength <= configuration.maxFrameBytes else {
             throw .frameTooLarge(bytes: totalLength, limit: configuration.maxFrameBytes)
         }
-        var uncompressedLength = bodyLength
         if compressed {
-            guard bytes.count >= compressedLength else { return nil }
-            uncompressedLength = Int(readUInt32(bytes, at: 9))
-            guard uncompressedLength <= configuration.maxDecompressedBytes else {
-                throw .decompressedTooLarge(claimed: uncompressedLength, limit: configuration.maxDecompressedBytes)
+            guard let claimed = try readVarint(bytes, at: &offset, "header.uncompressedLength") else { return nil }
+            guard claimed <= configuration.maxDecompressedBytes else {
+                throw .decompressedTooLarge(claimed: claimed, limit: configuration.maxDecompressedBytes)
+            }
+            uncompressedLength = claimed
+            let totalLength = offset + bodyLength + macLength
+            guard totalLength <= configuration.maxFrameBytes else {
+                throw .frameTooLarge(bytes: totalLength, limit: configuration.maxFrameBytes)
             }
         }
         return FrameHeader(
-            version: bytes[2], type: bytes[3], compressed: compressed, bodyLength: bodyLength,
+            version: bytes[2], type: bytes[3], compressed: compressed, linked: linked, bodyLength: bodyLength,
             uncompressedLength: uncompressedLength)
     }
 
-    /// Writes the header into the first ``headerLength`` bytes of `frame`.
-    func write(into frame: UnsafeMutableRawBufferPointer) {
-        frame[0] = Self.magic.0
-        frame[1] = Self.magic.1
-        frame[2] = version
-        frame[3] = type
-        frame[4] = compressed ? Self.compressedFlag : 0
-        frame.storeBytes(of: UInt32(bodyLength).bigEndian, toByteOffset: 5, as: UInt32.self)
-        if compressed {
-            frame.storeBytes(of: UInt32(uncompressedLength).bigEndian, toByteOffset: 9, as: UInt32.self)
+    /// A varint length at `offset`, advancing past it; nil while it is incomplete.
+    private static func readVarint(_ bytes: UnsafeRawBufferPointer, at offset: inout Int, _ field: String) throws(WireError) -> Int? {
+        var value = 0
+        for index in 0..<maximumVarintLength {
+            guard offset + index < bytes.count else { return nil }
+            let byte = bytes[offset + index]
+            value |= Int(byte & 0x7F) << (7 * index)
+            guard byte & 0x80 != 0 else {
+                if byte == 0, index > 0 { throw .malformed("\(field): varint not in its shortest form") }
+                guard value <= Int(UInt32.max) else { throw .malformed("\(field): over 32 bits") }
+                offset += index + 1
+                return value
+            }
         }
+        throw .malformed("\(field): varint longer than \(maximumVarintLength) bytes")
     }
 
-    private static func readUInt32(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
-        UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    /// Appends the header to an empty frame.
+    func append(to frame: inout [UInt8]) {
+        frame.append(Self.magic.0)
+        frame.append(Self.magic.1)
+        frame.append(version)
+        frame.append(type)
+        frame.append((compressed ? Self.compressedFlag : 0) | (linked ? Self.linkedFlag : 0))
+        Self.appendVarint(bodyLength, to: &frame)
+        if compressed { Self.appendVarint(uncompressedLength, to: &frame) }
+    }
+
+    private static func appendVarint(_ value: Int, to frame: inout [UInt8]) {
+        var rest = value
+        while rest >= 0x80 {
+            frame.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        frame.append(UInt8(rest))
     }
 }
 

@@ -25,9 +25,19 @@ enum FrameType: UInt8, CaseIterable, Sendable {
     /// Batches are compressed whatever their size (when LZ4 shrinks them); other bodies
     /// only over the configured threshold.
     var alwaysCompressed: Bool { self == .deltaBatch || self == .stateTransferChunk }
+
+    /// Case names by raw value, made once.
+    static let names: [String] = {
+        var names = Array(repeating: "", count: Int(allCases.map(\.rawValue).max()!) + 1)
+        for type in allCases { names[Int(type.rawValue)] = "\(type)" }
+        return names
+    }()
 }
 
 extension ClusterMessage {
+    /// The name of the message's frame type (`deltaBatch`, `deltaAck`, ...), for metrics.
+    public var frameTypeName: String { FrameType.names[Int(frameType.rawValue)] }
+
     var frameType: FrameType {
         switch self {
         case .heartbeat: .heartbeat
@@ -50,8 +60,9 @@ extension ClusterMessage {
         }
     }
 
-    /// A guess at the body size, to reserve the frame buffer once.
-    var estimatedBodyBytes: Int {
+    /// A guess at the body size before compression, to reserve the frame buffer once and
+    /// to bound send queues before encoding.
+    public var estimatedBodyBytes: Int {
         switch self {
         case .deltaBatch(let batch):
             return 32 + Self.estimatedBytes(of: batch.deltas)

@@ -27,7 +27,8 @@ import Testing
                 attributes: [AttributeChange(name: "token", stamp: 5, value: noise)])]))
         let frame = codec.encode(batch)
         #expect(!frame.compressed)
-        #expect(frame.bytes.count == FrameHeader.plainLength + frame.uncompressedBodyBytes + FrameHeader.macLength)
+        let headerLength = try codec.unpack(frame.bytes).header.headerLength
+        #expect(frame.bytes.count == headerLength + frame.uncompressedBodyBytes + FrameHeader.macLength)
         #expect(try codec.decode(frame.bytes) == batch)
     }
 

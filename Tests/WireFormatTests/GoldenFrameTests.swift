@@ -36,10 +36,26 @@ import Testing
         }
     }
 
+    /// A bundle as the first frame of a link: several messages, one header, one tag, the
+    /// body compressed against the (still empty) link history.
+    @Test func goldenBundleMatchesTheEncoderAndDecodes() throws {
+        let messages = SampleMessages.bundle
+        let url = Self.directory.appendingPathComponent("bundle.bin")
+        let encoded = codec.encode(messages, over: LinkHistory())
+        if Self.regenerating { try Data(encoded.bytes).write(to: url) }
+        let golden = try [UInt8](Data(contentsOf: url))
+        #expect(try golden.withUnsafeBytes { try codec.decode($0, over: LinkHistory()) } == messages)
+        let (goldenHeader, goldenBody) = try codec.unpack(golden)
+        let (header, body) = try codec.unpack(encoded.bytes)
+        #expect(goldenHeader.compressed && goldenHeader.linked && goldenHeader.type == FrameCodec.bundleType)
+        #expect(goldenHeader.version == header.version && goldenHeader.type == header.type)
+        #expect(goldenBody == body, "bundle: the body encoding changed; see Fixtures/frames/README.md")
+    }
+
     /// Skipped while regenerating: the files are being written concurrently.
     @Test(.enabled(if: !regenerating)) func goldenDirectoryHoldsOneFramePerFrameType() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.directory.path)
             .filter { $0.hasSuffix(".bin") }.map { String($0.dropLast(4)) }
-        #expect(Set(names) == Set(FrameType.allCases.map { "\($0)" }))
+        #expect(Set(names) == Set(FrameType.allCases.map { "\($0)" } + ["bundle"]))
     }
 }

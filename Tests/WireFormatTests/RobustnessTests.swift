@@ -19,7 +19,7 @@ import Testing
     func frameLengthAnswersOnceTheHeaderIsThere(name: String) throws {
         let message = try #require(SampleMessages.all.first { $0.name == name }).message
         let encoded = codec.encode(message)
-        let headerLength = encoded.compressed ? FrameHeader.compressedLength : FrameHeader.plainLength
+        let headerLength = try codec.unpack(encoded.bytes).header.headerLength
         let stream = encoded.bytes + codec.encode(message).bytes
         for available in 0...(headerLength + 2) {
             let length = try stream.withUnsafeBytes { buffer throws(WireError) in
@@ -78,32 +78,33 @@ import Testing
 
     @Test func lz4BombIsRefusedBeforeDecompressing() throws {
         let oneGiB = 1 << 30
-        var header = [UInt8](repeating: 0, count: FrameHeader.compressedLength)
-        FrameHeader(version: 1, type: FrameType.deltaBatch.rawValue, compressed: true, bodyLength: 24, uncompressedLength: oneGiB)
-            .withUnsafeMutableBytesWritten(into: &header)
+        let header = FrameHeader(
+            version: 2, type: FrameType.deltaBatch.rawValue, compressed: true, linked: false, bodyLength: 24,
+            uncompressedLength: oneGiB)
         // 24 bytes of an LZ4 block that would expand a run of zeros.
-        let bomb = codec.resealed(header + [0x1F, 0x00, 0x01, 0x00] + [UInt8](repeating: 0xFF, count: 20))
+        let bomb = codec.resealed(header: header, carrying: [0x1F, 0x00, 0x01, 0x00] + [UInt8](repeating: 0xFF, count: 20))
         let expected = WireError.decompressedTooLarge(claimed: oneGiB, limit: 64 * 1024 * 1024)
         #expect(codec.decodingError(bomb) == expected)
         #expect(throws: expected) { try bomb.withUnsafeBytes { buffer throws(WireError) in try codec.frameLength(peeking: buffer) } }
     }
 
     @Test func claimBeyondWhatLZ4CanExpandIsRefusedUnallocated() {
-        var header = [UInt8](repeating: 0, count: FrameHeader.compressedLength)
-        FrameHeader(version: 1, type: FrameType.deltaBatch.rawValue, compressed: true, bodyLength: 8, uncompressedLength: 60_000_000)
-            .withUnsafeMutableBytesWritten(into: &header)
-        let frame = codec.resealed(header + [UInt8](repeating: 0xFF, count: 8))
+        let header = FrameHeader(
+            version: 2, type: FrameType.deltaBatch.rawValue, compressed: true, linked: false, bodyLength: 8,
+            uncompressedLength: 60_000_000)
+        let frame = codec.resealed(header: header, carrying: [UInt8](repeating: 0xFF, count: 8))
         #expect(codec.decodingError(frame) == .decompressionFailed)
     }
 
     @Test func compressedBodyThatDecompressesToAnotherSizeIsRefused() throws {
         let encoded = codec.encode(SampleMessages.message(.deltaBatch))
         try #require(encoded.compressed)
+        let header = try codec.unpack(encoded.bytes).header
+        let carried = codec.unsealed(encoded.bytes)[header.headerLength...]
         for change in [-1, 1, 1000] {
-            var unsealed = codec.unsealed(encoded.bytes)
-            let claimed = Int(UInt32(unsealed[9]) << 24 | UInt32(unsealed[10]) << 16 | UInt32(unsealed[11]) << 8 | UInt32(unsealed[12])) + change
-            withUnsafeBytes(of: UInt32(claimed).bigEndian) { unsealed.replaceSubrange(9..<13, with: $0) }
-            #expect(codec.decodingError(codec.resealed(unsealed)) == .decompressionFailed, "claim changed by \(change)")
+            var claim = header
+            claim.uncompressedLength += change
+            #expect(codec.decodingError(codec.resealed(header: claim, carrying: carried)) == .decompressionFailed, "claim changed by \(change)")
         }
     }
 
@@ -120,7 +121,7 @@ import Testing
         let expected = WireError.frameTooLarge(bytes: frame.count, limit: 1024)
         #expect(throws: expected) {
             try frame.withUnsafeBytes { buffer throws(WireError) in
-                try small.frameLength(peeking: UnsafeRawBufferPointer(rebasing: buffer[..<FrameHeader.compressedLength]))
+                try small.frameLength(peeking: UnsafeRawBufferPointer(rebasing: buffer[..<FrameCodec.maximumHeaderBytes]))
             }
         }
         #expect(small.decodingError(frame) == expected)
@@ -130,13 +131,14 @@ import Testing
     @Test func foreignBytesAreRefusedByTheirFirstBadByte() {
         #expect(throws: WireError.badMagic) { try [UInt8]("G".utf8).withUnsafeBytes { b throws(WireError) in try codec.frameLength(peeking: b) } }
         #expect(throws: WireError.badMagic) { try [UInt8]("GET / HTTP/1.1\r\n".utf8).withUnsafeBytes { b throws(WireError) in try codec.frameLength(peeking: b) } }
-        #expect(throws: WireError.unsupportedVersion(2)) { try ([0x53, 0x43, 2] as [UInt8]).withUnsafeBytes { b throws(WireError) in try codec.frameLength(peeking: b) } }
+        #expect(throws: WireError.unsupportedVersion(3)) { try ([0x53, 0x43, 3] as [UInt8]).withUnsafeBytes { b throws(WireError) in try codec.frameLength(peeking: b) } }
         #expect(codec.decodingError([0x53, 0x43, 0]) == .unsupportedVersion(0))
+        #expect(codec.decodingError([0x53, 0x43, 1]) == .unsupportedVersion(1), "version 1 had a 32-byte tag")
     }
 
     @Test func unknownFrameTypeAtAKnownVersionIsATypedError() {
         var unsealed = codec.unsealed(codec.encode(SampleMessages.message(.heartbeat)).bytes)
-        for type: UInt8 in [0, 18, 200, 255] {
+        for type: UInt8 in [0, 19, 200, 255] {
             unsealed[3] = type
             #expect(codec.decodingError(codec.resealed(unsealed)) == .unknownFrameType(type))
         }
@@ -229,19 +231,13 @@ import Testing
                 let end = min(bytes.count, position + 1 + Int(random.next() % 8))
                 bytes.insert(contentsOf: bytes[position..<end], at: position)
             default:
-                // A length field: the body length, or the uncompressed length of a compressed frame.
-                let offset = bytes.count >= FrameHeader.compressedLength && random.next() & 1 == 0 ? 9 : 5
-                guard bytes.count >= offset + 4 else { continue }
-                let value = UInt32(truncatingIfNeeded: random.next() % 4 == 0 ? random.next() : random.next() % 4096)
-                withUnsafeBytes(of: value.bigEndian) { bytes.replaceSubrange(offset..<offset + 4, with: $0) }
+                // A byte of the length varints (the body length, then the uncompressed length).
+                let offset = FrameHeader.fixedLength + Int(random.next() % 4)
+                guard bytes.count > offset else { continue }
+                bytes[offset] = random.next() % 4 == 0 ? UInt8(truncatingIfNeeded: random.next()) : bytes[offset] ^ 0x80
             }
         }
         return bytes
     }
 }
 
-extension FrameHeader {
-    func withUnsafeMutableBytesWritten(into bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { write(into: $0) }
-    }
-}

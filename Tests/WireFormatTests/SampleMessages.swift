@@ -45,6 +45,10 @@ enum SampleMessages {
         id: sessionB, kind: .invalidate, version: 9, previousVersion: 8, lastAccessedAt: Timestamp(milliseconds: -5),
         invalidation: .rotated(to: sessionA))
 
+    /// The messages of the golden bundle: an ack, a batch and a heartbeat reply, as a
+    /// busy link carries them in one flush.
+    static let bundle: [ClusterMessage] = [message(.deltaAck), message(.deltaBatch), message(.heartbeatReply)]
+
     /// The sample of frame type `type`.
     static func message(_ type: FrameType) -> ClusterMessage {
         all[Int(type.rawValue) - 1].message

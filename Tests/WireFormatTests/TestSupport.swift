@@ -11,7 +11,7 @@ extension FrameCodec {
 
     /// A sealed frame of type `type` around `body`, compressed when `compress` and LZ4 shrinks it.
     func frame(type: UInt8, body: [UInt8], compress: Bool) -> [UInt8] {
-        seal(type: type, framedBody: [UInt8](repeating: 0, count: FrameHeader.plainLength) + body, mayCompress: compress).bytes
+        seal(type: type, body: body, mayCompress: compress).bytes
     }
 
     /// `unsealed` with a valid HMAC appended: the parser, not the MAC, then judges it.
@@ -29,8 +29,19 @@ extension FrameCodec {
         try frame.withUnsafeBytes { buffer in
             let header = try #require(try FrameHeader.parse(buffer, configuration: configuration))
             let body = UnsafeRawBufferPointer(rebasing: buffer[header.headerLength..<(header.totalLength - FrameHeader.macLength)])
-            return (header, header.compressed ? try LZ4.decompress(body, expectedCount: header.uncompressedLength) : Array(body))
+            guard header.compressed else { return (header, Array(body)) }
+            // A linked frame here is the first of its link: its history is empty.
+            let decompressed =
+                header.linked
+                ? try LinkHistory().decompress(body, expectedCount: header.uncompressedLength)
+                : try LZ4.decompress(body, expectedCount: header.uncompressedLength)
+            return (header, decompressed)
         }
+    }
+
+    /// `header` followed by `carried` and a valid HMAC.
+    func resealed(header: FrameHeader, carrying carried: some Sequence<UInt8>) -> [UInt8] {
+        resealed(header.bytes + Array(carried))
     }
 
     /// Decodes and returns the error, or nil when `frame` decoded.
@@ -48,4 +59,13 @@ import Testing
 
 extension Tag {
     @Tag static var fuzzing: Self
+}
+
+extension FrameHeader {
+    /// The header as it goes on the wire.
+    var bytes: [UInt8] {
+        var bytes: [UInt8] = []
+        append(to: &bytes)
+        return bytes
+    }
 }

@@ -1,0 +1,135 @@
+import ClusterProtocol
+import SessionCore
+import Testing
+@testable import WireFormat
+
+/// What a TCP link sends: everything for the peer in one flush as one frame (a bundle when
+/// there are several messages), compressed against the bodies the link carried before.
+@Suite struct LinkFramingTests {
+    let codec = SampleMessages.codec()
+
+    /// A one-delta batch as an owner sends it for a single-attribute update.
+    static func smallBatch(_ index: Int) -> ClusterMessage {
+        let id = SessionID(high: 0x5EED_0000 &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15, low: UInt64(index) &* 0xC2B2_AE3D, tail: UInt16(truncatingIfNeeded: index))
+        let flash = #"{"level":"info","text":"Added to your cart: Merino wool crew socks, charcoal (\#(index))","n":1}"#
+        let delta = SessionDelta(
+            id: id, kind: .update, version: UInt64(10 + index), previousVersion: UInt64(9 + index),
+            lastAccessedAt: Timestamp(milliseconds: 1_764_169_800_000 + Int64(index)),
+            attributes: [AttributeChange(name: "flash", stamp: UInt64(10 + index), value: AttributeValue(string: flash))])
+        return .deltaBatch(DeltaBatch(from: "app-server-1", viewEpoch: 12, sequence: UInt64(index), deltas: [delta]))
+    }
+
+    @Test func bundleCarriesEveryMessageInOrderInOneSmallerFrame() throws {
+        let messages = SampleMessages.all.map(\.message)
+        let bundle = codec.encode(messages, over: LinkHistory())
+        let separately = messages.reduce(0) { $0 + codec.encode($1).bytes.count }
+        #expect(bundle.bytes.count < separately)
+        let decoded = try bundle.bytes.withUnsafeBytes { try codec.decode($0, over: LinkHistory()) }
+        #expect(decoded == messages)
+    }
+
+    @Test func linkHistoryShrinksSmallFramesThatRepeatTheLink() throws {
+        let sender = LinkHistory()
+        let receiver = LinkHistory()
+        var linked = 0
+        var alone = 0
+        for index in 0..<200 {
+            let message = Self.smallBatch(index)
+            let frame = codec.encode([message], over: sender)
+            #expect(try frame.bytes.withUnsafeBytes { try codec.decode($0, over: receiver) } == [message], "frame \(index)")
+            if index >= 100 {
+                linked += frame.bytes.count
+                alone += codec.encode(message).bytes.count
+            }
+        }
+        print("one-delta batch: \(alone / 100) B alone, \(linked / 100) B over a link")
+        #expect(linked * 3 < alone * 2, "the link history saves at least a third: \(linked) vs \(alone)")
+    }
+
+    @Test func linkedFrameNeedsItsLinksHistory() throws {
+        let sender = LinkHistory()
+        _ = codec.encode([Self.smallBatch(0)], over: sender)
+        let second = codec.encode([Self.smallBatch(1)], over: sender)
+        let header = try #require(try second.bytes.withUnsafeBytes { try FrameHeader.parse($0, configuration: codec.configuration) })
+        try #require(header.linked)
+        // A datagram (no link) may not refer to a history.
+        #expect(codec.decodingError(second.bytes) == .malformed("header.flags: compressed against a link history outside a link"))
+        // A receiver that missed the first frame cannot rebuild the second: typed error, no crash.
+        let fresh = LinkHistory()
+        let result = Result { () throws(WireError) in try second.bytes.withUnsafeBytesTyped { (b) throws(WireError) in try codec.decode(b, over: fresh) } }
+        if case .success(let messages) = result { Issue.record("decoded \(messages) without the history it refers to") }
+        // Linked without compressed is refused from the header.
+        var flags = codec.unsealed(codec.encode(SampleMessages.message(.heartbeat)).bytes)
+        flags[4] = FrameHeader.linkedFlag
+        #expect(codec.decodingError(codec.resealed(flags)) == .malformed("header.flags: history without compression"))
+    }
+
+    @Test func badBundlesAreTypedErrors() {
+        func body(_ parts: [(UInt8, [UInt8])], count: Int? = nil) -> [UInt8] {
+            var writer = BinaryWriter(reservingCapacity: 256)
+            writer.writeVarint(UInt64(count ?? parts.count))
+            for (type, bytes) in parts {
+                writer.writeByte(type)
+                writer.writeBytes(bytes)
+            }
+            return writer.finish()
+        }
+        func error(_ body: [UInt8]) -> WireError? {
+            codec.decodingError(codec.frame(type: FrameCodec.bundleType, body: body, compress: false))
+        }
+        let ack = (FrameType.deltaAck.rawValue, codec.body(of: SampleMessages.message(.deltaAck)))
+        let heartbeat = (FrameType.heartbeat.rawValue, codec.body(of: SampleMessages.message(.heartbeat)))
+        // Sound bundles decode, but not as a single message.
+        #expect(error(body([ack, heartbeat])) == .malformed("bundle: 2 messages where one was expected"))
+        #expect(error(body([ack])) == .malformed("bundle.count: 1 messages in \(1 + 1 + ack.1.count) bytes"))
+        #expect(error(body([ack, heartbeat], count: 200)) != nil)
+        #expect(error(body([ack, (FrameCodec.bundleType, body([ack, heartbeat]))])) == .malformed("bundle.type: a bundle inside a bundle"))
+        #expect(error(body([ack, (77, [1, 2, 3])])) == .unknownFrameType(77))
+        #expect(error(body([ack, (heartbeat.0, Array(heartbeat.1.dropLast()))])) != nil)
+        #expect(error(body([ack, heartbeat]) + [0]) == .malformed("bundle: 1 bytes after the end"))
+        if case .malformed(let path) = error(body([ack, (heartbeat.0, heartbeat.1 + [9])])) {
+            #expect(path.hasPrefix("bundle.heartbeat."), "\(path)")
+        } else {
+            Issue.record("a bad message inside a bundle is malformed")
+        }
+    }
+
+    /// Seeded mutations of bundle bodies, sealed again, over a link: each decodes to messages
+    /// or to a typed error.
+    @Test(.tags(.fuzzing)) func mutatedBundlesDecodeToMessagesOrATypedError() throws {
+        var random = SplitMix64(seed: 0xB0_4D1E)
+        var generator = MessageGenerator(seed: 0xB0_4D1F)
+        var outcomes: [String: Int] = [:]
+        for iteration in 0..<4_000 {
+            let messages = (0..<(2 + Int(random.next() % 4))).map { _ in generator.message() }
+            var body = FrameCodec.bundleBody(of: messages)
+            for _ in 0..<(1 + random.next() % 3) where !body.isEmpty {
+                let position = Int(random.next() % UInt64(body.count))
+                switch random.next() % 3 {
+                case 0: body[position] ^= 1 << UInt8(random.next() % 8)
+                case 1: body.remove(at: position)
+                default: body.insert(UInt8(truncatingIfNeeded: random.next()), at: position)
+                }
+            }
+            let sender = LinkHistory()
+            let frame = codec.seal(type: FrameCodec.bundleType, body: body, mayCompress: random.next() & 1 == 0, history: sender)
+            do {
+                let decoded = try frame.bytes.withUnsafeBytesTyped { (b) throws(WireError) in try codec.decode(b, over: LinkHistory()) }
+                outcomes["decoded", default: 0] += 1
+                #expect(!decoded.isEmpty, "iteration \(iteration)")
+            } catch {
+                let kind =
+                    switch error {
+                    case .malformed: "malformed"
+                    case .unknownFrameType: "unknownFrameType"
+                    default: "\(error)"
+                    }
+                outcomes[kind, default: 0] += 1
+                #expect(error != .authenticationFailed, "iteration \(iteration)")
+            }
+        }
+        print("bundle mutation outcomes:", outcomes.sorted { $0.key < $1.key })
+        #expect(outcomes["decoded", default: 0] > 0)
+        #expect(outcomes.count > 2)
+    }
+}
