@@ -2,6 +2,7 @@ import ClusterProtocol
 import Metrics
 import SessionCore
 import Synchronization
+import WireFormat
 
 /// The runtime's swift-metrics instruments. Every metric carries the `node` dimension, so
 /// several nodes in one process (tests) stay apart.
@@ -11,6 +12,8 @@ import Synchronization
 /// | `session_cluster_sessions` | gauge | node |
 /// | `session_cluster_deltas_sent_total`, `session_cluster_deltas_received_total` | counter | node |
 /// | `session_cluster_bytes_sent_total` | counter | node, peer, stage (`uncompressed`: frame bodies before LZ4; `wire`: whole frames) |
+/// | `session_cluster_frames_sent_total` | counter | node (a frame may carry several messages) |
+/// | `session_cluster_messages_sent_total` | counter | node, type (`deltaBatch`, `deltaAck`, ...) |
 /// | `session_cluster_bytes_received_total` | counter | node, peer, stage (`wire`; the codec does not report sizes after decompression) |
 /// | `session_cluster_ack_latency` | timer | node, concern |
 /// | `session_cluster_failovers_total` | counter | node |
@@ -42,15 +45,18 @@ final class ClusterMetrics: Sendable {
     /// Frames refused since start (also exported as `session_cluster_rejected_frames_total`).
     var rejectedFrames: Int { rejectedCount.load(ordering: .relaxed) }
 
-    /// Counts a frame sent to `member`: its body before compression, and its bytes on the
-    /// wire (header and authentication code included). A seed contacted before its id is
-    /// known is labelled by its address.
-    func sent(_ message: ClusterMessage, to member: Member, wireBytes: Int, uncompressedBytes: Int) {
-        let peer = member.id.rawValue.isEmpty ? member.address.description : member.id.rawValue
+    /// Counts a frame sent to `peer` (see ``Member/metricsLabel``) that carries `messages`:
+    /// its body before compression, its bytes on the wire (header and authentication code
+    /// included), the frame, and its messages by type.
+    func sent(_ messages: [ClusterMessage], to peer: String, frame: EncodedFrame) {
         counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "uncompressed")])
-            .increment(by: Int64(uncompressedBytes))
-        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "wire")]).increment(by: Int64(wireBytes))
-        if case .deltaBatch(let batch) = message { deltasSent.increment(by: Int64(batch.deltas.count)) }
+            .increment(by: Int64(frame.uncompressedBodyBytes))
+        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "wire")]).increment(by: Int64(frame.bytes.count))
+        counter("session_cluster_frames_sent_total", []).increment()
+        for message in messages {
+            counter("session_cluster_messages_sent_total", [("type", message.frameTypeName)]).increment()
+            if case .deltaBatch(let batch) = message { deltasSent.increment(by: Int64(batch.deltas.count)) }
+        }
     }
 
     func received(_ frame: ReceivedFrame) {
@@ -105,4 +111,10 @@ final class ClusterMetrics: Sendable {
             return counter
         }
     }
+}
+
+extension Member {
+    /// How metrics name this peer: its id, or its address while the id is not known yet
+    /// (a seed contacted before it answered).
+    var metricsLabel: String { id.rawValue.isEmpty ? address.description : id.rawValue }
 }

@@ -9,23 +9,32 @@ struct ReceivedFrame: Sendable {
 }
 
 /// Cuts a TCP byte stream into frames with ``FrameCodec/frameLength(peeking:)`` and decodes
-/// each one. A frame may arrive split across any number of reads; several frames may
-/// arrive in one. A bad frame throws its `WireError`, which ``InboundFrameHandler`` counts
-/// before it closes the link.
+/// each one against the connection's ``LinkHistory``, passing on its messages one by one
+/// (the frame's bytes are counted with the first). A frame may arrive split across any
+/// number of reads; several frames may arrive in one. A bad frame throws its `WireError`,
+/// which ``InboundFrameHandler`` counts before it closes the link.
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ReceivedFrame
 
     let codec: FrameCodec
+    /// One per connection: the pipeline makes a decoder for each channel.
+    let history = LinkHistory()
+
+    init(codec: FrameCodec) {
+        self.codec = codec
+    }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let codec = self.codec
+        let (codec, history) = (self.codec, self.history)
         let length = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in try codec.frameLength(peeking: bytes) }
         guard let length, buffer.readableBytes >= length else { return .needMoreData }
-        let frame = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in
-            try codec.decode(UnsafeRawBufferPointer(rebasing: bytes[..<length]))
+        let messages = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in
+            try codec.decode(UnsafeRawBufferPointer(rebasing: bytes[..<length]), over: history)
         }
         buffer.moveReaderIndex(forwardBy: length)
-        context.fireChannelRead(wrapInboundOut(ReceivedFrame(message: frame, wireBytes: length)))
+        for (index, message) in messages.enumerated() {
+            context.fireChannelRead(wrapInboundOut(ReceivedFrame(message: message, wireBytes: index == 0 ? length : 0)))
+        }
         return .continue
     }
 

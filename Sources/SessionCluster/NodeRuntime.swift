@@ -9,9 +9,10 @@ import WireFormat
 /// the node (not Sendable) is only ever touched from that loop.
 ///
 /// Every input (a frame, a timer, an application request) is one turn: call the node with
-/// the wall-clock time, execute the effects it returns, flush the links they wrote to,
-/// republish the routing table if needed, and re-arm the timer for the node's next
-/// deadline.
+/// the wall-clock time, execute the effects it returns, republish the routing table if
+/// needed, and re-arm the timer for the node's next deadline. Messages for a peer wait on
+/// its link until the event loop has run every input it has at hand, then leave as one
+/// frame per peer: the acks for a burst of batches share one header and one HMAC.
 final class NodeRuntime {
     typealias WriteContinuation = CheckedContinuation<Result<UInt64, SessionClusterError>, Never>
     typealias ReadContinuation = CheckedContinuation<Result<Session?, SessionClusterError>, Never>
@@ -43,6 +44,7 @@ final class NodeRuntime {
     private var inboundChannels: [ObjectIdentifier: any Channel] = [:]
     private var links: [PeerAddress: PeerLink] = [:]
     private var linksToFlush: [PeerLink] = []
+    private var flushScheduled = false
     private var datagramNeedsFlush = false
     private var socketAddresses: [PeerAddress: SocketAddress] = [:]
     private var pendingWrites: [RequestID: PendingWrite] = [:]
@@ -98,7 +100,7 @@ final class NodeRuntime {
         run(node.leave(now: now), now: now)
     }
 
-    /// True when every frame queued for a peer has been written.
+    /// True when every message queued for a peer has been written.
     var linksAreIdle: Bool { links.values.allSatisfy(\.isIdle) }
 
     /// True once a leaving node is out of the view (the leader moved its partitions), or
@@ -219,7 +221,7 @@ final class NodeRuntime {
                 disconnect(member.address)
             }
         }
-        flush()
+        scheduleFlush()
         metrics.sessions.record(store.count)
         refreshRouting(now: now)
         scheduleTick(now: now)
@@ -310,17 +312,16 @@ final class NodeRuntime {
     // MARK: - Sending
 
     private func send(_ message: ClusterMessage, to member: Member, over channel: Effect.Channel) {
-        let frame = codec.encode(message)
         logger.trace("send", metadata: ["to": "\(member)", "channel": "\(channel)", "message": "\(message.traceSummary)"])
-        metrics.sent(message, to: member, wireBytes: frame.bytes.count, uncompressedBytes: frame.uncompressedBodyBytes)
-        let buffer = ByteBuffer(bytes: frame.bytes)
         switch channel {
         case .datagram:
             guard let datagramChannel, let address = socketAddress(of: member.address) else { return }
-            datagramChannel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            let frame = codec.encode(message)
+            metrics.sent([message], to: member.metricsLabel, frame: frame)
+            datagramChannel.write(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: frame.bytes)), promise: nil)
             datagramNeedsFlush = true
         case .stream:
-            sendOnStream(buffer, to: member.address)
+            sendOnStream(message, to: member)
         }
     }
 
@@ -334,25 +335,26 @@ final class NodeRuntime {
         return resolved
     }
 
-    private func sendOnStream(_ buffer: ByteBuffer, to address: PeerAddress) {
-        let link = links[address] ?? makeLink(to: address)
-        let size = buffer.readableBytes
+    private func sendOnStream(_ message: ClusterMessage, to member: Member) {
+        let link = links[member.address] ?? makeLink(to: member.address)
+        let size = message.estimatedBodyBytes
         if link.queuedBytes + link.inFlightBytes + size > configuration.maxQueuedBytesPerPeer {
-            metrics.queueOverflow(peer: address)
+            metrics.queueOverflow(peer: member.address)
             logger.warning(
                 "send queue overflow; dropping queued frames and the connection",
-                metadata: ["peer": "\(address)", "queuedBytes": "\(link.queuedBytes + link.inFlightBytes)"])
+                metadata: ["peer": "\(member.address)", "queuedBytes": "\(link.queuedBytes + link.inFlightBytes)"])
             link.dropQueue()
             if let channel = link.channel {
                 link.channel = nil
                 channel.close(promise: nil)
             }
         }
-        if let channel = link.channel {
-            write(buffer, on: link, channel: channel)
+        link.peerLabel = member.metricsLabel
+        link.queue.append((message, size))
+        link.queuedBytes += size
+        if link.channel != nil {
+            markForFlush(link)
         } else {
-            link.queue.append(buffer)
-            link.queuedBytes += size
             connect(link)
         }
     }
@@ -363,28 +365,63 @@ final class NodeRuntime {
         return link
     }
 
-    private func write(_ buffer: ByteBuffer, on link: PeerLink, channel: any Channel) {
-        let size = buffer.readableBytes
-        link.inFlightBytes += size
-        let promise = loop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { _ in link.inFlightBytes -= size }
-        channel.write(buffer, promise: promise)
-        if !link.needsFlush {
-            link.needsFlush = true
-            linksToFlush.append(link)
+    private func markForFlush(_ link: PeerLink) {
+        guard !link.needsFlush else { return }
+        link.needsFlush = true
+        linksToFlush.append(link)
+    }
+
+    /// Flushes once the event loop has run the inputs it has at hand (other frames of the
+    /// same read, queued requests), so that what they send to one peer shares a frame.
+    private func scheduleFlush() {
+        guard !flushScheduled, !linksToFlush.isEmpty || datagramNeedsFlush else { return }
+        flushScheduled = true
+        loop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flush()
         }
     }
 
+    /// Encodes each link's queue as frames (one, unless it is larger than a bundle should
+    /// be) and writes them.
     private func flush() {
         for link in linksToFlush {
             link.needsFlush = false
-            link.channel?.flush()
+            guard let channel = link.channel, !link.queue.isEmpty else { continue }
+            var start = 0
+            while start < link.queue.count {
+                var end = start + 1
+                var bytes = link.queue[start].bytes
+                while end < link.queue.count, bytes + link.queue[end].bytes <= Self.maxBundleBodyBytes {
+                    bytes += link.queue[end].bytes
+                    end += 1
+                }
+                let messages = link.queue[start..<end].map(\.message)
+                let frame = codec.encode(messages, over: link.history)
+                metrics.sent(messages, to: link.peerLabel, frame: frame)
+                write(ByteBuffer(bytes: frame.bytes), on: link, channel: channel)
+                start = end
+            }
+            link.dropQueue()
+            channel.flush()
         }
         linksToFlush.removeAll(keepingCapacity: true)
         if datagramNeedsFlush {
             datagramNeedsFlush = false
             datagramChannel?.flush()
         }
+    }
+
+    /// A bundle stops growing here, so that one frame does not hold up the link for long
+    /// nor need a large buffer at the peer; a single larger message still goes alone.
+    static let maxBundleBodyBytes = 256 * 1024
+
+    private func write(_ buffer: ByteBuffer, on link: PeerLink, channel: any Channel) {
+        let size = buffer.readableBytes
+        link.inFlightBytes += size
+        let promise = loop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { _ in link.inFlightBytes -= size }
+        channel.write(buffer, promise: promise)
     }
 
     private func disconnect(_ address: PeerAddress) {
@@ -419,9 +456,9 @@ final class NodeRuntime {
             link.failures = 0
             logger.debug("link up", metadata: ["peer": "\(link.address)"])
             channel.closeFuture.assumeIsolated().whenComplete { _ in self.linkClosed(link, channel: channel) }
-            let queued = link.queue
-            link.dropQueue()
-            for buffer in queued { write(buffer, on: link, channel: channel) }
+            // The peer decodes this connection with a fresh history; so must we encode.
+            link.history = LinkHistory()
+            markForFlush(link)
             flush()
         case .failure(let error):
             link.failures += 1

@@ -1,10 +1,12 @@
 import ClusterProtocol
 import NIOCore
+import WireFormat
 
 /// The outbound TCP link to one peer address, confined to the node's event loop.
 ///
-/// Frames are written straight to the connection when it is up and queued while it is
-/// down or connecting. Queued plus unwritten bytes are bounded
+/// Messages wait here until the runtime flushes (once per event-loop turn) and then travel
+/// as one frame, compressed against what the connection carried before; while the link is
+/// down or connecting they keep waiting. Waiting plus unwritten bytes are bounded
 /// (``SessionClusterConfiguration/maxQueuedBytesPerPeer``): on overflow the queue is
 /// dropped and the connection closed, and the protocol core repairs the peer from
 /// acknowledgements and state transfer, as it does for any lost link.
@@ -12,8 +14,15 @@ final class PeerLink {
     let address: PeerAddress
     var channel: (any Channel)?
     var connecting = false
-    var queue = CircularBuffer<ByteBuffer>()
+    /// Messages not yet encoded, in order, with their estimated body bytes.
+    var queue: [(message: ClusterMessage, bytes: Int)] = []
+    /// The sum of their estimated body bytes.
     var queuedBytes = 0
+    /// The peer's name for metrics (its id, or its address before the id is known).
+    var peerLabel: String
+    /// The compression history of the current connection: a new connection starts a new
+    /// one, as the peer's decoder does.
+    var history = LinkHistory()
     /// Bytes handed to the connection whose write has not completed yet.
     var inFlightBytes = 0
     /// Failed connection attempts in a row, for the backoff.
@@ -24,6 +33,7 @@ final class PeerLink {
 
     init(address: PeerAddress) {
         self.address = address
+        self.peerLabel = address.description
     }
 
     var isIdle: Bool { queue.isEmpty && inFlightBytes == 0 }

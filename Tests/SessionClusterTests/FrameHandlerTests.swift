@@ -76,6 +76,31 @@ struct FrameHandlerTests {
         #expect(recorder.messages == [Samples.deltaBatch, Samples.heartbeat, Samples.heartbeat])
     }
 
+    /// What a peer's runtime sends: frames encoded over the link's history, some of them
+    /// bundles. The decoder keeps the matching history for the connection.
+    @Test func linkFramesAndBundlesDecodeInOrderAgainstTheConnectionsHistory() throws {
+        let recorder = FrameRecorder()
+        let channel = try makeStreamChannel(recorder)
+        let sender = LinkHistory()
+        let flushes: [[ClusterMessage]] = [[Samples.deltaBatch], [Samples.heartbeat, Samples.deltaBatch], [Samples.deltaBatch]]
+        let frames = flushes.map { Samples.codec.encode($0, over: sender).bytes }
+        try channel.writeInbound(ByteBuffer(bytes: frames[0] + frames[1]))
+        try channel.writeInbound(ByteBuffer(bytes: frames[2]))
+        #expect(recorder.messages == flushes.flatMap { $0 })
+        #expect(recorder.frames.withLock { $0.reduce(0) { $0 + $1.wireBytes } } == frames.reduce(0) { $0 + $1.count })
+        #expect(recorder.rejectionCodes.isEmpty)
+        // The last frame repeats the first, so the history made it far smaller.
+        #expect(frames[2].count * 3 < frames[0].count * 2, "\(frames[2].count) B after \(frames[0].count) B")
+
+        // A new connection starts a new history: a frame that needs the old one is refused.
+        let other = FrameRecorder()
+        let reconnected = try makeStreamChannel(other)
+        _ = try? reconnected.writeInbound(ByteBuffer(bytes: frames[2]))
+        #expect(other.messages.isEmpty)
+        #expect(other.rejectionCodes.count == 1)
+        #expect(!reconnected.isActive)
+    }
+
     @Test func alteredFrameClosesTheLinkAndIsCounted() throws {
         let recorder = FrameRecorder()
         let channel = try makeStreamChannel(recorder)
