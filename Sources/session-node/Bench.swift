@@ -179,6 +179,7 @@ struct Bench: AsyncParsableCommand {
                             format: "bytes per update, N = %d: %.1f B (wire, after LZ4; idle heartbeats %.0f B/s subtracted; %d updates, %d errors)",
                             n, r["bytes_per_update"] as! Double, r["idle_bytes_per_s"] as! Double, r["updates"] as! Int,
                             r["errors"] as! Int))
+                    BenchLog.say("  sent per update, N = \(n): " + Self.describe(r["sent_per_update"]))
                 }
                 // The same at N = 3 with one writer: every update travels alone (no batching).
                 let lone = try await BenchFigures.bytesPerUpdate(nodes: 3, fixture: fixture1k, updates: 1000, writers: 1)
@@ -186,6 +187,7 @@ struct Bench: AsyncParsableCommand {
                     String(
                         format: "bytes per update, N = 3, one writer (each update alone in its frame): %.1f B",
                         lone["bytes_per_update"] as! Double))
+                BenchLog.say("  sent per update, one writer: " + Self.describe(lone["sent_per_update"]))
                 return [
                     "bytes_per_update": byN["3"] as Any, "by_n": byN, "runs": runs, "replicas": 2, "value_bytes": 100,
                     "writers": 50, "single_writer": lone,
@@ -298,6 +300,12 @@ struct Bench: AsyncParsableCommand {
             if status != 0 { throw BenchError("report.py exited with \(status)") }
         }
         BenchLog.say(String(format: "bench done in %.0f s (load %@)", started.duration(to: clock.now).seconds, BenchLog.loadAverageText()))
+    }
+
+    /// "frames 0.52, deltaAck 0.31, ..." from a type -> count-per-update map, largest first.
+    static func describe(_ perUpdate: Any?) -> String {
+        let counts = perUpdate as? [String: Double] ?? [:]
+        return counts.sorted { $0.value > $1.value }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")
     }
 
     static func memoryInChild(count: Int, repo: String) throws -> [String: Any] {

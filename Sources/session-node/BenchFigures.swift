@@ -121,6 +121,7 @@ enum BenchFigures {
         let nodes = cluster.nodes
         let clock = ContinuousClock()
         let before = cluster.wireBytesSent
+        let messagesBefore = ByteCounters.shared.messagesSent(prefix: cluster.prefix)
         let start = clock.now
         let errors = await withTaskGroup(of: Int.self) { group in
             if writers == 1 {
@@ -157,6 +158,12 @@ enum BenchFigures {
         // The last acks and flushes of the update phase.
         try await Task.sleep(for: .milliseconds(200))
         let afterUpdates = cluster.wireBytesSent
+        // Frames and messages by type per update, heartbeats of the busy span included.
+        var perUpdate: [String: Double] = [:]
+        for (type, total) in ByteCounters.shared.messagesSent(prefix: cluster.prefix) {
+            let count = total - (messagesBefore[type] ?? 0)
+            if count > 0 { perUpdate[type] = Double(count) / Double(updates) }
+        }
         let busySpan = start.duration(to: clock.now)
         let idleStart = clock.now
         try await Task.sleep(for: max(busySpan, .seconds(2)))
@@ -169,7 +176,7 @@ enum BenchFigures {
         return [
             "nodes": count, "updates": updates, "writers": writers, "errors": errors, "gross_bytes": gross,
             "idle_bytes_per_s": idleRate, "busy_s": busySpan.seconds, "update_s": updateSpan.seconds,
-            "bytes_per_update": net / Double(updates),
+            "bytes_per_update": net / Double(updates), "sent_per_update": perUpdate,
         ]
     }
 

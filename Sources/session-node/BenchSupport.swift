@@ -142,14 +142,38 @@ final class ByteCounters: MetricsFactory, Sendable {
         }
     }
 
+    /// Frames (key `frames`) and messages by type sent so far by the nodes whose id starts
+    /// with `prefix`, from `session_cluster_frames_sent_total` and `..._messages_sent_total`.
+    func messagesSent(prefix: String) -> [String: Int64] {
+        perNode.withLock { counters in
+            var sums: [String: Int64] = [:]
+            for (key, counter) in counters where key.hasPrefix("#") {
+                let fields = key.dropFirst().split(separator: "|", omittingEmptySubsequences: false)
+                guard fields.count == 2, fields[0].hasPrefix(prefix) else { continue }
+                sums[String(fields[1]), default: 0] += counter.total.load(ordering: .relaxed)
+            }
+            return sums
+        }
+    }
+
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        if label == "session_cluster_frames_sent_total" || label == "session_cluster_messages_sent_total",
+            let node = dimensions.first(where: { $0.0 == "node" })?.1
+        {
+            // Keyed "#node|type"; the "#" keeps them apart from the byte counters.
+            let type = dimensions.first(where: { $0.0 == "type" })?.1 ?? "frames"
+            return counter(key: "#\(node)|\(type)")
+        }
         guard label == "session_cluster_bytes_sent_total", dimensions.contains(where: { $0 == ("stage", "wire") }),
             let node = dimensions.first(where: { $0.0 == "node" })?.1
         else { return NOOPMetricsHandler.instance }
         // Each (node, peer) pair gets its own counter; key by both and sum by node prefix.
         let peer = dimensions.first(where: { $0.0 == "peer" })?.1 ?? ""
-        return perNode.withLock { counters in
-            let key = "\(node)|\(peer)"
+        return counter(key: "\(node)|\(peer)")
+    }
+
+    private func counter(key: String) -> WireCounter {
+        perNode.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = WireCounter()
             counters[key] = counter
