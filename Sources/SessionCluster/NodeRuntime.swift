@@ -378,6 +378,7 @@ final class NodeRuntime {
         flushScheduled = true
         loop.assumeIsolated().execute {
             self.flushScheduled = false
+            guard !self.stopped else { return }
             self.flush()
         }
     }
