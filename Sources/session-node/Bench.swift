@@ -165,33 +165,38 @@ struct Bench: AsyncParsableCommand {
             }
         }
 
-        // 3. Bytes per update at N = 3, 5, 7.
+        // 3. Bytes per update at N = 3, 5, 7, under three load shapes: how much there is to
+        // batch per peer link decides how far the fixed cost of a frame and its ack spreads.
         if selected("bytes") {
             await record("repl_bytes") {
-                var byN: [String: Double] = [:]
+                var series: [String: [String: Double]] = [:]
                 var runs: [[String: Any]] = []
-                for n in [3, 5, 7] {
-                    let r = try await BenchFigures.bytesPerUpdate(nodes: n, fixture: fixture1k, updates: sizes.byteUpdates)
-                    byN["\(n)"] = r["bytes_per_update"] as? Double
-                    runs.append(r)
-                    BenchLog.figure(
-                        String(
-                            format: "bytes per update, N = %d: %.1f B (wire, after LZ4; idle heartbeats %.0f B/s subtracted; %d updates, %d errors)",
-                            n, r["bytes_per_update"] as! Double, r["idle_bytes_per_s"] as! Double, r["updates"] as! Int,
-                            r["errors"] as! Int))
-                    BenchLog.say("  sent per update, N = \(n): " + Self.describe(r["sent_per_update"]))
-                }
-                // The same at N = 3 with one writer: every update travels alone (no batching).
-                let lone = try await BenchFigures.bytesPerUpdate(nodes: 3, fixture: fixture1k, updates: 1000, writers: 1)
-                BenchLog.figure(
-                    String(
-                        format: "bytes per update, N = 3, one writer (each update alone in its frame): %.1f B",
-                        lone["bytes_per_update"] as! Double))
-                BenchLog.say("  sent per update, one writer: " + Self.describe(lone["sent_per_update"]))
-                return [
-                    "bytes_per_update": byN["3"] as Any, "by_n": byN, "runs": runs, "replicas": 2, "value_bytes": 100,
-                    "writers": 50, "single_writer": lone,
+                let shapes: [(key: String, writers: Int, updates: Int, text: String)] = [
+                    ("by_n", 50, sizes.byteUpdates, "50 writers, one update in flight each"),
+                    ("by_n_p16", 800, sizes.byteUpdates, "50 writers, 16 updates in flight each"),
+                    ("by_n_single", 1, 1000, "one update at a time (each alone in its frame)"),
                 ]
+                for shape in shapes {
+                    for n in [3, 5, 7] {
+                        var r = try await BenchFigures.bytesPerUpdate(
+                            nodes: n, fixture: fixture1k, updates: shape.updates, writers: shape.writers)
+                        r["shape"] = shape.key
+                        series[shape.key, default: [:]]["\(n)"] = r["bytes_per_update"] as? Double
+                        runs.append(r)
+                        BenchLog.figure(
+                            String(
+                                format: "bytes per update, N = %d, %@: %.1f B (wire, after LZ4; idle heartbeats %.0f B/s subtracted; %d updates, %d errors)",
+                                n, shape.text, r["bytes_per_update"] as! Double, r["idle_bytes_per_s"] as! Double,
+                                r["updates"] as! Int, r["errors"] as! Int))
+                        BenchLog.say("  sent per update: " + Self.describe(r["sent_per_update"]))
+                    }
+                }
+                var result: [String: Any] = [
+                    "bytes_per_update": series["by_n"]?["3"] as Any, "runs": runs, "replicas": 2, "value_bytes": 100,
+                    "shapes": Dictionary(uniqueKeysWithValues: shapes.map { ($0.key, $0.text) }),
+                ]
+                for (key, values) in series { result[key] = values }
+                return result
             }
         }
 

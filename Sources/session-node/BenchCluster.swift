@@ -85,7 +85,9 @@ struct BenchCluster {
                     var ids: [(Int, SessionID)] = []
                     for i in stride(from: task * perTask, to: min(count, (task + 1) * perTask), by: 1) {
                         let index = i % nodes.count
-                        let session = try await nodes[index].create(attributes: fixture.attributes(unique: i), concern: concern)
+                        let session = try await Self.retryingWhileUnavailable {
+                            try await nodes[index].create(attributes: fixture.attributes(unique: i), concern: concern)
+                        }
                         ids.append((index, session.id))
                     }
                     return ids
@@ -98,6 +100,21 @@ struct BenchCluster {
         var byNode = [[SessionID]](repeating: [], count: nodes.count)
         for (index, id) in created { byNode[index].append(id) }
         return byNode
+    }
+
+    /// Runs `body` again while the node answers that it cannot take writes right now (its
+    /// lease lapsed on a starved machine, or the view is changing), as a client retries a 503:
+    /// up to 5 s, then the error stands.
+    static func retryingWhileUnavailable<Value>(_ body: () async throws -> Value) async throws -> Value {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while true {
+            do {
+                return try await body()
+            } catch let error as SessionClusterError where error == .notInMajority || error == .viewChanged {
+                guard ContinuousClock.now < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 
     static func waitUntil(_ what: String, seconds: Double, every: Duration = .milliseconds(20), _ condition: () async throws -> Bool)

@@ -109,8 +109,9 @@ enum BenchFigures {
 
     // MARK: 3. Bytes on the wire per update
 
-    /// N nodes, R = 2: `count` sessions of `fixture`, each updated once (one 100 B attribute)
-    /// on the node that created and owns it, by 50 concurrent writers. Bytes are the wire
+    /// N nodes, R = 2: `updates` sessions of `fixture`, each updated once (one 100 B attribute)
+    /// on the node that created and owns it, by `writers` concurrent writers (800 stands for
+    /// 50 clients with 16 updates in flight each; 1 sends every update alone). Bytes are the wire
     /// bytes (after LZ4, with frame headers and HMAC) every node sent while the updates ran,
     /// minus the idle traffic (heartbeats) measured over an idle span right after.
     static func bytesPerUpdate(nodes count: Int, fixture: BenchFixture, updates: Int, writers: Int = 50) async throws -> [String: Any] {
