@@ -19,6 +19,59 @@ struct PackedAttributes: Sendable {
 
     init() {}
 
+    init(reservingCapacity byteCount: Int) {
+        bytes.reserveCapacity(byteCount)
+    }
+
+    /// Appends a record as it is (not dirty), without looking for an earlier one of the same
+    /// name: for building a delta's values in place; see ``hasDuplicateNames``.
+    mutating func append(name: UnsafeRawBufferPointer, stamp: UInt64, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
+        var header: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let headerCount = withUnsafeMutableBytes(of: &header) { raw in
+            let out = raw.bindMemory(to: UInt8.self)
+            var cursor = 0
+            Self.writeLength(name.count, into: out, at: &cursor)
+            Self.writeLength(value.count, into: out, at: &cursor)
+            out[cursor] = encoding.rawValue
+            out[cursor + 1] = 0
+            UnsafeMutableRawBufferPointer(out).storeBytes(of: stamp.littleEndian, toByteOffset: cursor + 2, as: UInt64.self)
+            return cursor + 10
+        }
+        withUnsafeBytes(of: &header) { bytes.append(contentsOf: $0[0..<headerCount]) }
+        bytes.append(contentsOf: name)
+        bytes.append(contentsOf: value)
+        count += 1
+        payloadByteCount += name.count + value.count
+    }
+
+    /// True when two records share a name (only a malformed delta has that).
+    var hasDuplicateNames: Bool {
+        guard count > 32 else {
+            // Pairwise for the usual handful, names located once on the stack: no allocation.
+            return bytes.withUnsafeBufferPointer { buffer in
+                withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: count) { names in
+                    var offset = 0
+                    var found = 0
+                    while offset < buffer.count {
+                        let record = Record(at: offset, in: buffer)
+                        let name = record.nameStart..<record.valueStart
+                        for earlier in names[0..<found] where earlier.count == name.count {
+                            if buffer[earlier].elementsEqual(buffer[name]) { return true }
+                        }
+                        names[found] = name
+                        found += 1
+                        offset = record.end
+                    }
+                    return false
+                }
+            }
+        }
+        var names = Set<String>(minimumCapacity: count)
+        var duplicate = false
+        forEach { record, buffer in duplicate = !names.insert(record.name(in: buffer)).inserted || duplicate }
+        return duplicate
+    }
+
     /// The attributes of `dictionary`, all with `stamp`, none dirty.
     init(_ dictionary: [String: AttributeValue], stamp: UInt64) {
         apply(dictionary.map { AttributeWrite(name: $0.key, value: $0.value, stamp: stamp, dirty: false) })
@@ -227,7 +280,7 @@ struct PackedAttributes: Sendable {
         return kept.reversed()
     }
 
-    private static func recordByteCount(nameCount: Int, valueCount: Int) -> Int {
+    static func recordByteCount(nameCount: Int, valueCount: Int) -> Int {
         lengthByteCount(nameCount) + lengthByteCount(valueCount) + 10 + nameCount + valueCount
     }
 
@@ -259,7 +312,7 @@ struct PackedAttributes: Sendable {
         return count
     }
 
-    private static func writeLength(_ length: Int, into out: UnsafeMutableBufferPointer<UInt8>, at cursor: inout Int) {
+    fileprivate static func writeLength(_ length: Int, into out: UnsafeMutableBufferPointer<UInt8>, at cursor: inout Int) {
         var length = length
         while length >= 0x80 {
             out[cursor] = UInt8(truncatingIfNeeded: length) | 0x80

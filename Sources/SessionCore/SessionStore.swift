@@ -630,6 +630,15 @@ private final class Entry {
 
     /// Merges a delta attribute by attribute; returns whether anything changed.
     func merge(_ delta: SessionDelta, maxRemovals: Int) -> Bool {
+        if delta.kind == .snapshot, attributes.count == 0, removals.isEmpty, delta.otherChanges.isEmpty,
+            !delta.packedValues.hasDuplicateNames
+        {
+            // A snapshot into an empty entry (state transfer): every value wins, and the
+            // delta's buffer becomes the entry's as it is.
+            attributes = delta.packedValues
+            attributes.clearDirty()
+            return mergeMetadata(of: delta, attributesChanged: attributes.count > 0)
+        }
         var writes = [AttributeWrite]()
         for change in delta.attributes {
             let stored = attributes.withRecord(change.name) { record, buffer in
@@ -654,8 +663,14 @@ private final class Entry {
                 writes.append(AttributeWrite(name: name, value: nil, stamp: delta.version, dirty: false))
             }
         }
-        var changed = !writes.isEmpty
+        let changed = !writes.isEmpty
         write(writes, maxRemovals: maxRemovals)
+        return mergeMetadata(of: delta, attributesChanged: changed)
+    }
+
+    /// Merges the delta's metadata, last access and version; returns whether anything changed.
+    private func mergeMetadata(of delta: SessionDelta, attributesChanged: Bool) -> Bool {
+        var changed = attributesChanged
         if let incoming = delta.metadata,
             incoming.stamp > metadata.stamp || (delta.kind == .snapshot && incoming != metadata && incoming.stamp == metadata.stamp)
         {
@@ -694,15 +709,12 @@ private final class Entry {
         return delta
     }
 
+    /// The values travel in the shared packed buffer: no copy per attribute.
     func snapshotDelta(id: SessionID) -> SessionDelta {
-        var changes = [AttributeChange]()
-        changes.reserveCapacity(attributes.count + removals.count)
-        attributes.forEach { record, buffer in
-            changes.append(AttributeChange(name: record.name(in: buffer), stamp: record.stamp(in: buffer), value: record.value(in: buffer)))
-        }
-        for (name, removal) in removals { changes.append(AttributeChange(name: name, stamp: removal.stamp, value: nil)) }
-        return SessionDelta(
+        var delta = SessionDelta(
             id: id, kind: .snapshot, version: version, previousVersion: version, lastAccessedAt: lastAccessedAt,
-            metadata: metadata, attributes: changes)
+            metadata: metadata, attributes: removals.map { AttributeChange(name: $0.key, stamp: $0.value.stamp, value: nil) })
+        delta.packedValues = attributes
+        return delta
     }
 }
