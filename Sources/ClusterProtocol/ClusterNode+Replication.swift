@@ -502,5 +502,5 @@ extension SessionID {
 
 extension SessionDelta {
     /// A size estimate for batching and queue bounds: payload plus fixed per-delta fields.
-    var estimatedBytes: Int { payloadByteCount + 48 + attributes.count * 10 }
+    var estimatedBytes: Int { payloadByteCount + 48 + attributeCount * 10 }
 }

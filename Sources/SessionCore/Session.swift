@@ -25,10 +25,20 @@ public struct Session: Sendable {
     public private(set) var maxInactiveMilliseconds: Int64
     /// The signed-in user's name, indexed so that all of a user's sessions can be found.
     public private(set) var principal: String?
-    /// The attributes, with this snapshot's changes applied.
-    public private(set) var attributes: [String: AttributeValue]
+    /// The attributes as loaded, shared copy-on-write with the store's copy.
+    let stored: PackedAttributes
     /// What changed since the snapshot was loaded.
     public private(set) var changes: SessionChanges
+
+    /// The attributes, with this snapshot's changes applied.
+    ///
+    /// Builds a dictionary on each call; to read one attribute, use the subscript.
+    public var attributes: [String: AttributeValue] {
+        var result = stored.dictionary()
+        for name in changes.removed { result.removeValue(forKey: name) }
+        result.merge(changes.updated) { _, updated in updated }
+        return result
+    }
 
     /// Creates a snapshot. The store makes these; applications get them from it.
     public init(
@@ -41,6 +51,16 @@ public struct Session: Sendable {
         principal: String? = nil,
         attributes: [String: AttributeValue] = [:]
     ) {
+        self.init(
+            id: id, version: version, createdAt: createdAt, lastAccessedAt: lastAccessedAt,
+            maxInactiveMilliseconds: maxInactiveMilliseconds, absoluteDeadline: absoluteDeadline, principal: principal,
+            stored: PackedAttributes(attributes, stamp: 0))
+    }
+
+    init(
+        id: SessionID, version: UInt64, createdAt: Timestamp, lastAccessedAt: Timestamp, maxInactiveMilliseconds: Int64,
+        absoluteDeadline: Timestamp?, principal: String?, stored: PackedAttributes
+    ) {
         self.id = id
         self.version = version
         self.createdAt = createdAt
@@ -48,7 +68,7 @@ public struct Session: Sendable {
         self.maxInactiveMilliseconds = maxInactiveMilliseconds
         self.absoluteDeadline = absoluteDeadline
         self.principal = principal
-        self.attributes = attributes
+        self.stored = stored
         self.changes = SessionChanges()
     }
 
@@ -56,20 +76,28 @@ public struct Session: Sendable {
     public var hasChanges: Bool { !changes.isEmpty }
 
     /// The value of the attribute `name`, if set.
-    public subscript(name: String) -> AttributeValue? { attributes[name] }
+    public subscript(name: String) -> AttributeValue? {
+        if let updated = changes.updated[name] { return updated }
+        if changes.removed.contains(name) { return nil }
+        return stored.value(of: name)
+    }
 
     /// Sets an attribute. Setting the value it already has records nothing.
     public mutating func setAttribute(_ name: String, _ value: AttributeValue) {
-        guard attributes[name] != value else { return }
-        attributes[name] = value
+        if let updated = changes.updated[name] {
+            guard updated != value else { return }
+        } else if !changes.removed.contains(name), stored.holds(name, value) {
+            return
+        }
         changes.removed.remove(name)
         changes.updated[name] = value
     }
 
     /// Removes an attribute. Removing one that is not there records nothing.
     public mutating func removeAttribute(_ name: String) {
-        guard attributes.removeValue(forKey: name) != nil else { return }
-        changes.updated.removeValue(forKey: name)
+        if changes.updated.removeValue(forKey: name) == nil {
+            guard !changes.removed.contains(name), stored.contains(name) else { return }
+        }
         changes.removed.insert(name)
     }
 
@@ -88,7 +116,7 @@ public struct Session: Sendable {
     public func get<Value: Decodable>(
         _ name: String, as type: Value.Type, using serializer: some SessionSerializer = JSONSessionSerializer()
     ) throws(AttributeDecodingError) -> Value? {
-        guard let stored = attributes[name] else { return nil }
+        guard let stored = self[name] else { return nil }
         guard stored.encoding == serializer.encoding else {
             throw AttributeDecodingError(name: name, storedEncoding: stored.encoding, expectedEncoding: serializer.encoding)
         }

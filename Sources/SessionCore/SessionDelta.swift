@@ -4,6 +4,11 @@
 /// Applying a delta is idempotent and commutative per attribute: an attribute applies only
 /// when its stamp is newer than the replica's, so a duplicated or stale delta changes
 /// nothing and two deltas touching different attributes both apply, in any order.
+///
+/// A snapshot taken from the store carries its attribute values in the store's packed
+/// buffer (shared, not copied) until someone reads ``attributes``; wire codecs read and
+/// build that form in place through ``forEachAttributeChange(_:)`` and
+/// ``AttributeChangesBuilder``, so a state transfer does not allocate per attribute.
 public struct SessionDelta: Hashable, Sendable {
     /// What the delta carries.
     public enum Kind: UInt8, Hashable, Sendable, CaseIterable {
@@ -31,7 +36,25 @@ public struct SessionDelta: Hashable, Sendable {
     /// Present when the session was created, its metadata changed, and in snapshots.
     public var metadata: SessionMetadata?
     /// Changed attributes; in a snapshot, every attribute and recent removal.
-    public var attributes: [AttributeChange]
+    public var attributes: [AttributeChange] {
+        get {
+            guard packedValues.count > 0 else { return otherChanges }
+            var changes = [AttributeChange]()
+            changes.reserveCapacity(attributeCount)
+            packedValues.forEach { record, buffer in
+                changes.append(AttributeChange(name: record.name(in: buffer), stamp: record.stamp(in: buffer), value: record.value(in: buffer)))
+            }
+            return changes + otherChanges
+        }
+        set {
+            packedValues = PackedAttributes()
+            otherChanges = newValue
+        }
+    }
+    /// Attribute values carried packed, ahead of ``otherChanges`` in ``attributes``.
+    var packedValues = PackedAttributes()
+    /// The changes not in ``packedValues``: all of them, or a snapshot's removals.
+    var otherChanges: [AttributeChange]
     /// Why the session ended, for ``Kind/invalidate``.
     public var invalidation: InvalidationReason?
 
@@ -46,13 +69,82 @@ public struct SessionDelta: Hashable, Sendable {
         self.previousVersion = previousVersion
         self.lastAccessedAt = lastAccessedAt
         self.metadata = metadata
-        self.attributes = attributes
+        self.otherChanges = attributes
         self.invalidation = invalidation
+    }
+
+    /// Creates a delta whose attribute changes were built in place (a wire decoder's path).
+    public init(
+        id: SessionID, kind: Kind, version: UInt64, previousVersion: UInt64, lastAccessedAt: Timestamp,
+        metadata: SessionMetadata? = nil, attributes: AttributeChangesBuilder, invalidation: InvalidationReason? = nil
+    ) {
+        self.init(
+            id: id, kind: kind, version: version, previousVersion: previousVersion, lastAccessedAt: lastAccessedAt,
+            metadata: metadata, invalidation: invalidation)
+        packedValues = attributes.packed
     }
 
     /// The bytes of attribute names and values carried, a measure for batching.
     public var payloadByteCount: Int {
-        attributes.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.bytes.count ?? 0) }
+        otherChanges.reduce(packedValues.payloadByteCount) { $0 + $1.name.utf8.count + ($1.value?.bytes.count ?? 0) }
+    }
+
+    /// The number of attribute changes, without building them.
+    public var attributeCount: Int { packedValues.count + otherChanges.count }
+
+    /// Calls `body` with each attribute change, in the order of ``attributes``: the name's
+    /// UTF-8 bytes, the stamp, and the encoding and bytes of the value (nil for a removal).
+    /// The buffers are valid only during the call; nothing is copied out.
+    public func forEachAttributeChange(
+        _ body: (_ name: UnsafeRawBufferPointer, _ stamp: UInt64, _ value: (AttributeEncoding, UnsafeRawBufferPointer)?) -> Void
+    ) {
+        packedValues.forEach { record, buffer in
+            let raw = UnsafeRawBufferPointer(buffer)
+            body(
+                UnsafeRawBufferPointer(rebasing: raw[record.nameStart..<record.valueStart]), record.stamp(in: buffer),
+                (record.encoding(in: buffer), UnsafeRawBufferPointer(rebasing: raw[record.valueStart..<record.end])))
+        }
+        for change in otherChanges {
+            var name = change.name
+            name.withUTF8 { name in
+                guard let value = change.value else { return body(UnsafeRawBufferPointer(name), change.stamp, nil) }
+                value.bytes.withUnsafeBytes { bytes in body(UnsafeRawBufferPointer(name), change.stamp, (value.encoding, bytes)) }
+            }
+        }
+    }
+
+    public static func == (lhs: SessionDelta, rhs: SessionDelta) -> Bool {
+        lhs.id == rhs.id && lhs.kind == rhs.kind && lhs.version == rhs.version && lhs.previousVersion == rhs.previousVersion
+            && lhs.lastAccessedAt == rhs.lastAccessedAt && lhs.metadata == rhs.metadata && lhs.invalidation == rhs.invalidation
+            && lhs.attributes == rhs.attributes
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(version)
+        hasher.combine(attributes)
+    }
+}
+
+/// Attribute values set (not removals) appended one by one into a delta's packed form:
+/// for wire decoders, which know each change's size before they copy it, so the buffer
+/// is allocated once at its exact size.
+public struct AttributeChangesBuilder {
+    var packed: PackedAttributes
+
+    /// The bytes one change takes in the buffer.
+    public static func byteCount(nameCount: Int, valueCount: Int) -> Int {
+        PackedAttributes.recordByteCount(nameCount: nameCount, valueCount: valueCount)
+    }
+
+    /// An empty builder for changes taking `byteCount` bytes in all (sum of ``byteCount(nameCount:valueCount:)``).
+    public init(byteCount: Int) {
+        packed = PackedAttributes(reservingCapacity: byteCount)
+    }
+
+    /// Appends a change that sets the attribute `name` (UTF-8, already validated).
+    public mutating func append(name: UnsafeRawBufferPointer, stamp: UInt64, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
+        packed.append(name: name, stamp: stamp, encoding: encoding, value: value)
     }
 }
 

@@ -130,17 +130,17 @@ public final class SessionStore: Sendable {
                 guard !changes.isEmpty else { return .success(entry.version) }
                 if let refusal = entry.refusal(of: changes, limits: limits) { return .failure(refusal) }
                 let version = entry.version + 1
-                var changed = false
-                for (name, value) in changes.updated where entry.attributes[name] != value {
-                    entry.setAttribute(name, value, stamp: version)
-                    entry.dirtyNames.insert(name)
-                    changed = true
+                var writes = [AttributeWrite]()
+                for (name, value) in changes.updated
+                where !changes.removed.contains(name) && !entry.attributes.holds(name, value) {
+                    writes.append(AttributeWrite(name: name, value: value, stamp: version, dirty: true))
                 }
-                for name in changes.removed where entry.attributes[name] != nil {
-                    entry.removeAttribute(name, stamp: version, maxRemovals: maxRemovals)
-                    entry.dirtyNames.insert(name)
-                    changed = true
+                // A name both set and removed ends removed, whether or not it was there before.
+                for name in changes.removed where entry.attributes.contains(name) || changes.updated[name] != nil {
+                    writes.append(AttributeWrite(name: name, value: nil, stamp: version, dirty: true))
                 }
+                var changed = !writes.isEmpty
+                entry.write(writes, maxRemovals: maxRemovals)
                 if let maxInactive = changes.maxInactiveMilliseconds, maxInactive != entry.metadata.maxInactiveMilliseconds {
                     entry.metadata.maxInactiveMilliseconds = maxInactive
                     entry.metadata.stamp = version
@@ -214,10 +214,9 @@ public final class SessionStore: Sendable {
                     switch state.slots[id] {
                     case .live(let entry)?:
                         deltas.append(entry.takeDelta(id: id))
-                    case .ended(var tombstone)? where tombstone.pendingDelta:
+                    case .ended(let tombstone)? where tombstone.pendingDelta:
                         tombstone.pendingDelta = false
                         deltas.append(tombstone.delta(id: id))
-                        state.slots[id] = .ended(tombstone)
                     default: break
                     }
                     state.touched.remove(id)
@@ -405,10 +404,9 @@ public final class SessionStore: Sendable {
             guard state.slots[id] == nil else { return .failure(.duplicateID(id)) }
             guard liveSessions.load(ordering: .relaxed) < limit else { return .failure(.tooManySessions(limit: limit)) }
             let entry = Entry(metadata: metadata, version: 1, lastAccessedAt: now)
-            for (name, value) in attributes {
-                entry.setAttribute(name, value, stamp: 1)
-                entry.dirtyNames.insert(name)
-            }
+            entry.write(
+                attributes.map { AttributeWrite(name: $0.key, value: $0.value, stamp: 1, dirty: true) },
+                maxRemovals: configuration.maxRemovalsPerSession)
             entry.metadataDirty = true
             let snapshot = entry.snapshot(id: id)
             state.slots[id] = .live(entry)
@@ -503,18 +501,32 @@ private struct ShardState: ~Copyable {
     }
 }
 
+/// One reference wide, so that the table's buckets stay small: a tombstone's fields live
+/// in their own box rather than widening every slot.
 private enum Slot {
     case live(Entry)
     case ended(Tombstone)
 }
 
-private struct Tombstone {
-    var reason: InvalidationReason
-    var version: UInt64
-    var previousVersion: UInt64
-    var endedAt: Timestamp
-    var lastAccessedAt: Timestamp
+private final class Tombstone {
+    let reason: InvalidationReason
+    let version: UInt64
+    let previousVersion: UInt64
+    let endedAt: Timestamp
+    let lastAccessedAt: Timestamp
     var pendingDelta: Bool
+
+    init(
+        reason: InvalidationReason, version: UInt64, previousVersion: UInt64, endedAt: Timestamp,
+        lastAccessedAt: Timestamp, pendingDelta: Bool
+    ) {
+        self.reason = reason
+        self.version = version
+        self.previousVersion = previousVersion
+        self.endedAt = endedAt
+        self.lastAccessedAt = lastAccessedAt
+        self.pendingDelta = pendingDelta
+    }
 
     func delta(id: SessionID) -> SessionDelta {
         SessionDelta(
@@ -523,22 +535,27 @@ private struct Tombstone {
     }
 }
 
-/// A stored session: live values shared copy-on-write with the snapshots handed out,
-/// the version stamp of each attribute, and recent removals. A class, so that a read
-/// retains one reference instead of copying every field out of the table; it is only
-/// touched under its shard's lock.
+/// A stored session: its attributes packed in one buffer that the snapshots handed out
+/// share copy-on-write, each with its version stamp and dirty flag, and recent removals.
+/// A class, so that a read retains one reference instead of copying every field out of
+/// the table; it is only touched under its shard's lock.
 private final class Entry {
     var metadata: SessionMetadata
     var version: UInt64
     var lastAccessedAt: Timestamp
-    var attributes: [String: AttributeValue] = [:]
-    var stamps: [String: UInt64] = [:]
-    var removals: [String: UInt64] = [:]
-    var byteCount = 0
-    /// Replication bookkeeping on the writing node.
-    var dirtyNames: Set<String> = []
+    var attributes = PackedAttributes()
+    /// Recent removals, so a stale set cannot bring a removed attribute back. Rare: empty
+    /// (and unallocated) for most sessions.
+    var removals: [String: Removal] = [:]
+    /// Replication bookkeeping on the writing node (dirty attributes are flagged in place).
     var metadataDirty = false
     var flushedVersion: UInt64 = 0
+
+    struct Removal {
+        var stamp: UInt64
+        /// Not yet sent to the replicas.
+        var dirty: Bool
+    }
 
     init(metadata: SessionMetadata, version: UInt64, lastAccessedAt: Timestamp) {
         self.metadata = metadata
@@ -556,28 +573,27 @@ private final class Entry {
         Session(
             id: id, version: version, createdAt: metadata.createdAt, lastAccessedAt: lastAccessedAt,
             maxInactiveMilliseconds: metadata.maxInactiveMilliseconds, absoluteDeadline: metadata.absoluteDeadline,
-            principal: metadata.principal, attributes: attributes)
+            principal: metadata.principal, stored: attributes)
     }
 
     /// Why `changes` would break a limit, or nil when they fit.
     func refusal(of changes: SessionChanges, limits: SessionLimits) -> SessionStoreError? {
-        var bytes = byteCount
+        var bytes = attributes.payloadByteCount
         var count = attributes.count
         for (name, value) in changes.updated {
-            let size = name.utf8.count + value.bytes.count
             guard value.bytes.count <= limits.maxAttributeBytes else {
                 return .attributeTooLarge(name: name, bytes: value.bytes.count, limit: limits.maxAttributeBytes)
             }
-            if let old = attributes[name] {
-                bytes -= name.utf8.count + old.bytes.count
+            if let old = attributes.payloadByteCount(of: name) {
+                bytes -= old
             } else {
                 count += 1
             }
-            bytes += size
+            bytes += name.utf8.count + value.bytes.count
         }
-        for name in changes.removed {
-            if let old = attributes[name], changes.updated[name] == nil {
-                bytes -= name.utf8.count + old.bytes.count
+        for name in changes.removed where changes.updated[name] == nil {
+            if let old = attributes.payloadByteCount(of: name) {
+                bytes -= old
                 count -= 1
             }
         }
@@ -588,54 +604,73 @@ private final class Entry {
         return nil
     }
 
-    func setAttribute(_ name: String, _ value: AttributeValue, stamp: UInt64) {
-        if let old = attributes.updateValue(value, forKey: name) {
-            byteCount -= name.utf8.count + old.bytes.count
+    /// Applies sets and removals at once. A removal is remembered with its stamp, and stays
+    /// dirty when what it removed had not been sent yet.
+    func write(_ writes: [AttributeWrite], maxRemovals: Int) {
+        guard !writes.isEmpty else { return }
+        var writes = writes
+        for index in writes.indices {
+            let name = writes[index].name
+            let earlierRemoval = removals.isEmpty ? nil : removals[name]
+            if writes[index].value != nil {
+                guard let earlierRemoval else { continue }
+                writes[index].dirty = writes[index].dirty || earlierRemoval.dirty
+                removals.removeValue(forKey: name)
+            } else {
+                removals[name] = Removal(stamp: writes[index].stamp, dirty: writes[index].dirty || earlierRemoval?.dirty == true)
+            }
         }
-        byteCount += name.utf8.count + value.bytes.count
-        stamps[name] = stamp
-        removals.removeValue(forKey: name)
-    }
-
-    func removeAttribute(_ name: String, stamp: UInt64, maxRemovals: Int) {
-        if let old = attributes.removeValue(forKey: name) {
-            byteCount -= name.utf8.count + old.bytes.count
-        }
-        stamps.removeValue(forKey: name)
-        removals[name] = stamp
-        if removals.count > maxRemovals, let oldest = removals.min(by: { $0.value < $1.value }) {
+        for name in attributes.apply(writes) { removals[name]?.dirty = true }
+        while removals.count > maxRemovals, let oldest = removals.min(by: { $0.value.stamp < $1.value.stamp }) {
             removals.removeValue(forKey: oldest.key)
         }
     }
 
-    func stamp(of name: String) -> UInt64 { stamps[name] ?? removals[name] ?? 0 }
+    func stamp(of name: String) -> UInt64 { attributes.stamp(of: name) ?? removals[name]?.stamp ?? 0 }
 
     /// Merges a delta attribute by attribute; returns whether anything changed.
     func merge(_ delta: SessionDelta, maxRemovals: Int) -> Bool {
-        var changed = false
+        if delta.kind == .snapshot, attributes.count == 0, removals.isEmpty, delta.otherChanges.isEmpty,
+            !delta.packedValues.hasDuplicateNames
+        {
+            // A snapshot into an empty entry (state transfer): every value wins, and the
+            // delta's buffer becomes the entry's as it is.
+            attributes = delta.packedValues
+            attributes.clearDirty()
+            return mergeMetadata(of: delta, attributesChanged: attributes.count > 0)
+        }
+        var writes = [AttributeWrite]()
         for change in delta.attributes {
-            let current = stamp(of: change.name)
+            let stored = attributes.withRecord(change.name) { record, buffer in
+                (stamp: record.stamp(in: buffer), same: change.value.map { record.holds($0, in: buffer) } ?? false)
+            }
+            let current = stored?.stamp ?? removals[change.name]?.stamp ?? 0
+            let sameValue = stored?.same ?? (change.value == nil)
             // A snapshot is the owner's word: on an equal stamp its value wins, which
             // repairs a replica that kept a write its old owner never acknowledged.
-            let wins = change.stamp > current
-                || (delta.kind == .snapshot && change.stamp == current && attributes[change.name] != change.value)
+            let wins = change.stamp > current || (delta.kind == .snapshot && change.stamp == current && !sameValue)
             guard wins else { continue }
-            if let value = change.value {
-                setAttribute(change.name, value, stamp: change.stamp)
-            } else {
-                removeAttribute(change.name, stamp: change.stamp, maxRemovals: maxRemovals)
-            }
-            changed = true
+            writes.append(AttributeWrite(name: change.name, value: change.value, stamp: change.stamp, dirty: false))
         }
-        if delta.kind == .snapshot {
+        if delta.kind == .snapshot && attributes.count > 0 {
             // Attributes the owner's snapshot no longer has were removed there, even if the
             // removal itself was forgotten; anything stamped later is newer than the snapshot.
             let present = Set(delta.attributes.map(\.name))
-            for (name, stamp) in stamps where stamp <= delta.version && !present.contains(name) {
-                removeAttribute(name, stamp: delta.version, maxRemovals: maxRemovals)
-                changed = true
+            attributes.forEach { record, buffer in
+                guard record.stamp(in: buffer) <= delta.version else { return }
+                let name = record.name(in: buffer)
+                guard !present.contains(name) else { return }
+                writes.append(AttributeWrite(name: name, value: nil, stamp: delta.version, dirty: false))
             }
         }
+        let changed = !writes.isEmpty
+        write(writes, maxRemovals: maxRemovals)
+        return mergeMetadata(of: delta, attributesChanged: changed)
+    }
+
+    /// Merges the delta's metadata, last access and version; returns whether anything changed.
+    private func mergeMetadata(of delta: SessionDelta, attributesChanged: Bool) -> Bool {
+        var changed = attributesChanged
         if let incoming = delta.metadata,
             incoming.stamp > metadata.stamp || (delta.kind == .snapshot && incoming != metadata && incoming.stamp == metadata.stamp)
         {
@@ -654,21 +689,32 @@ private final class Entry {
     }
 
     func takeDelta(id: SessionID) -> SessionDelta {
-        let changes = dirtyNames.map { name in AttributeChange(name: name, stamp: stamp(of: name), value: attributes[name]) }
+        var changes = [AttributeChange]()
+        attributes.forEach { record, buffer in
+            guard record.isDirty(in: buffer) else { return }
+            changes.append(AttributeChange(name: record.name(in: buffer), stamp: record.stamp(in: buffer), value: record.value(in: buffer)))
+        }
+        attributes.clearDirty()
+        if !removals.isEmpty {
+            for (name, removal) in removals where removal.dirty {
+                changes.append(AttributeChange(name: name, stamp: removal.stamp, value: nil))
+                removals[name]?.dirty = false
+            }
+        }
         let delta = SessionDelta(
             id: id, kind: .update, version: version, previousVersion: flushedVersion, lastAccessedAt: lastAccessedAt,
             metadata: metadataDirty ? metadata : nil, attributes: changes)
-        dirtyNames.removeAll(keepingCapacity: true)
         metadataDirty = false
         flushedVersion = version
         return delta
     }
 
+    /// The values travel in the shared packed buffer: no copy per attribute.
     func snapshotDelta(id: SessionID) -> SessionDelta {
-        var changes = attributes.map { name, value in AttributeChange(name: name, stamp: stamps[name] ?? 0, value: value) }
-        for (name, stamp) in removals { changes.append(AttributeChange(name: name, stamp: stamp, value: nil)) }
-        return SessionDelta(
+        var delta = SessionDelta(
             id: id, kind: .snapshot, version: version, previousVersion: version, lastAccessedAt: lastAccessedAt,
-            metadata: metadata, attributes: changes)
+            metadata: metadata, attributes: removals.map { AttributeChange(name: $0.key, stamp: $0.value.stamp, value: nil) })
+        delta.packedValues = attributes
+        return delta
     }
 }

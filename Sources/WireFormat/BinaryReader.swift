@@ -97,6 +97,11 @@ struct BinaryReader {
         Array(try readSlice(field))
     }
 
+    /// A length and that many bytes, in place (valid while the input is).
+    mutating func readByteSlice(_ field: StaticString) throws(WireError) -> UnsafeRawBufferPointer {
+        try readSlice(count: try readLength(field), field)
+    }
+
     mutating func readString(_ field: StaticString) throws(WireError) -> String {
         let length = try readLength(field)
         let slice = try readSlice(count: length, field)

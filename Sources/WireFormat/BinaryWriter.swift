@@ -70,6 +70,12 @@ struct BinaryWriter {
         bytes.append(contentsOf: value)
     }
 
+    /// A length and the bytes.
+    mutating func writeBytes(_ value: UnsafeRawBufferPointer) {
+        writeVarint(UInt64(value.count))
+        bytes.append(contentsOf: value)
+    }
+
     /// The UTF-8 length and the UTF-8 bytes.
     mutating func writeString(_ value: String) {
         var value = value

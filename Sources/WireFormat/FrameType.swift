@@ -93,7 +93,7 @@ extension ClusterMessage {
 
     private static func estimatedBytes(of deltas: [SessionDelta]) -> Int {
         var total = 0
-        for delta in deltas { total += 64 + delta.payloadByteCount + delta.attributes.count * 12 }
+        for delta in deltas { total += 64 + delta.payloadByteCount + delta.attributeCount * 12 }
         return total
     }
 

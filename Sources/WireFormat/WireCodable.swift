@@ -192,7 +192,16 @@ extension SessionDelta: WireCodable {
         writer.writeVarint(previousVersion)
         writer.writeTimestamp(lastAccessedAt)
         writer.writeOptional(metadata)
-        writer.writeArray(attributes)
+        // The same bytes as writeArray(attributes), read in place from the delta's buffer.
+        writer.writeVarint(UInt64(attributeCount))
+        forEachAttributeChange { name, stamp, value in
+            writer.writeBytes(name)
+            writer.writeVarint(stamp)
+            guard let (encoding, bytes) = value else { return writer.writeByte(0) }
+            writer.writeByte(1)
+            writer.writeByte(encoding.rawValue)
+            writer.writeBytes(bytes)
+        }
         writer.writeOptional(invalidation)
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
@@ -203,12 +212,51 @@ extension SessionDelta: WireCodable {
         let previousVersion = try reader.readVarint("delta.previousVersion")
         let lastAccessedAt = try reader.readTimestamp("delta.lastAccessedAt")
         let metadata = try reader.readOptional("delta.metadata", of: SessionMetadata.self)
+        // Snapshots only: they fill empty replicas (state transfer), where the buffer is
+        // kept as it is; an update delta is merged value by value anyway.
+        if kind == .snapshot, let packed = Self.packedValues(&reader) {
+            let invalidation = try reader.readOptional("delta.invalidation", of: InvalidationReason.self)
+            self.init(
+                id: id, kind: kind, version: version, previousVersion: previousVersion, lastAccessedAt: lastAccessedAt,
+                metadata: metadata, attributes: packed, invalidation: invalidation)
+            return
+        }
         let attributes = try reader.readArray("delta.attributes", of: AttributeChange.self)
         let invalidation = try reader.readOptional("delta.invalidation", of: InvalidationReason.self)
         self.init(
             id: id, kind: kind, version: version, previousVersion: previousVersion, lastAccessedAt: lastAccessedAt,
             metadata: metadata, attributes: attributes, invalidation: invalidation
         )
+    }
+
+    /// Reads attribute changes that all set a value straight into one packed buffer of
+    /// exact size (a first pass sizes it): no allocation per attribute, and the joining
+    /// store keeps the buffer as it is. Nil, with `reader` untouched, when a change is a
+    /// removal or anything is malformed: the general path then reads (or refuses) them.
+    private static func packedValues(_ reader: inout BinaryReader) -> AttributeChangesBuilder? {
+        func scan(_ reader: inout BinaryReader, into builder: inout AttributeChangesBuilder?) throws(WireError) -> Int? {
+            let count = try reader.readVarint("delta.attributes")
+            guard count <= UInt64(reader.remaining / AttributeChange.minimumEncodedBytes) else { return nil }
+            var byteCount = 0
+            for _ in 0..<count {
+                let name = try reader.readByteSlice("attributeChange.name")
+                // Names are nearly always ASCII: check that without building a String.
+                guard name.allSatisfy({ $0 < 0x80 }) || String(validating: name, as: UTF8.self) != nil else { return nil }
+                let stamp = try reader.readVarint("attributeChange.stamp")
+                guard try reader.readByte("attributeChange.value") == 1 else { return nil }
+                let encoding = AttributeEncoding(rawValue: try reader.readByte("attributeValue.encoding"))
+                let value = try reader.readByteSlice("attributeValue.bytes")
+                byteCount += AttributeChangesBuilder.byteCount(nameCount: name.count, valueCount: value.count)
+                builder?.append(name: name, stamp: stamp, encoding: encoding, value: value)
+            }
+            return byteCount
+        }
+        var sizing = reader
+        var none: AttributeChangesBuilder?
+        guard let byteCount = try? scan(&sizing, into: &none) else { return nil }
+        var builder: AttributeChangesBuilder? = AttributeChangesBuilder(byteCount: byteCount)
+        _ = try? scan(&reader, into: &builder)
+        return builder
     }
 }
 
