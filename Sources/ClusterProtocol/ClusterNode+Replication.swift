@@ -151,6 +151,18 @@ extension ClusterNode {
         nextFlushAt = min(nextFlushAt ?? at, at)
     }
 
+    /// Sends now the deltas that acknowledged-write requests wait for, rather than at the
+    /// flush timer. The runtime calls it once per event-loop turn: the writes of one turn
+    /// still share a batch, but none waits out the flush interval. Writes nobody waits on
+    /// (`.local`) keep the timer's coalescing.
+    public func flushForWaitingWrites(now: Timestamp) -> [Effect] {
+        guard started, nextFlushAt != nil, !pendingWrites.isEmpty else { return [] }
+        observe(now)
+        var effects = [Effect]()
+        flush(now: now, includeTouches: false, into: &effects)
+        return effects
+    }
+
     func flush(now: Timestamp, includeTouches: Bool, into effects: inout [Effect]) {
         nextFlushAt = nil
         unflushedBytes = 0
@@ -323,8 +335,13 @@ extension ClusterNode {
 
     func checkPendingWrites(for sessions: Set<SessionID>, now: Timestamp, into effects: inout [Effect]) {
         guard let table, leaseValid(now: now) else { return }
-        for key in pendingWrites.keys.sorted() {
-            guard let pending = pendingWrites[key], pending.targets.contains(where: { sessions.contains($0.id) }) else { continue }
+        // Sorting only the writes on these sessions keeps an ack cheap with many writes waiting.
+        var concerned = [UInt64]()
+        for (key, pending) in pendingWrites where pending.targets.contains(where: { sessions.contains($0.id) }) {
+            concerned.append(key)
+        }
+        for key in concerned.sorted() {
+            guard let pending = pendingWrites[key] else { continue }
             let met = pending.targets.allSatisfy { target in
                 let backups = table.backups(of: partition(of: target.id))
                 let acknowledged = backups.filter { (credits[target.id]?[$0] ?? 0) >= target.version }.count

@@ -8,13 +8,17 @@ import WireFormat
 /// The NIO shell around one ``ClusterNode``: everything here runs on one event loop, so
 /// the node (not Sendable) is only ever touched from that loop.
 ///
-/// Every input (a frame, a timer, an application request) is one turn: call the node with
-/// the wall-clock time, execute the effects it returns, flush the links they wrote to,
-/// republish the routing table if needed, and re-arm the timer for the node's next
-/// deadline.
+/// Every input (a frame, a timer, an application request) calls the node with the
+/// wall-clock time and executes the effects it returns. The rest is done once per loop
+/// turn, after every input the loop had ready: send the deltas that writes wait for,
+/// flush the links written to, republish the routing table if needed, and re-arm the
+/// timer for the node's next deadline. So the frames a busy node decodes from one read,
+/// and the requests queued since the last turn, share one socket write per peer.
 final class NodeRuntime {
-    typealias WriteContinuation = CheckedContinuation<Result<UInt64, SessionClusterError>, Never>
-    typealias ReadContinuation = CheckedContinuation<Result<Session?, SessionClusterError>, Never>
+    // Unchecked: every request is resumed exactly once, by whoever removes it from
+    // `pendingWrites`/`pendingReads` (or at once), and a checked one costs an allocation per request.
+    typealias WriteContinuation = UnsafeContinuation<Result<UInt64, SessionClusterError>, Never>
+    typealias ReadContinuation = UnsafeContinuation<Result<Session?, SessionClusterError>, Never>
 
     private struct PendingWrite {
         var continuation: WriteContinuation
@@ -53,6 +57,7 @@ final class NodeRuntime {
     private var currentView: View?
     private var routingDirty = true
     private var routingValidUntil = Timestamp.zero
+    private var turnEndScheduled = false
     private(set) var stopped = false
 
     init(
@@ -202,6 +207,27 @@ final class NodeRuntime {
     // MARK: - Executing effects
 
     private func run(_ effects: [Effect], now: Timestamp) {
+        execute(effects, now: now)
+        guard !turnEndScheduled else { return }
+        turnEndScheduled = true
+        // Runs after the tasks and I/O events the loop already has: the end of this turn.
+        loop.assumeIsolated().execute { self.endTurn() }
+    }
+
+    private func endTurn() {
+        turnEndScheduled = false
+        guard let node, !stopped else { return }
+        let now = WallClock.now()
+        // A closed-loop writer's throughput is its latency: rather than wait for the flush
+        // timer, writes waiting for backups ship at the end of the turn that made them.
+        execute(node.flushForWaitingWrites(now: now), now: now)
+        flush()
+        metrics.sessions.record(store.count)
+        refreshRouting(now: now)
+        scheduleTick(now: now)
+    }
+
+    private func execute(_ effects: [Effect], now: Timestamp) {
         for effect in effects {
             switch effect {
             case .send(let message, let member, let channel):
@@ -219,10 +245,6 @@ final class NodeRuntime {
                 disconnect(member.address)
             }
         }
-        flush()
-        metrics.sessions.record(store.count)
-        refreshRouting(now: now)
-        scheduleTick(now: now)
     }
 
     private func completeWrite(_ requestID: RequestID, _ result: Result<UInt64, ClusterFailure>) {

@@ -366,13 +366,13 @@ public final class SessionCluster: Service, Sendable {
     /// `.retry`. `settledByRetry` turns an error seen on a retry into the result, when the
     /// error shows that an earlier attempt succeeded.
     private func request<Value: Sendable>(
-        _ start: @escaping @Sendable (NodeRuntime, CheckedContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
+        _ start: @escaping @Sendable (NodeRuntime, UnsafeContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
         settledByRetry: (SessionClusterError) -> Value?
     ) async throws(SessionClusterError) -> Value {
         var attempt = 0
         while true {
             let handle = try runningHandle()
-            let result = await withCheckedContinuation { continuation in handle.run { start($0, continuation) } }
+            let result = await withUnsafeContinuation { continuation in handle.run { start($0, continuation) } }
             switch result {
             case .success(let value):
                 return value
