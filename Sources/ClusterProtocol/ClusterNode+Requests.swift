@@ -91,7 +91,7 @@ extension ClusterNode {
                 event = .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):
-                let before = store.load(session, now: now, touch: false)?.version
+                let before = store.version(of: session, now: now)
                 let version = try store.apply(changes, to: session, now: now)
                 targets = [(session, version)]
                 unflushedBytes += changes.byteCount

@@ -26,7 +26,16 @@ final class ClusterMetrics: Sendable {
     let failovers: Counter
     let viewChanges: Counter
     private let perLabel = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
+    /// Byte counters by peer, looked up once per frame: the per-label path would build and
+    /// hash its key strings for every frame.
+    private let perPeer = Mutex<[String: PeerCounters]>([:])
+    private let timers = Mutex<[WriteConcern?: Metrics.Timer]>([:])
+
+    private struct PeerCounters {
+        let sentUncompressed: Counter
+        let sentWire: Counter
+        let receivedWire: Counter
+    }
     private let rejectedCount = Atomic<Int>(0)
 
     init(node: NodeID) {
@@ -46,16 +55,14 @@ final class ClusterMetrics: Sendable {
     /// wire (header and authentication code included). A seed contacted before its id is
     /// known is labelled by its address.
     func sent(_ message: ClusterMessage, to member: Member, wireBytes: Int, uncompressedBytes: Int) {
-        let peer = member.id.rawValue.isEmpty ? member.address.description : member.id.rawValue
-        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "uncompressed")])
-            .increment(by: Int64(uncompressedBytes))
-        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "wire")]).increment(by: Int64(wireBytes))
+        let counters = peerCounters(member.id.rawValue.isEmpty ? member.address.description : member.id.rawValue)
+        counters.sentUncompressed.increment(by: Int64(uncompressedBytes))
+        counters.sentWire.increment(by: Int64(wireBytes))
         if case .deltaBatch(let batch) = message { deltasSent.increment(by: Int64(batch.deltas.count)) }
     }
 
     func received(_ frame: ReceivedFrame) {
-        let peer = frame.message.senderID?.rawValue ?? "unknown"
-        counter("session_cluster_bytes_received_total", [("peer", peer), ("stage", "wire")]).increment(by: Int64(frame.wireBytes))
+        peerCounters(frame.message.senderID?.rawValue ?? "unknown").receivedWire.increment(by: Int64(frame.wireBytes))
         if case .deltaBatch(let batch) = frame.message { deltasReceived.increment(by: Int64(batch.deltas.count)) }
     }
 
@@ -80,20 +87,32 @@ final class ClusterMetrics: Sendable {
     }
 
     func ackLatency(_ duration: Duration, concern: WriteConcern?) {
-        let name =
-            switch concern {
-            case nil: "default"
-            case .local: "local"
-            case .replicated(let count): "replicated_\(count)"
-            }
         let timer = timers.withLock { timers in
-            if let timer = timers[name] { return timer }
+            if let timer = timers[concern] { return timer }
+            let name =
+                switch concern {
+                case nil: "default"
+                case .local: "local"
+                case .replicated(let count): "replicated_\(count)"
+                }
             let timer = Metrics.Timer(label: "session_cluster_ack_latency", dimensions: [("node", node), ("concern", name)])
-            timers[name] = timer
+            timers[concern] = timer
             return timer
         }
         let (seconds, attoseconds) = duration.components
         timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    private func peerCounters(_ peer: String) -> PeerCounters {
+        perPeer.withLock { byPeer in
+            if let counters = byPeer[peer] { return counters }
+            let counters = PeerCounters(
+                sentUncompressed: counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "uncompressed")]),
+                sentWire: counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "wire")]),
+                receivedWire: counter("session_cluster_bytes_received_total", [("peer", peer), ("stage", "wire")]))
+            byPeer[peer] = counters
+            return counters
+        }
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {

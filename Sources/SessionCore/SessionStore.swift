@@ -102,6 +102,15 @@ public final class SessionStore: Sendable {
         }
     }
 
+    /// The version of the session `id`, or nil when it is unknown, ended or expired: what
+    /// ``load(_:now:touch:)`` would say of it, without copying the session out.
+    public func version(of id: SessionID, now: Timestamp) -> UInt64? {
+        shard(for: id).state.withLock { state -> UInt64? in
+            guard case .live(let entry)? = state.slots[id], !entry.isExpired(at: now) else { return nil }
+            return entry.version
+        }
+    }
+
     /// Saves the changes recorded in `session` onto the stored session.
     ///
     /// Only the changed attributes are written, each stamped with the new version, so a
