@@ -130,7 +130,7 @@ public struct FrameCodec: Sendable {
 
     /// Appends the HMAC-SHA256 of every byte of `frame`.
     func appendAuthenticationCode(to frame: inout [UInt8]) {
-        let code = frame.withUnsafeBytes { HMAC<SHA256>.authenticationCode(for: $0, using: key.key) }
+        let code = frame.withUnsafeBytes { key.authenticationCode(for: $0) }
         code.withUnsafeBytes { frame.append(contentsOf: $0) }
     }
 
@@ -160,7 +160,8 @@ public struct FrameCodec: Sendable {
         let macStart = header.totalLength - FrameHeader.macLength
         let authenticated = UnsafeRawBufferPointer(rebasing: frame[..<macStart])
         let code = UnsafeRawBufferPointer(rebasing: frame[macStart...])
-        guard HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: authenticated, using: key.key) else {
+        // Constant-time comparison (swift-crypto's `==` of a MAC with bytes).
+        guard key.authenticationCode(for: authenticated) == code else {
             throw .authenticationFailed
         }
         guard let type = FrameType(rawValue: header.type) else { throw .unknownFrameType(header.type) }
@@ -256,11 +257,21 @@ public struct EncodedFrame: Sendable {
     }
 }
 
-/// swift-crypto does not mark `SymmetricKey` Sendable, but it is an immutable value (its
-/// storage is never written after creation), so sharing it between threads is safe.
+/// The cluster key, as an HMAC whose key blocks are already hashed in: each frame copies
+/// it and hashes only its own bytes, instead of redoing the key setup (two SHA-256 blocks
+/// and a few allocations) per frame.
+///
+/// swift-crypto does not mark `HMAC` Sendable, but this one is never mutated: a copy's
+/// hashers copy their state on first write, so sharing it between threads is safe.
 private struct AuthenticationKey: @unchecked Sendable {
-    let key: SymmetricKey
-    init(_ key: SymmetricKey) { self.key = key }
+    private let prepared: HMAC<SHA256>
+    init(_ key: SymmetricKey) { self.prepared = HMAC<SHA256>(key: key) }
+
+    func authenticationCode(for bytes: UnsafeRawBufferPointer) -> HashedAuthenticationCode<SHA256> {
+        var mac = prepared
+        mac.update(data: bytes)
+        return mac.finalize()
+    }
 }
 
 extension Array where Element == UInt8 {
