@@ -91,7 +91,7 @@ extension ClusterNode {
         for key in pendingWrites.keys.sorted() {
             guard let pending = pendingWrites[key] else { continue }
             if pending.targets.contains(where: { !owned.contains(partition(of: $0.id)) }) {
-                pendingWrites.removeValue(forKey: key)
+                removePendingWrite(key)
                 complete(pending.origin, .failure(.retry), event: nil, now: now, into: &effects)
             }
         }
@@ -122,7 +122,7 @@ extension ClusterNode {
     /// joins again to be refilled.
     func leftView(now: Timestamp, into effects: inout [Effect]) {
         for key in pendingWrites.keys.sorted() {
-            if let pending = pendingWrites.removeValue(forKey: key) {
+            if let pending = removePendingWrite(key) {
                 complete(pending.origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
             }
         }
@@ -329,17 +329,12 @@ extension ClusterNode {
     // MARK: Completing writes
 
     func checkAllPendingWrites(now: Timestamp, into effects: inout [Effect]) {
-        let sessions = Set(pendingWrites.values.flatMap { $0.targets.map(\.id) })
-        checkPendingWrites(for: sessions, now: now, into: &effects)
+        checkPendingWrites(for: Set(waitingWrites.keys), now: now, into: &effects)
     }
 
     func checkPendingWrites(for sessions: Set<SessionID>, now: Timestamp, into effects: inout [Effect]) {
         guard let table, leaseValid(now: now) else { return }
-        // Sorting only the writes on these sessions keeps an ack cheap with many writes waiting.
-        var concerned = [UInt64]()
-        for (key, pending) in pendingWrites where pending.targets.contains(where: { sessions.contains($0.id) }) {
-            concerned.append(key)
-        }
+        let concerned = Set(sessions.flatMap { waitingWrites[$0] ?? [] })
         for key in concerned.sorted() {
             guard let pending = pendingWrites[key] else { continue }
             let met = pending.targets.allSatisfy { target in
@@ -348,16 +343,33 @@ extension ClusterNode {
                 return acknowledged >= min(pending.backupsRequired, backups.count) && (pending.backupsRequired == 0 || !backups.isEmpty)
             }
             guard met else { continue }
-            pendingWrites.removeValue(forKey: key)
+            removePendingWrite(key)
             complete(pending.origin, .success(pending.result), event: pending.event, now: now, into: &effects)
         }
-        releaseCredits()
     }
 
-    /// Credits are kept only for sessions with a write waiting on them.
-    func releaseCredits() {
-        let waiting = Set(pendingWrites.values.flatMap { $0.targets.map(\.id) })
-        for key in credits.keys where !waiting.contains(key) { credits.removeValue(forKey: key) }
+    /// Registers a write waiting for its concern.
+    func addPendingWrite(_ write: PendingWrite) {
+        nextPendingID += 1
+        pendingWrites[nextPendingID] = write
+        for target in write.targets {
+            waitingWrites[target.id, default: []].append(nextPendingID)
+            if credits[target.id] == nil { credits[target.id] = [:] }
+        }
+    }
+
+    /// Removes a waiting write. Credits are kept only for sessions with a write waiting on them.
+    @discardableResult
+    func removePendingWrite(_ key: UInt64) -> PendingWrite? {
+        guard let pending = pendingWrites.removeValue(forKey: key) else { return nil }
+        for target in pending.targets {
+            waitingWrites[target.id]?.removeAll { $0 == key }
+            if waitingWrites[target.id]?.isEmpty ?? true {
+                waitingWrites.removeValue(forKey: target.id)
+                credits.removeValue(forKey: target.id)
+            }
+        }
+        return pending
     }
 
     // MARK: State transfer
