@@ -152,31 +152,40 @@ extension ClusterNode {
     }
 
     /// Sends now the deltas that acknowledged-write requests wait for, rather than at the
-    /// flush timer. The runtime calls it once per event-loop turn: the writes of one turn
-    /// still share a batch, but none waits out the flush interval. Writes nobody waits on
-    /// (`.local`) keep the timer's coalescing.
+    /// flush timer. The runtime calls it once per event-loop turn. Group commit: a backup
+    /// that has a batch of ours unacknowledged gets the new deltas when that ack arrives
+    /// (``handleDeltaAck(_:now:into:)`` sends what waits), so an idle link costs a write
+    /// no flush interval, and a busy one carries one batch per round trip, as full as the
+    /// timer's. Writes nobody waits on (`.local`) keep the timer's coalescing.
     public func flushForWaitingWrites(now: Timestamp) -> [Effect] {
         guard started, nextFlushAt != nil, !pendingWrites.isEmpty else { return [] }
         observe(now)
         var effects = [Effect]()
-        flush(now: now, includeTouches: false, into: &effects)
+        enqueueDirtyDeltas(now: now, includeTouches: false)
+        for peer in outbound.keys.sorted() where outbound[peer]?.unacked.isEmpty == true {
+            sendWaiting(to: peer, now: now, into: &effects)
+        }
         return effects
     }
 
     func flush(now: Timestamp, includeTouches: Bool, into effects: inout [Effect]) {
+        enqueueDirtyDeltas(now: now, includeTouches: includeTouches)
+        for peer in outbound.keys.sorted() { sendWaiting(to: peer, now: now, into: &effects) }
+    }
+
+    /// Drains the store's coalesced deltas into the streams of their partitions' backups.
+    func enqueueDirtyDeltas(now: Timestamp, includeTouches: Bool) {
         nextFlushAt = nil
         unflushedBytes = 0
         let deltas = store.drainDeltas(includeTouches: includeTouches)
-        if let table, isMember {
-            for delta in deltas.sorted(by: { $0.id.precedes($1.id) }) {
-                let partition = partition(of: delta.id)
-                // Only the owner replicates; a delta drained after ownership moved is in
-                // the store the new owner fetches from.
-                guard table.owner(of: partition) == id else { continue }
-                for backup in table.backups(of: partition) { enqueue(delta, to: backup, now: now) }
-            }
+        guard let table, isMember else { return }
+        for delta in deltas.sorted(by: { $0.id.precedes($1.id) }) {
+            let partition = partition(of: delta.id)
+            // Only the owner replicates; a delta drained after ownership moved is in
+            // the store the new owner fetches from.
+            guard table.owner(of: partition) == id else { continue }
+            for backup in table.backups(of: partition) { enqueue(delta, to: backup, now: now) }
         }
-        for peer in outbound.keys.sorted() { sendWaiting(to: peer, now: now, into: &effects) }
     }
 
     func enqueue(_ delta: SessionDelta, to peer: NodeID, now: Timestamp) {
