@@ -91,7 +91,7 @@ extension ClusterNode {
         for key in pendingWrites.keys.sorted() {
             guard let pending = pendingWrites[key] else { continue }
             if pending.targets.contains(where: { !owned.contains(partition(of: $0.id)) }) {
-                pendingWrites.removeValue(forKey: key)
+                removePendingWrite(key)
                 complete(pending.origin, .failure(.retry), event: nil, now: now, into: &effects)
             }
         }
@@ -122,7 +122,7 @@ extension ClusterNode {
     /// joins again to be refilled.
     func leftView(now: Timestamp, into effects: inout [Effect]) {
         for key in pendingWrites.keys.sorted() {
-            if let pending = pendingWrites.removeValue(forKey: key) {
+            if let pending = removePendingWrite(key) {
                 complete(pending.origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
             }
         }
@@ -151,20 +151,41 @@ extension ClusterNode {
         nextFlushAt = min(nextFlushAt ?? at, at)
     }
 
+    /// Sends now the deltas that acknowledged-write requests wait for, rather than at the
+    /// flush timer. The runtime calls it once per event-loop turn. Group commit: a backup
+    /// that has a batch of ours unacknowledged gets the new deltas when that ack arrives
+    /// (``handleDeltaAck(_:now:into:)`` sends what waits), so an idle link costs a write
+    /// no flush interval, and a busy one carries one batch per round trip, as full as the
+    /// timer's. Writes nobody waits on (`.local`) keep the timer's coalescing.
+    public func flushForWaitingWrites(now: Timestamp) -> [Effect] {
+        guard started, nextFlushAt != nil, !pendingWrites.isEmpty else { return [] }
+        observe(now)
+        var effects = [Effect]()
+        enqueueDirtyDeltas(now: now, includeTouches: false)
+        for peer in outbound.keys.sorted() where outbound[peer]?.unacked.isEmpty == true {
+            sendWaiting(to: peer, now: now, into: &effects)
+        }
+        return effects
+    }
+
     func flush(now: Timestamp, includeTouches: Bool, into effects: inout [Effect]) {
+        enqueueDirtyDeltas(now: now, includeTouches: includeTouches)
+        for peer in outbound.keys.sorted() { sendWaiting(to: peer, now: now, into: &effects) }
+    }
+
+    /// Drains the store's coalesced deltas into the streams of their partitions' backups.
+    func enqueueDirtyDeltas(now: Timestamp, includeTouches: Bool) {
         nextFlushAt = nil
         unflushedBytes = 0
         let deltas = store.drainDeltas(includeTouches: includeTouches)
-        if let table, isMember {
-            for delta in deltas.sorted(by: { $0.id.precedes($1.id) }) {
-                let partition = partition(of: delta.id)
-                // Only the owner replicates; a delta drained after ownership moved is in
-                // the store the new owner fetches from.
-                guard table.owner(of: partition) == id else { continue }
-                for backup in table.backups(of: partition) { enqueue(delta, to: backup, now: now) }
-            }
+        guard let table, isMember else { return }
+        for delta in deltas.sorted(by: { $0.id.precedes($1.id) }) {
+            let partition = partition(of: delta.id)
+            // Only the owner replicates; a delta drained after ownership moved is in
+            // the store the new owner fetches from.
+            guard table.owner(of: partition) == id else { continue }
+            for backup in table.backups(of: partition) { enqueue(delta, to: backup, now: now) }
         }
-        for peer in outbound.keys.sorted() { sendWaiting(to: peer, now: now, into: &effects) }
     }
 
     func enqueue(_ delta: SessionDelta, to peer: NodeID, now: Timestamp) {
@@ -317,30 +338,47 @@ extension ClusterNode {
     // MARK: Completing writes
 
     func checkAllPendingWrites(now: Timestamp, into effects: inout [Effect]) {
-        let sessions = Set(pendingWrites.values.flatMap { $0.targets.map(\.id) })
-        checkPendingWrites(for: sessions, now: now, into: &effects)
+        checkPendingWrites(for: Set(waitingWrites.keys), now: now, into: &effects)
     }
 
     func checkPendingWrites(for sessions: Set<SessionID>, now: Timestamp, into effects: inout [Effect]) {
         guard let table, leaseValid(now: now) else { return }
-        for key in pendingWrites.keys.sorted() {
-            guard let pending = pendingWrites[key], pending.targets.contains(where: { sessions.contains($0.id) }) else { continue }
+        let concerned = Set(sessions.flatMap { waitingWrites[$0] ?? [] })
+        for key in concerned.sorted() {
+            guard let pending = pendingWrites[key] else { continue }
             let met = pending.targets.allSatisfy { target in
                 let backups = table.backups(of: partition(of: target.id))
                 let acknowledged = backups.filter { (credits[target.id]?[$0] ?? 0) >= target.version }.count
                 return acknowledged >= min(pending.backupsRequired, backups.count) && (pending.backupsRequired == 0 || !backups.isEmpty)
             }
             guard met else { continue }
-            pendingWrites.removeValue(forKey: key)
+            removePendingWrite(key)
             complete(pending.origin, .success(pending.result), event: pending.event, now: now, into: &effects)
         }
-        releaseCredits()
     }
 
-    /// Credits are kept only for sessions with a write waiting on them.
-    func releaseCredits() {
-        let waiting = Set(pendingWrites.values.flatMap { $0.targets.map(\.id) })
-        for key in credits.keys where !waiting.contains(key) { credits.removeValue(forKey: key) }
+    /// Registers a write waiting for its concern.
+    func addPendingWrite(_ write: PendingWrite) {
+        nextPendingID += 1
+        pendingWrites[nextPendingID] = write
+        for target in write.targets {
+            waitingWrites[target.id, default: []].append(nextPendingID)
+            if credits[target.id] == nil { credits[target.id] = [:] }
+        }
+    }
+
+    /// Removes a waiting write. Credits are kept only for sessions with a write waiting on them.
+    @discardableResult
+    func removePendingWrite(_ key: UInt64) -> PendingWrite? {
+        guard let pending = pendingWrites.removeValue(forKey: key) else { return nil }
+        for target in pending.targets {
+            waitingWrites[target.id]?.removeAll { $0 == key }
+            if waitingWrites[target.id]?.isEmpty ?? true {
+                waitingWrites.removeValue(forKey: target.id)
+                credits.removeValue(forKey: target.id)
+            }
+        }
+        return pending
     }
 
     // MARK: State transfer

@@ -91,7 +91,7 @@ extension ClusterNode {
                 event = .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):
-                let before = store.load(session, now: now, touch: false)?.version
+                let before = store.version(of: session, now: now)
                 let version = try store.apply(changes, to: session, now: now)
                 targets = [(session, version)]
                 unflushedBytes += changes.byteCount
@@ -150,11 +150,10 @@ extension ClusterNode {
             complete(origin, .success(result), event: event, now: now, into: &effects)
             return
         }
-        nextPendingID += 1
-        pendingWrites[nextPendingID] = PendingWrite(
-            origin: origin, targets: targets, backupsRequired: required,
-            deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds), event: event, result: result)
-        for target in targets where credits[target.id] == nil { credits[target.id] = [:] }
+        addPendingWrite(
+            PendingWrite(
+                origin: origin, targets: targets, backupsRequired: required,
+                deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds), event: event, result: result))
     }
 
     /// Rotation on the old id's owner: the new session is created where its partition lives
@@ -336,11 +335,10 @@ extension ClusterNode {
     func expireRequests(now: Timestamp, into effects: inout [Effect]) {
         for key in pendingWrites.keys.sorted() {
             guard let pending = pendingWrites[key], now >= pending.deadline else { continue }
-            pendingWrites.removeValue(forKey: key)
+            removePendingWrite(key)
             let failure: ClusterFailure = leaseValid(now: now) ? .replicationTimeout : .notInMajority
             complete(pending.origin, .failure(failure), event: nil, now: now, into: &effects)
         }
-        releaseCredits()
         for requestID in forwards.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
             guard let forward = forwards[requestID], now >= forward.deadline else { continue }
             forwards.removeValue(forKey: requestID)

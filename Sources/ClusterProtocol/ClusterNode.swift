@@ -90,6 +90,8 @@ public final class ClusterNode {
     var pendingWrites: [UInt64: PendingWrite] = [:]
     var nextPendingID: UInt64 = 0
     var credits: [SessionID: [NodeID: UInt64]] = [:]
+    /// The pending writes waiting on each session, so an ack looks only at those.
+    var waitingWrites: [SessionID: [UInt64]] = [:]
     var forwards: [RequestID: PendingForward] = [:]
     var rotations: [RequestID: PendingRotation] = [:]
     var nextInternalRequest: UInt64 = 0

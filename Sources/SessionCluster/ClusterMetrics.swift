@@ -28,8 +28,20 @@ final class ClusterMetrics: Sendable {
     let deltasReceived: Counter
     let failovers: Counter
     let viewChanges: Counter
+    let framesSent: Counter
     private let perLabel = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
+    /// Byte counters by peer, looked up once per frame: the per-label path would build and
+    /// hash its key strings for every frame.
+    private let perPeer = Mutex<[String: PeerCounters]>([:])
+    /// Message counters by type, looked up once per message for the same reason.
+    private let perMessageType = Mutex<[String: Counter]>([:])
+    private let timers = Mutex<[WriteConcern?: Metrics.Timer]>([:])
+
+    private struct PeerCounters {
+        let sentUncompressed: Counter
+        let sentWire: Counter
+        let receivedWire: Counter
+    }
     private let rejectedCount = Atomic<Int>(0)
 
     init(node: NodeID) {
@@ -40,6 +52,7 @@ final class ClusterMetrics: Sendable {
         deltasReceived = Counter(label: "session_cluster_deltas_received_total", dimensions: dimensions)
         failovers = Counter(label: "session_cluster_failovers_total", dimensions: dimensions)
         viewChanges = Counter(label: "session_cluster_view_changes_total", dimensions: dimensions)
+        framesSent = Counter(label: "session_cluster_frames_sent_total", dimensions: dimensions)
     }
 
     /// Frames refused since start (also exported as `session_cluster_rejected_frames_total`).
@@ -49,19 +62,18 @@ final class ClusterMetrics: Sendable {
     /// its body before compression, its bytes on the wire (header and authentication code
     /// included), the frame, and its messages by type.
     func sent(_ messages: [ClusterMessage], to peer: String, frame: EncodedFrame) {
-        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "uncompressed")])
-            .increment(by: Int64(frame.uncompressedBodyBytes))
-        counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "wire")]).increment(by: Int64(frame.bytes.count))
-        counter("session_cluster_frames_sent_total", []).increment()
+        let counters = peerCounters(peer)
+        counters.sentUncompressed.increment(by: Int64(frame.uncompressedBodyBytes))
+        counters.sentWire.increment(by: Int64(frame.bytes.count))
+        framesSent.increment()
         for message in messages {
-            counter("session_cluster_messages_sent_total", [("type", message.frameTypeName)]).increment()
+            messagesSent(ofType: message.frameTypeName).increment()
             if case .deltaBatch(let batch) = message { deltasSent.increment(by: Int64(batch.deltas.count)) }
         }
     }
 
     func received(_ frame: ReceivedFrame) {
-        let peer = frame.message.senderID?.rawValue ?? "unknown"
-        counter("session_cluster_bytes_received_total", [("peer", peer), ("stage", "wire")]).increment(by: Int64(frame.wireBytes))
+        peerCounters(frame.message.senderID?.rawValue ?? "unknown").receivedWire.increment(by: Int64(frame.wireBytes))
         if case .deltaBatch(let batch) = frame.message { deltasReceived.increment(by: Int64(batch.deltas.count)) }
     }
 
@@ -86,20 +98,41 @@ final class ClusterMetrics: Sendable {
     }
 
     func ackLatency(_ duration: Duration, concern: WriteConcern?) {
-        let name =
-            switch concern {
-            case nil: "default"
-            case .local: "local"
-            case .replicated(let count): "replicated_\(count)"
-            }
         let timer = timers.withLock { timers in
-            if let timer = timers[name] { return timer }
+            if let timer = timers[concern] { return timer }
+            let name =
+                switch concern {
+                case nil: "default"
+                case .local: "local"
+                case .replicated(let count): "replicated_\(count)"
+                }
             let timer = Metrics.Timer(label: "session_cluster_ack_latency", dimensions: [("node", node), ("concern", name)])
-            timers[name] = timer
+            timers[concern] = timer
             return timer
         }
         let (seconds, attoseconds) = duration.components
         timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    private func peerCounters(_ peer: String) -> PeerCounters {
+        perPeer.withLock { byPeer in
+            if let counters = byPeer[peer] { return counters }
+            let counters = PeerCounters(
+                sentUncompressed: counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "uncompressed")]),
+                sentWire: counter("session_cluster_bytes_sent_total", [("peer", peer), ("stage", "wire")]),
+                receivedWire: counter("session_cluster_bytes_received_total", [("peer", peer), ("stage", "wire")]))
+            byPeer[peer] = counters
+            return counters
+        }
+    }
+
+    private func messagesSent(ofType type: String) -> Counter {
+        perMessageType.withLock { byType in
+            if let counter = byType[type] { return counter }
+            let counter = counter("session_cluster_messages_sent_total", [("type", type)])
+            byType[type] = counter
+            return counter
+        }
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {

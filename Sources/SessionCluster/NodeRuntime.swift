@@ -8,14 +8,17 @@ import WireFormat
 /// The NIO shell around one ``ClusterNode``: everything here runs on one event loop, so
 /// the node (not Sendable) is only ever touched from that loop.
 ///
-/// Every input (a frame, a timer, an application request) is one turn: call the node with
-/// the wall-clock time, execute the effects it returns, republish the routing table if
-/// needed, and re-arm the timer for the node's next deadline. Messages for a peer wait on
-/// its link until the event loop has run every input it has at hand, then leave as one
-/// frame per peer: the acks for a burst of batches share one header and one HMAC.
+/// Every input (a frame, a timer, an application request) calls the node with the
+/// wall-clock time and executes the effects it returns. The rest is done once per loop
+/// turn, after every input the loop had ready: send the deltas that writes wait for,
+/// encode what waits on each link as one frame per peer (the acks for a burst of batches
+/// share one header and one authentication code) and flush it, republish the routing
+/// table if needed, and re-arm the timer for the node's next deadline.
 final class NodeRuntime {
-    typealias WriteContinuation = CheckedContinuation<Result<UInt64, SessionClusterError>, Never>
-    typealias ReadContinuation = CheckedContinuation<Result<Session?, SessionClusterError>, Never>
+    // Unchecked: every request is resumed exactly once, by whoever removes it from
+    // `pendingWrites`/`pendingReads` (or at once), and a checked one costs an allocation per request.
+    typealias WriteContinuation = UnsafeContinuation<Result<UInt64, SessionClusterError>, Never>
+    typealias ReadContinuation = UnsafeContinuation<Result<Session?, SessionClusterError>, Never>
 
     private struct PendingWrite {
         var continuation: WriteContinuation
@@ -44,7 +47,6 @@ final class NodeRuntime {
     private var inboundChannels: [ObjectIdentifier: any Channel] = [:]
     private var links: [PeerAddress: PeerLink] = [:]
     private var linksToFlush: [PeerLink] = []
-    private var flushScheduled = false
     private var datagramNeedsFlush = false
     private var socketAddresses: [PeerAddress: SocketAddress] = [:]
     private var pendingWrites: [RequestID: PendingWrite] = [:]
@@ -55,6 +57,7 @@ final class NodeRuntime {
     private var currentView: View?
     private var routingDirty = true
     private var routingValidUntil = Timestamp.zero
+    private var turnEndScheduled = false
     private(set) var stopped = false
 
     init(
@@ -204,6 +207,32 @@ final class NodeRuntime {
     // MARK: - Executing effects
 
     private func run(_ effects: [Effect], now: Timestamp) {
+        execute(effects, now: now)
+        scheduleTurnEnd()
+    }
+
+    /// Runs ``endTurn()`` after the tasks and I/O events the loop already has (other frames
+    /// of the same read, queued requests), so that what they send to one peer shares a frame.
+    private func scheduleTurnEnd() {
+        guard !turnEndScheduled else { return }
+        turnEndScheduled = true
+        loop.assumeIsolated().execute { self.endTurn() }
+    }
+
+    private func endTurn() {
+        turnEndScheduled = false
+        guard let node, !stopped else { return }
+        let now = WallClock.now()
+        // A closed-loop writer's throughput is its latency: rather than wait for the flush
+        // timer, writes waiting for backups ship at the end of the turn that made them.
+        execute(node.flushForWaitingWrites(now: now), now: now)
+        flush()
+        metrics.sessions.record(store.count)
+        refreshRouting(now: now)
+        scheduleTick(now: now)
+    }
+
+    private func execute(_ effects: [Effect], now: Timestamp) {
         for effect in effects {
             switch effect {
             case .send(let message, let member, let channel):
@@ -221,10 +250,6 @@ final class NodeRuntime {
                 disconnect(member.address)
             }
         }
-        scheduleFlush()
-        metrics.sessions.record(store.count)
-        refreshRouting(now: now)
-        scheduleTick(now: now)
     }
 
     private func completeWrite(_ requestID: RequestID, _ result: Result<UInt64, ClusterFailure>) {
@@ -369,18 +394,6 @@ final class NodeRuntime {
         guard !link.needsFlush else { return }
         link.needsFlush = true
         linksToFlush.append(link)
-    }
-
-    /// Flushes once the event loop has run the inputs it has at hand (other frames of the
-    /// same read, queued requests), so that what they send to one peer shares a frame.
-    private func scheduleFlush() {
-        guard !flushScheduled, !linksToFlush.isEmpty || datagramNeedsFlush else { return }
-        flushScheduled = true
-        loop.assumeIsolated().execute {
-            self.flushScheduled = false
-            guard !self.stopped else { return }
-            self.flush()
-        }
     }
 
     /// Encodes each link's queue as frames (one, unless it is larger than a bundle should

@@ -44,7 +44,6 @@ public final class SessionCluster: Service, Sendable {
     /// The local store. Reading it directly skips routing: use ``load(_:touch:)`` instead,
     /// which knows whether the local copy is current.
     public let store: SessionStore
-    private let group: any EventLoopGroup
     private let loop: any EventLoop
     private let codec: FrameCodec
     private let routing: RoutingTable
@@ -56,8 +55,8 @@ public final class SessionCluster: Service, Sendable {
     ///
     /// - Parameters:
     ///   - configuration: The node's configuration.
-    ///   - eventLoopGroup: Where sockets run. The protocol core is confined to one of its
-    ///     loops. Default: NIO's shared singleton group.
+    ///   - eventLoopGroup: The node takes one of its loops and runs its protocol core and
+    ///     every socket there. Default: NIO's shared singleton group.
     ///   - logger: Logs lifecycle, views, links and refused frames; never session contents
     ///     and never a whole session id.
     /// - Throws: `ClusterKeyError` when the cluster key is too short.
@@ -69,7 +68,6 @@ public final class SessionCluster: Service, Sendable {
         self.configuration = configuration
         self.codec = FrameCodec(configuration: try WireConfiguration(clusterKey: configuration.clusterKey))
         self.store = SessionStore(configuration: configuration.store)
-        self.group = eventLoopGroup
         self.loop = eventLoopGroup.next()
         self.routing = RoutingTable(partitionCount: configuration.node.partitionCount)
         self.metrics = ClusterMetrics(node: configuration.nodeID)
@@ -127,7 +125,10 @@ public final class SessionCluster: Service, Sendable {
         let attempts = configuration.bindAddress.port == 0 ? 8 : 1
         var lastError: any Error = ChannelError.unknownLocalAddress
         for _ in 0..<attempts {
-            let server = try await ServerBootstrap(group: group)
+            // Accepted links on the node's own loop: their frames reach the core without a
+            // hop between threads (a wake-up per read), and the nodes of one process spread
+            // over the group's loops instead of sharing the first.
+            let server = try await ServerBootstrap(group: loop)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -366,13 +367,13 @@ public final class SessionCluster: Service, Sendable {
     /// `.retry`. `settledByRetry` turns an error seen on a retry into the result, when the
     /// error shows that an earlier attempt succeeded.
     private func request<Value: Sendable>(
-        _ start: @escaping @Sendable (NodeRuntime, CheckedContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
+        _ start: @escaping @Sendable (NodeRuntime, UnsafeContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
         settledByRetry: (SessionClusterError) -> Value?
     ) async throws(SessionClusterError) -> Value {
         var attempt = 0
         while true {
             let handle = try runningHandle()
-            let result = await withCheckedContinuation { continuation in handle.run { start($0, continuation) } }
+            let result = await withUnsafeContinuation { continuation in handle.run { start($0, continuation) } }
             switch result {
             case .success(let value):
                 return value

@@ -52,6 +52,10 @@ public final class SessionStore: Sendable {
     public let configuration: Configuration
     private let shards: [Shard]
     private let liveSessions = Atomic<Int>(0)
+    /// Bit `i % 64` is set when shard `i` may have dirty sessions, so a drain (once per
+    /// event-loop turn on a busy owner) locks only those shards. Set under the shard's
+    /// lock after the insert and cleared before the drain locks, so no write is missed.
+    private let dirtyShards = Atomic<UInt64>(0)
     private let principalIndex = Mutex<[String: Set<SessionID>]>([:])
 
     /// Creates an empty store.
@@ -68,8 +72,12 @@ public final class SessionStore: Sendable {
         shards.reduce(0) { total, shard in total + shard.state.withLock { $0.tombstoneCount } }
     }
 
-    private func shard(for id: SessionID) -> Shard {
-        shards[Int(id.low % UInt64(shards.count))]
+    private func shardIndex(for id: SessionID) -> Int { Int(id.low % UInt64(shards.count)) }
+
+    private func shard(for id: SessionID) -> Shard { shards[shardIndex(for: id)] }
+
+    private func markDirty(_ id: SessionID) {
+        dirtyShards.bitwiseOr(1 << UInt64(shardIndex(for: id) % 64), ordering: .relaxed)
     }
 
     // MARK: - The application's operations
@@ -99,6 +107,15 @@ public final class SessionStore: Sendable {
                 state.touched.insert(id)
             }
             return entry.snapshot(id: id)
+        }
+    }
+
+    /// The version of the session `id`, or nil when it is unknown, ended or expired: what
+    /// ``load(_:now:touch:)`` would say of it, without copying the session out.
+    public func version(of id: SessionID, now: Timestamp) -> UInt64? {
+        shard(for: id).state.withLock { state -> UInt64? in
+            guard case .live(let entry)? = state.slots[id], !entry.isExpired(at: now) else { return nil }
+            return entry.version
         }
     }
 
@@ -157,6 +174,7 @@ public final class SessionStore: Sendable {
                 if changed {
                     entry.version = version
                     state.dirty.insert(id)
+                    markDirty(id)
                 }
                 return .success(entry.version)
             }
@@ -208,7 +226,8 @@ public final class SessionStore: Sendable {
     /// can travel lazily on a slower beat than writes.
     public func drainDeltas(includeTouches: Bool) -> [SessionDelta] {
         var deltas = [SessionDelta]()
-        for shard in shards {
+        let dirty = dirtyShards.exchange(0, ordering: .relaxed)
+        for (index, shard) in shards.enumerated() where includeTouches || dirty & (1 << UInt64(index % 64)) != 0 {
             shard.state.withLock { state in
                 for id in state.dirty {
                     switch state.slots[id] {
@@ -411,6 +430,7 @@ public final class SessionStore: Sendable {
             let snapshot = entry.snapshot(id: id)
             state.slots[id] = .live(entry)
             state.dirty.insert(id)
+            markDirty(id)
             liveSessions.add(1, ordering: .relaxed)
             return .success(snapshot)
         }
@@ -429,6 +449,7 @@ public final class SessionStore: Sendable {
                 lastAccessedAt: entry.lastAccessedAt, pendingDelta: true))
             state.tombstoneOrder.append((id, now))
             state.dirty.insert(id)
+            markDirty(id)
             state.touched.remove(id)
             liveSessions.subtract(1, ordering: .relaxed)
             return entry.snapshot(id: id)

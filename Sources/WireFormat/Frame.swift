@@ -172,13 +172,13 @@ public struct FrameCodec: Sendable {
 
     /// Appends the truncated HMAC-SHA256 of every byte of `frame`.
     func appendAuthenticationCode(to frame: inout [UInt8]) {
-        let code = frame.withUnsafeBytes { HMAC<SHA256>.authenticationCode(for: $0, using: key.key) }
+        let code = frame.withUnsafeBytes { key.authenticationCode(for: $0) }
         code.withUnsafeBytes { frame.append(contentsOf: $0.prefix(FrameHeader.macLength)) }
     }
 
     /// Whether `code` is the truncated HMAC of `authenticated`, compared in constant time.
     private func isValidAuthenticationCode(_ code: UnsafeRawBufferPointer, authenticating authenticated: UnsafeRawBufferPointer) -> Bool {
-        let expected = HMAC<SHA256>.authenticationCode(for: authenticated, using: key.key)
+        let expected = key.authenticationCode(for: authenticated)
         return expected.withUnsafeBytes { full in
             guard code.count == FrameHeader.macLength, full.count >= FrameHeader.macLength else { return false }
             var difference: UInt8 = 0
@@ -407,11 +407,21 @@ public struct EncodedFrame: Sendable {
     }
 }
 
-/// swift-crypto does not mark `SymmetricKey` Sendable, but it is an immutable value (its
-/// storage is never written after creation), so sharing it between threads is safe.
+/// The cluster key, as an HMAC whose key blocks are already hashed in: each frame copies
+/// it and hashes only its own bytes, instead of redoing the key setup (two SHA-256 blocks
+/// and a few allocations) per frame.
+///
+/// swift-crypto does not mark `HMAC` Sendable, but this one is never mutated: a copy's
+/// hashers copy their state on first write, so sharing it between threads is safe.
 private struct AuthenticationKey: @unchecked Sendable {
-    let key: SymmetricKey
-    init(_ key: SymmetricKey) { self.key = key }
+    private let prepared: HMAC<SHA256>
+    init(_ key: SymmetricKey) { self.prepared = HMAC<SHA256>(key: key) }
+
+    func authenticationCode(for bytes: UnsafeRawBufferPointer) -> HashedAuthenticationCode<SHA256> {
+        var mac = prepared
+        mac.update(data: bytes)
+        return mac.finalize()
+    }
 }
 
 extension Array where Element == UInt8 {

@@ -132,15 +132,16 @@ struct Bench: AsyncParsableCommand {
                                 cluster: cluster, ids: ids, writers: 50, seconds: sizes.updateSeconds, sticky: false)
                             BenchLog.figure(
                                 String(
-                                    format: "update %@: %.0f ops/s, p50 %.0f us, p99 %.0f us, %d errors (50 writers over 3 nodes, any node)",
+                                    format: "update %@: %.0f ops/s, p50 %.0f us, p99 %.0f us, %.1f us CPU/op, %d errors (50 writers over 3 nodes, any node)",
                                     name, plain["ops"] as! Double, plain["p50_us"] as! Double, plain["p99_us"] as! Double,
-                                    plain["errors"] as! Int))
+                                    plain["cpu_us_per_op"] as! Double, plain["errors"] as! Int))
                             let p16 = try await BenchFigures.update(
                                 cluster: cluster, ids: ids, writers: 800, seconds: sizes.updateSeconds, sticky: false)
                             BenchLog.figure(
                                 String(
-                                    format: "update %@ with 16 in flight per writer (800 tasks): %.0f ops/s, p50 %.0f us, %d errors",
-                                    name, p16["ops"] as! Double, p16["p50_us"] as! Double, p16["errors"] as! Int))
+                                    format: "update %@ with 16 in flight per writer (800 tasks): %.0f ops/s, p50 %.0f us, %.1f us CPU/op, %d errors",
+                                    name, p16["ops"] as! Double, p16["p50_us"] as! Double, p16["cpu_us_per_op"] as! Double,
+                                    p16["errors"] as! Int))
                             var entry: [String: Any] = [
                                 "ops": plain["ops"]!, "ops_p16": p16["ops"]!, "plain": plain, "p16": p16,
                             ]
@@ -149,8 +150,8 @@ struct Bench: AsyncParsableCommand {
                                     cluster: cluster, ids: ids, writers: 50, seconds: sizes.updateSeconds, sticky: true)
                                 BenchLog.figure(
                                     String(
-                                        format: "update 1k, sticky (each writer updates sessions its node owns): %.0f ops/s",
-                                        sticky["ops"] as! Double))
+                                        format: "update 1k, sticky (each writer updates sessions its node owns): %.0f ops/s, %.1f us CPU/op",
+                                        sticky["ops"] as! Double, sticky["cpu_us_per_op"] as! Double))
                                 entry["sticky"] = sticky
                             }
                             result[name] = entry

@@ -61,6 +61,7 @@ enum BenchFigures {
         let all = byNode.flatMap { $0 }
         let clock = ContinuousClock()
         let start = clock.now
+        let cpuStart = ProcessCPU.seconds()
         let deadline = start + .milliseconds(Int64(seconds * 1000))
         let results = await withTaskGroup(of: (Int, Int, [UInt32]).self) { group in
             for writer in 0..<writers {
@@ -100,9 +101,11 @@ enum BenchFigures {
             return (done, errors, samples)
         }
         let wall = start.duration(to: clock.now).seconds
+        let cpu = ProcessCPU.seconds() - cpuStart
         let sorted = results.2.sorted()
         return [
             "ops": Double(results.0) / wall, "updates": results.0, "errors": results.1, "writers": writers,
+            "cpu_us_per_op": cpu * 1e6 / Double(max(results.0, 1)),
             "seconds": wall, "p50_us": Percentiles.microseconds(sorted, 50), "p99_us": Percentiles.microseconds(sorted, 99),
         ]
     }

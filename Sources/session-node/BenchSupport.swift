@@ -122,6 +122,16 @@ enum ProcessMemory {
     }
 }
 
+enum ProcessCPU {
+    /// CPU time (user + system, every thread) this process has used. On a shared machine
+    /// the CPU an operation costs varies far less than the operations per second.
+    static func seconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+}
+
 /// Counts `session_cluster_bytes_sent_total{stage="wire"}` of every node in this process:
 /// the runtime exports its byte counters only through swift-metrics, so the bench installs
 /// this factory and reads the sums.
