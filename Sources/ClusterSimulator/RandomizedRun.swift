@@ -43,6 +43,9 @@ public struct RandomizedRun {
         configuration.trace = trace
         configuration.faults = .lossy
         configuration.brokenAcknowledgeBeforeReplication = broken
+        // Half the seeds ship deltas at the end of each turn (the runtime's path), half only
+        // on the flush timer, so both schedules are swept.
+        configuration.flushAtEndOfTurn = seed % 2 == 0
         let simulation = Simulation(configuration)
         var random = SeededRandom(seed: seed ^ 0x5EED)
         let start = simulation.now

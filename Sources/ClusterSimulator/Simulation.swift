@@ -158,6 +158,7 @@ public final class Simulation {
         let requestID = RequestID(nextRequest)
         checker.issuedWrite(requestID, through: index, operation, to: session, concern: concern ?? node.configuration.defaultWriteConcern)
         perform(node.write(operation, to: session, concern: concern, requestID: requestID, now: localTime(index)), by: index)
+        endTurn(of: index)
         return requestID
     }
 
@@ -169,6 +170,7 @@ public final class Simulation {
         let requestID = RequestID(nextRequest)
         checker.issuedRead(requestID, through: index, session)
         perform(node.read(session, requestID: requestID, now: localTime(index)), by: index)
+        endTurn(of: index)
         return requestID
     }
 
@@ -201,6 +203,7 @@ public final class Simulation {
             now = tickTime
             let node = nodes[tickIndex].node!
             perform(node.tick(now: localTime(tickIndex)), by: tickIndex)
+            endTurn(of: tickIndex)
         } else {
             now = max(now, limit)
             return false
@@ -248,6 +251,14 @@ public final class Simulation {
         }
         if let trace = configuration.trace { trace("\(now.milliseconds - 1_000_000) n\(delivery.from + 1)->n\(target + 1) \(delivery.message)") }
         perform(node.receive(delivery.message, now: localTime(target)), by: target)
+        endTurn(of: target)
+    }
+
+    /// What the runtime does once its event loop has run the inputs at hand: send the deltas
+    /// that writes wait on. Here every input is a turn of its own.
+    private func endTurn(of index: Int) {
+        guard configuration.flushAtEndOfTurn, let node = nodes[index].node else { return }
+        perform(node.flushForWaitingWrites(now: localTime(index)), by: index)
     }
 
     /// Carries out a node's effects: sends go on the network; completions go to the checker.

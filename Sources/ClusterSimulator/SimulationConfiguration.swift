@@ -18,6 +18,10 @@ public struct SimulationConfiguration {
     public var latencyMilliseconds: ClosedRange<Int64> = 1...3
     /// Message faults from the start.
     public var faults = MessageFaults.none
+    /// After every input a node handles, ask it for the deltas that writes wait on
+    /// (``ClusterNode/flushForWaitingWrites(now:)``), as the runtime does at the end of each
+    /// event-loop turn. Off: deltas leave only on the flush timer. The sweep runs both.
+    public var flushAtEndOfTurn = true
     /// Run the deliberately broken variant that acknowledges before any backup applied.
     public var brokenAcknowledgeBeforeReplication = false
     /// Called with a line for every delivery and tick, to debug a seed.
