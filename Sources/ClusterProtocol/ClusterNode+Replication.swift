@@ -199,12 +199,19 @@ extension ClusterNode {
         guard var stream = outbound[peer], let view else { return }
         // Paced state transfer after an overflow: about one chunk per round trip.
         let resyncBytes = min(configuration.stateTransferChunkBytes, max(1, configuration.maxQueuedBytesPerPeer / 2))
-        while stream.unacked.isEmpty, stream.waitingBytes < resyncBytes, !stream.resync.isEmpty {
-            let partition = stream.resync.removeFirst()
-            guard owned.contains(partition), table?.backups(of: partition).contains(peer) == true else { continue }
-            let snapshots = store.snapshots(where: { self.partition(of: $0) == partition }).sorted { $0.id.precedes($1.id) }
-            stream.waiting += snapshots
-            stream.waitingBytes += snapshots.reduce(0) { $0 + $1.estimatedBytes }
+        while stream.unacked.isEmpty, stream.waitingBytes < resyncBytes, stream.isResyncing {
+            let session = stream.resync[stream.resyncNext]
+            stream.resyncNext += 1
+            let partition = partition(of: session)
+            guard owned.contains(partition), table?.backups(of: partition).contains(peer) == true,
+                let snapshot = store.snapshot(session)
+            else { continue }
+            stream.waiting.append(snapshot)
+            stream.waitingBytes += snapshot.estimatedBytes
+        }
+        if !stream.isResyncing, !stream.resync.isEmpty {
+            stream.resync = []
+            stream.resyncNext = 0
         }
         if stream.unacked.isEmpty { stream.stalled = false }
         guard !stream.waiting.isEmpty else {
@@ -226,7 +233,12 @@ extension ClusterNode {
             stream.waiting.removeAll()
             stream.waitingBytes = 0
             stream.stalled = true
-            stream.resync = owned.filter { table?.backups(of: $0).contains(peer) == true }.sorted()
+            let backed = Set(owned.filter { table?.backups(of: $0).contains(peer) == true })
+            stream.resync = store.sessionIDs(where: { backed.contains(self.partition(of: $0)) })
+                .map { (partition: partition(of: $0), id: $0) }
+                .sorted { $0.partition != $1.partition ? $0.partition < $1.partition : $0.id.precedes($1.id) }
+                .map(\.id)
+            stream.resyncNext = 0
             outbound[peer] = stream
             return
         }
@@ -268,7 +280,7 @@ extension ClusterNode {
                 now.milliseconds(since: stream.lastProgressAt) >= Timing.retransmitMilliseconds(configuration)
             {
                 restampAndResend(to: peer, now: now, into: &effects)
-            } else if stream.unacked.isEmpty, !stream.resync.isEmpty {
+            } else if stream.unacked.isEmpty, stream.isResyncing {
                 sendWaiting(to: peer, now: now, into: &effects)
             }
         }
@@ -329,7 +341,7 @@ extension ClusterNode {
             }
         }
         outbound[ack.from] = stream
-        if !stream.waiting.isEmpty || (!stream.resync.isEmpty && stream.unacked.isEmpty) {
+        if !stream.waiting.isEmpty || (stream.isResyncing && stream.unacked.isEmpty) {
             sendWaiting(to: ack.from, now: now, into: &effects)
         }
         if !touched.isEmpty { checkPendingWrites(for: touched, now: now, into: &effects) }

@@ -15,7 +15,7 @@ extension ClusterNode {
     @_spi(Testing) public var pendingCount: Int { pendingWrites.count + forwards.count + rotations.count + credits.count }
     /// True when nothing is queued, unacknowledged or waiting to be re-sent to any peer.
     @_spi(Testing) public var isQuiet: Bool {
-        outbound.values.allSatisfy { $0.unacked.isEmpty && $0.waiting.isEmpty && $0.resync.isEmpty }
+        outbound.values.allSatisfy { $0.unacked.isEmpty && $0.waiting.isEmpty && !$0.isResyncing }
     }
     /// How often a peer's queue overflowed and fell back to snapshots (I6).
     @_spi(Testing) public var queueOverflowCount: Int { queueOverflows }

@@ -59,8 +59,13 @@ struct OutboundStream {
     var waiting: [SessionDelta] = []
     var waitingBytes = 0
     var lastProgressAt: Timestamp
-    /// Partitions to re-send as snapshots after the queue overflowed (I6), ascending.
-    var resync: [Int] = []
+    /// Sessions to re-send as snapshots after the queue overflowed (I6), in partition order:
+    /// listed in one pass over the store when it overflowed (a pass per partition would
+    /// cost P passes), each read only when it is sent. `resyncNext` is the next to send.
+    var resync: [SessionID] = []
+    var resyncNext = 0
+    /// True while overflowed partitions are still being re-sent.
+    var isResyncing: Bool { resyncNext < resync.count }
     /// True from an overflow until the peer acknowledged every batch: nothing new is sent.
     var stalled = false
 
