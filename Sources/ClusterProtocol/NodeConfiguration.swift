@@ -53,7 +53,9 @@ public struct NodeConfiguration: Hashable, Sendable {
     /// The most two nodes' clocks may run apart over a lease. Default 100 ms: 20 % of the
     /// lease, far above the rate error of any real clock (NTP slews at most 0.05 %).
     public var maxClockDriftMilliseconds: Int64 = 100
-    /// Deltas wait at most this long before they are flushed. Default 1 ms.
+    /// Deltas wait at most this long before they are flushed. Default 1 ms. Deltas that an
+    /// acknowledged write waits for leave sooner, when the runtime calls
+    /// ``ClusterNode/flushForWaitingWrites(now:)`` at the end of its event-loop turn.
     public var flushIntervalMilliseconds: Int64 = 1
     /// A batch is flushed at once when it reaches this many payload bytes. Default 64 KiB.
     public var flushThresholdBytes: Int = 64 * 1024

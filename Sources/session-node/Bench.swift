@@ -135,6 +135,7 @@ struct Bench: AsyncParsableCommand {
                                     format: "update %@: %.0f ops/s, p50 %.0f us, p99 %.0f us, %.1f us CPU/op, %d errors (50 writers over 3 nodes, any node)",
                                     name, plain["ops"] as! Double, plain["p50_us"] as! Double, plain["p99_us"] as! Double,
                                     plain["cpu_us_per_op"] as! Double, plain["errors"] as! Int))
+                            Self.sayErrors(plain)
                             let p16 = try await BenchFigures.update(
                                 cluster: cluster, ids: ids, writers: 800, seconds: sizes.updateSeconds, sticky: false)
                             BenchLog.figure(
@@ -142,6 +143,7 @@ struct Bench: AsyncParsableCommand {
                                     format: "update %@ with 16 in flight per writer (800 tasks): %.0f ops/s, p50 %.0f us, %.1f us CPU/op, %d errors",
                                     name, p16["ops"] as! Double, p16["p50_us"] as! Double, p16["cpu_us_per_op"] as! Double,
                                     p16["errors"] as! Int))
+                            Self.sayErrors(p16)
                             var entry: [String: Any] = [
                                 "ops": plain["ops"]!, "ops_p16": p16["ops"]!, "plain": plain, "p16": p16,
                             ]
@@ -309,6 +311,12 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// "frames 0.52, deltaAck 0.31, ..." from a type -> count-per-update map, largest first.
+    /// Prints what the failed operations of a figure said, when some failed.
+    static func sayErrors(_ result: [String: Any]) {
+        guard let kinds = result["errors_by_kind"] as? [String: Int], !kinds.isEmpty else { return }
+        BenchLog.say("  errors: " + kinds.sorted { $0.value > $1.value }.map { "\($0.value) x \($0.key)" }.joined(separator: ", "))
+    }
+
     static func describe(_ perUpdate: Any?) -> String {
         let counts = perUpdate as? [String: Double] ?? [:]
         return counts.sorted { $0.value > $1.value }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")

@@ -63,7 +63,7 @@ enum BenchFigures {
         let start = clock.now
         let cpuStart = ProcessCPU.seconds()
         let deadline = start + .milliseconds(Int64(seconds * 1000))
-        let results = await withTaskGroup(of: (Int, Int, [UInt32]).self) { group in
+        let results = await withTaskGroup(of: (Int, ErrorTally, [UInt32]).self) { group in
             for writer in 0..<writers {
                 group.addTask {
                     let nodeIndex = writer % nodes.count
@@ -71,7 +71,7 @@ enum BenchFigures {
                     let pool = sticky ? byNode[nodeIndex] : all
                     var generator = SystemRandomNumberGenerator()
                     var done = 0
-                    var errors = 0
+                    var errors = ErrorTally()
                     var samples = [UInt32]()
                     var n = writer * 1_000_000
                     while clock.now < deadline {
@@ -84,18 +84,18 @@ enum BenchFigures {
                             done += 1
                             samples.append(UInt32(clamping: t0.duration(to: clock.now).nanoseconds))
                         } catch {
-                            errors += 1
+                            errors.count(error)
                         }
                     }
                     return (done, errors, samples)
                 }
             }
             var done = 0
-            var errors = 0
+            var errors = ErrorTally()
             var samples = [UInt32]()
             for await (d, e, s) in group {
                 done += d
-                errors += e
+                errors.add(e)
                 samples += s
             }
             return (done, errors, samples)
@@ -104,7 +104,8 @@ enum BenchFigures {
         let cpu = ProcessCPU.seconds() - cpuStart
         let sorted = results.2.sorted()
         return [
-            "ops": Double(results.0) / wall, "updates": results.0, "errors": results.1, "writers": writers,
+            "ops": Double(results.0) / wall, "updates": results.0, "errors": results.1.total, "errors_by_kind": results.1.byKind,
+            "writers": writers,
             "cpu_us_per_op": cpu * 1e6 / Double(max(results.0, 1)),
             "seconds": wall, "p50_us": Percentiles.microseconds(sorted, 50), "p99_us": Percentiles.microseconds(sorted, 99),
         ]
@@ -259,5 +260,21 @@ enum BenchFigures {
             "sessions": count, "stored": stored, "rss_growth": after - before,
             "bytes_per_session": Double(after - before) / Double(count), "load_s": loadSeconds,
         ]
+    }
+}
+
+/// Failed operations of a figure, counted by what the error says, so a run with errors
+/// shows why in its JSON rather than only how many.
+struct ErrorTally: Sendable {
+    private(set) var byKind: [String: Int] = [:]
+
+    var total: Int { byKind.values.reduce(0, +) }
+
+    mutating func count(_ error: any Error) {
+        byKind[String(describing: error), default: 0] += 1
+    }
+
+    mutating func add(_ other: ErrorTally) {
+        byKind.merge(other.byKind, uniquingKeysWith: +)
     }
 }
