@@ -1,3 +1,5 @@
+import SessionCore
+
 /// Which members hold each partition: an owner and `replicationFactor - 1` backups, chosen by
 /// rendezvous (highest random weight) hashing over the view's member ids.
 ///

@@ -221,7 +221,7 @@ private struct Chain: Codable, Equatable {
     }
 }
 
-/// SplitMix64: a seeded source, so a failure replays from its seed.
+/// SeededRandom: a seeded source, so a failure replays from its seed.
 private struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
 

@@ -50,7 +50,7 @@ private let t0 = Timestamp(milliseconds: 1_000_000)
         let replica = SessionStore()
         let id = try owner.create(now: t0).id
         var expected = [String: AttributeValue]()
-        var generator = SplitMix64(seed: 7)
+        var generator = SeededRandom(seed: 7)
         for round in 0..<40 {
             var changes = SessionChanges()
             for _ in 0..<Int(generator.next() % 90 + 1) {

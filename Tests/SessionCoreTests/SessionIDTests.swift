@@ -19,8 +19,8 @@ import Testing
     }
 
     @Test func seededGeneratorsReplay() {
-        var first = SplitMix64(seed: 7)
-        var second = SplitMix64(seed: 7)
+        var first = SeededRandom(seed: 7)
+        var second = SeededRandom(seed: 7)
         #expect(SessionID.random(using: &first) == SessionID.random(using: &second))
     }
 
@@ -45,15 +45,3 @@ import Testing
     }
 }
 
-/// A small seeded generator for tests (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

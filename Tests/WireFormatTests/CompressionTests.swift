@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func incompressibleBatchTravelsUncompressed() throws {
-        var random = SplitMix64(seed: 7)
+        var random = SeededRandom(seed: 7)
         let noise = AttributeValue(bytes: (0..<2048).map { _ in UInt8(truncatingIfNeeded: random.next()) })
         let batch = ClusterMessage.deltaBatch(DeltaBatch(
             from: "n1", viewEpoch: 3, sequence: 78,

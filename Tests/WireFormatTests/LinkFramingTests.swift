@@ -97,7 +97,7 @@ import Testing
     /// Seeded mutations of bundle bodies, sealed again, over a link: each decodes to messages
     /// or to a typed error.
     @Test(.tags(.fuzzing)) func mutatedBundlesDecodeToMessagesOrATypedError() throws {
-        var random = SplitMix64(seed: 0xB0_4D1E)
+        var random = SeededRandom(seed: 0xB0_4D1E)
         var generator = MessageGenerator(seed: 0xB0_4D1F)
         var outcomes: [String: Int] = [:]
         for iteration in 0..<4_000 {

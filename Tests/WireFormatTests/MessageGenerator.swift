@@ -1,25 +1,12 @@
 import ClusterProtocol
 import SessionCore
 
-/// SplitMix64: a tiny seeded generator, so every random test replays from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Builds random messages of every kind, with edge values (0, max, negative, empty,
 /// non-ASCII) mixed in, so the round trip covers what a fixed sample would miss.
 struct MessageGenerator {
-    var random: SplitMix64
+    var random: SeededRandom
 
-    init(seed: UInt64) { random = SplitMix64(seed: seed) }
+    init(seed: UInt64) { random = SeededRandom(seed: seed) }
 
     mutating func chance(_ percent: UInt64) -> Bool { random.next() % 100 < percent }
 

@@ -164,14 +164,14 @@ import Testing
     /// edits) and bodies before framing, re-sealing each so that the parser is what judges.
     @Test(.tags(.fuzzing)) func seededMutationsDecodeToAMessageOrATypedError() throws {
         let seed: UInt64 = 0xF0F0_2026
-        var random = SplitMix64(seed: seed)
+        var random = SeededRandom(seed: seed)
         var generator = MessageGenerator(seed: seed ^ 0xABCD)
         var outcomes: [String: Int] = [:]
         let mutationCount = 24_000
         for iteration in 0..<mutationCount {
             let message = iteration % 3 == 0 ? SampleMessages.all[iteration / 3 % SampleMessages.all.count].message : generator.message()
             let mutationSeed = random.next()
-            var mutator = SplitMix64(seed: mutationSeed)
+            var mutator = SeededRandom(seed: mutationSeed)
             let mutated: [UInt8]
             if iteration % 2 == 0 {
                 mutated = codec.resealed(Self.mutate(codec.unsealed(codec.encode(message).bytes), using: &mutator, headerAware: true))
@@ -213,7 +213,7 @@ import Testing
     }
 
     /// One to three mutations of `bytes`. `headerAware` adds edits of the frame's length fields.
-    private static func mutate(_ bytes: [UInt8], using random: inout SplitMix64, headerAware: Bool) -> [UInt8] {
+    private static func mutate(_ bytes: [UInt8], using random: inout SeededRandom, headerAware: Bool) -> [UInt8] {
         var bytes = bytes
         for _ in 0..<(1 + random.next() % 3) {
             guard !bytes.isEmpty else {

@@ -1,5 +1,5 @@
-/// A small, fast, seeded generator (SplitMix64) so that every random choice the core makes
-/// (election jitter) replays exactly from ``NodeConfiguration/randomSeed``.
+/// A small, fast, seeded generator (SplitMix64): every random choice the protocol core makes
+/// (election jitter) replays exactly from its configured seed, and so does every seeded test.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
