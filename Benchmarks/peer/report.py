@@ -168,6 +168,11 @@ def build_rows(ours_doc: dict, peer_doc: dict) -> list[Row]:
         rows.append(Row(f"Replicated update, {label} session, -P 16", get(o, size, "ops_p16"),
                         get(p, size, "ops_p16"), "ops/s", ("ratio_ge", 1.0), ">= 1x",
                         chart_label=f"update {size} -P16"))
+        if size == "1k":
+            rows.append(Row("  same, sticky (each writer on the session's owner)", get(o, size, "ops_sticky"),
+                            get(p, size, "ops"), "ops/s", chart_label="update 1k sticky"))
+            rows.append(Row("  same, writers on the shared pool (no executor preference)", get(o, size, "ops_pool"),
+                            get(p, size, "ops"), "ops/s", chart_label="update 1k pool"))
 
     o, p = O("repl_bytes"), P("repl_bytes")
     rows.append(Row("Bytes per single-attribute update vs Redis replication stream",

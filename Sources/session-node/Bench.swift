@@ -124,37 +124,36 @@ struct Bench: AsyncParsableCommand {
                     await record("update") {
                         let ids4k = try await cluster.createSessions(sizes.updateKeyspace, fixture: fixture4k)
                         var result: [String: Any] = [
-                            "mode": "in-process: 3 SessionCluster nodes in this process over TCP/UDP on 127.0.0.1",
+                            "mode": "in-process: 3 SessionCluster nodes in this process over TCP/UDP on 127.0.0.1; "
+                                + "writer i runs on node i % 3's event loop (withTaskExecutorPreference(node.taskExecutor)) "
+                                + "and updates a session of any node unless sticky",
                             "keyspace": sizes.updateKeyspace, "value_bytes": 100,
                         ]
                         for (name, ids) in [("1k", ids1k), ("4k", ids4k)] {
-                            let plain = try await BenchFigures.update(
-                                cluster: cluster, ids: ids, writers: 50, seconds: sizes.updateSeconds, sticky: false)
-                            BenchLog.figure(
-                                String(
-                                    format: "update %@: %.0f ops/s, p50 %.0f us, p99 %.0f us, %.1f us CPU/op, %d errors (50 writers over 3 nodes, any node)",
-                                    name, plain["ops"] as! Double, plain["p50_us"] as! Double, plain["p99_us"] as! Double,
-                                    plain["cpu_us_per_op"] as! Double, plain["errors"] as! Int))
-                            Self.sayErrors(plain)
-                            let p16 = try await BenchFigures.update(
-                                cluster: cluster, ids: ids, writers: 800, seconds: sizes.updateSeconds, sticky: false)
-                            BenchLog.figure(
-                                String(
-                                    format: "update %@ with 16 in flight per writer (800 tasks): %.0f ops/s, p50 %.0f us, %.1f us CPU/op, %d errors",
-                                    name, p16["ops"] as! Double, p16["p50_us"] as! Double, p16["cpu_us_per_op"] as! Double,
-                                    p16["errors"] as! Int))
-                            Self.sayErrors(p16)
-                            var entry: [String: Any] = [
-                                "ops": plain["ops"]!, "ops_p16": p16["ops"]!, "plain": plain, "p16": p16,
+                            // One run per load shape, each printed as it ends: key, writers, sticky, on the node's loop, text.
+                            var shapes: [(String, Int, Bool, Bool, String)] = [
+                                ("plain", 50, false, true, "50 writers over 3 nodes, any node"),
+                                ("p16", 800, false, true, "16 in flight per writer, 800 tasks"),
                             ]
                             if name == "1k" {
-                                let sticky = try await BenchFigures.update(
-                                    cluster: cluster, ids: ids, writers: 50, seconds: sizes.updateSeconds, sticky: true)
+                                shapes += [
+                                    ("sticky", 50, true, true, "sticky: each writer updates sessions its node owns"),
+                                    ("pool", 50, false, false, "writers on the shared concurrency pool, no executor preference"),
+                                ]
+                            }
+                            var entry: [String: Any] = [:]
+                            for (key, writers, sticky, onNodeLoop, text) in shapes {
+                                let run = try await BenchFigures.update(
+                                    cluster: cluster, ids: ids, writers: writers, seconds: sizes.updateSeconds, sticky: sticky,
+                                    onNodeLoop: onNodeLoop)
                                 BenchLog.figure(
                                     String(
-                                        format: "update 1k, sticky (each writer updates sessions its node owns): %.0f ops/s, %.1f us CPU/op",
-                                        sticky["ops"] as! Double, sticky["cpu_us_per_op"] as! Double))
-                                entry["sticky"] = sticky
+                                        format: "update %@ (%@): %.0f ops/s, p50 %.0f us, p99 %.0f us, %.1f us CPU/op, %.2f frames/op, %d errors",
+                                        name, text, run["ops"] as! Double, run["p50_us"] as! Double, run["p99_us"] as! Double,
+                                        run["cpu_us_per_op"] as! Double, run["frames_per_op"] as! Double, run["errors"] as! Int))
+                                Self.sayErrors(run)
+                                entry[key] = run
+                                entry[key == "plain" ? "ops" : "ops_\(key)"] = run["ops"]!
                             }
                             result[name] = entry
                         }

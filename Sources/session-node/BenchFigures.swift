@@ -55,21 +55,24 @@ enum BenchFigures {
     /// the owner when it is not the owner). With `sticky`, each writer only updates sessions
     /// its node created (and owns). Returns ops/s, errors and ack latency percentiles.
     static func update(
-        cluster: BenchCluster, ids byNode: [[SessionID]], writers: Int, seconds: Double, sticky: Bool
+        cluster: BenchCluster, ids byNode: [[SessionID]], writers: Int, seconds: Double, sticky: Bool,
+        onNodeLoop: Bool = true
     ) async throws -> [String: Any] {
         let nodes = cluster.nodes
         let all = byNode.flatMap { $0 }
         let clock = ContinuousClock()
         let start = clock.now
         let cpuStart = ProcessCPU.seconds()
+        let framesBefore = ByteCounters.shared.messagesSent(prefix: cluster.prefix)["frames"] ?? 0
         let deadline = start + .milliseconds(Int64(seconds * 1000))
         let results = await withTaskGroup(of: (Int, ErrorTally, [UInt32]).self) { group in
             for writer in 0..<writers {
-                group.addTask {
-                    let nodeIndex = writer % nodes.count
+                let nodeIndex = writer % nodes.count
+                group.addTask(executorPreference: onNodeLoop ? nodes[nodeIndex].taskExecutor : nil) {
                     let node = nodes[nodeIndex]
                     let pool = sticky ? byNode[nodeIndex] : all
-                    var generator = SystemRandomNumberGenerator()
+                    // Seeded: SystemRandomNumberGenerator is a getrandom(2) call per draw.
+                    var generator = SeededRandom(seed: UInt64(writer))
                     var done = 0
                     var errors = ErrorTally()
                     var samples = [UInt32]()
@@ -102,11 +105,13 @@ enum BenchFigures {
         }
         let wall = start.duration(to: clock.now).seconds
         let cpu = ProcessCPU.seconds() - cpuStart
+        let frames = (ByteCounters.shared.messagesSent(prefix: cluster.prefix)["frames"] ?? 0) - framesBefore
         let sorted = results.2.sorted()
         return [
             "ops": Double(results.0) / wall, "updates": results.0, "errors": results.1.total, "errors_by_kind": results.1.byKind,
             "writers": writers,
             "cpu_us_per_op": cpu * 1e6 / Double(max(results.0, 1)),
+            "frames_per_op": Double(frames) / Double(max(results.0, 1)),
             "seconds": wall, "p50_us": Percentiles.microseconds(sorted, 50), "p99_us": Percentiles.microseconds(sorted, 99),
         ]
     }

@@ -39,6 +39,38 @@ struct ClusterSocketTests {
         }
     }
 
+    /// Handlers that prefer a node's executor run on its event loop: their writes (local
+    /// and forwarded) still complete, concurrent ones on the same loop included, and the
+    /// loop is free again after each one.
+    @Test func handlersOnANodesExecutorRunOnItsLoopAndTheirWritesLand() async throws {
+        try await TestCluster.with(3) { nodes in
+            var ids: [SessionID] = []
+            for (index, node) in nodes.enumerated() {
+                ids.append(try await node.create(attributes: ["created-on": AttributeValue(string: "\(index)")]).id)
+            }
+            let sessionIDs = ids
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<12 {
+                    let node = nodes[writer % 3]
+                    group.addTask(executorPreference: node.taskExecutor) {
+                        #expect(MultiThreadedEventLoopGroup.currentEventLoop != nil)
+                        for (step, id) in sessionIDs.enumerated() {
+                            try await node.update(
+                                id, changes: SessionChanges(updated: ["writer-\(writer)": AttributeValue(string: "step \(step)")]))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for reader in nodes {
+                for id in sessionIDs {
+                    let loaded = try #require(try await reader.load(id))
+                    for writer in 0..<12 { #expect(loaded["writer-\(writer)"]?.string == "step \(sessionIDs.firstIndex(of: id)!)") }
+                }
+            }
+        }
+    }
+
     @Test func invalidateIsSeenByEveryNode() async throws {
         try await TestCluster.with(3) { nodes in
             let session = try await nodes[0].create(attributes: ["k": AttributeValue(string: "v")])
