@@ -173,6 +173,8 @@ def build_rows(ours_doc: dict, peer_doc: dict) -> list[Row]:
                             get(p, size, "ops"), "ops/s", chart_label="update 1k sticky"))
             rows.append(Row("  same, writers on the shared pool (no executor preference)", get(o, size, "ops_pool"),
                             get(p, size, "ops"), "ops/s", chart_label="update 1k pool"))
+            rows.append(Row("  same, `.local` concern (acknowledged before the backup has it, like Redis)",
+                            get(o, size, "ops_local"), get(p, size, "ops"), "ops/s", chart_label="update 1k .local"))
 
     o, p = O("repl_bytes"), P("repl_bytes")
     rows.append(Row("Bytes per single-attribute update vs Redis replication stream",

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A session's attributes packed into one contiguous buffer: for each attribute its name,
 /// encoding, version stamp, a dirty flag and its value.
 ///
@@ -112,7 +118,11 @@ struct PackedAttributes: Sendable {
             AttributeValue(encoding: encoding(in: buffer), bytes: Array(buffer[valueStart..<end]))
         }
         func hasName(_ name: String, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
-            name.utf8.count == nameCount && name.utf8.elementsEqual(UnsafeBufferPointer(rebasing: buffer[nameStart..<valueStart]))
+            guard name.utf8.count == nameCount else { return false }
+            let stored = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[nameStart..<valueStart]))
+            // Native strings are contiguous UTF-8: one memcmp instead of a byte-by-byte walk.
+            return name.utf8.withContiguousStorageIfAvailable { memcmp($0.baseAddress!, stored.baseAddress!, nameCount) == 0 }
+                ?? name.utf8.elementsEqual(stored)
         }
         func holds(_ value: AttributeValue, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
             value.encoding == encoding(in: buffer) && value.bytes.count == valueCount
@@ -163,9 +173,29 @@ struct PackedAttributes: Sendable {
 
     /// Clears every dirty flag; writes nothing when none is set.
     mutating func clearDirty() {
-        var dirtyHeaders = [Int]()
-        forEach { record, buffer in if record.isDirty(in: buffer) { dirtyHeaders.append(record.header) } }
-        for header in dirtyHeaders { bytes[header + 1] &= ~1 }
+        guard containsDirty else { return }
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            let records = UnsafeBufferPointer(buffer)
+            var offset = 0
+            while offset < records.count {
+                let record = Record(at: offset, in: records)
+                buffer[record.header + 1] &= ~1
+                offset = record.end
+            }
+        }
+    }
+
+    /// True when some attribute is dirty.
+    var containsDirty: Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let record = Record(at: offset, in: buffer)
+                if record.isDirty(in: buffer) { return true }
+                offset = record.end
+            }
+            return false
+        }
     }
 
     /// Applies `writes` in one pass and one allocation: a write with a value replaces or adds
@@ -323,9 +353,14 @@ struct PackedAttributes: Sendable {
         cursor += 1
     }
 
+    @inline(__always)
     fileprivate static func readLength(_ buffer: UnsafeBufferPointer<UInt8>, _ offset: inout Int) -> Int {
-        var result = 0
-        var shift = 0
+        // Names and most values are shorter than 128 bytes: one byte, one branch.
+        let first = buffer[offset]
+        offset += 1
+        guard first & 0x80 != 0 else { return Int(first) }
+        var result = Int(first & 0x7F)
+        var shift = 7
         while true {
             let byte = buffer[offset]
             offset += 1

@@ -149,7 +149,7 @@ public final class SessionStore: Sendable {
                 let version = entry.version + 1
                 var writes = [AttributeWrite]()
                 for (name, value) in changes.updated
-                where !changes.removed.contains(name) && !entry.attributes.holds(name, value) {
+                where (changes.removed.isEmpty || !changes.removed.contains(name)) && !entry.attributes.holds(name, value) {
                     writes.append(AttributeWrite(name: name, value: value, stamp: version, dirty: true))
                 }
                 // A name both set and removed ends removed, whether or not it was there before.

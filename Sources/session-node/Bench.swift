@@ -130,30 +130,35 @@ struct Bench: AsyncParsableCommand {
                             "keyspace": sizes.updateKeyspace, "value_bytes": 100,
                         ]
                         for (name, ids) in [("1k", ids1k), ("4k", ids4k)] {
-                            // One run per load shape, each printed as it ends: key, writers, sticky, on the node's loop, text.
-                            var shapes: [(String, Int, Bool, Bool, String)] = [
-                                ("plain", 50, false, true, "50 writers over 3 nodes, any node"),
-                                ("p16", 800, false, true, "16 in flight per writer, 800 tasks"),
+                            // One run per load shape, each printed as it ends.
+                            var shapes: [UpdateShape] = [
+                                UpdateShape(key: "plain", text: "50 writers over 3 nodes, any node"),
+                                UpdateShape(key: "p16", text: "16 in flight per writer, 800 tasks", writers: 800),
                             ]
                             if name == "1k" {
                                 shapes += [
-                                    ("sticky", 50, true, true, "sticky: each writer updates sessions its node owns"),
-                                    ("pool", 50, false, false, "writers on the shared concurrency pool, no executor preference"),
+                                    UpdateShape(key: "sticky", text: "sticky: each writer updates sessions its node owns", sticky: true),
+                                    UpdateShape(
+                                        key: "pool", text: "writers on the shared concurrency pool, no executor preference",
+                                        onNodeLoop: false),
+                                    UpdateShape(
+                                        key: "local", text: ".local: acknowledged before the backup has it, as Redis acknowledges",
+                                        concern: .local),
                                 ]
                             }
                             var entry: [String: Any] = [:]
-                            for (key, writers, sticky, onNodeLoop, text) in shapes {
+                            for shape in shapes {
                                 let run = try await BenchFigures.update(
-                                    cluster: cluster, ids: ids, writers: writers, seconds: sizes.updateSeconds, sticky: sticky,
-                                    onNodeLoop: onNodeLoop)
+                                    cluster: cluster, ids: ids, writers: shape.writers, seconds: sizes.updateSeconds,
+                                    sticky: shape.sticky, onNodeLoop: shape.onNodeLoop, concern: shape.concern)
                                 BenchLog.figure(
                                     String(
                                         format: "update %@ (%@): %.0f ops/s, p50 %.0f us, p99 %.0f us, %.1f us CPU/op, %.2f frames/op, %d errors",
-                                        name, text, run["ops"] as! Double, run["p50_us"] as! Double, run["p99_us"] as! Double,
+                                        name, shape.text, run["ops"] as! Double, run["p50_us"] as! Double, run["p99_us"] as! Double,
                                         run["cpu_us_per_op"] as! Double, run["frames_per_op"] as! Double, run["errors"] as! Int))
                                 Self.sayErrors(run)
-                                entry[key] = run
-                                entry[key == "plain" ? "ops" : "ops_\(key)"] = run["ops"]!
+                                entry[shape.key] = run
+                                entry[shape.key == "plain" ? "ops" : "ops_\(shape.key)"] = run["ops"]!
                             }
                             result[name] = entry
                         }
@@ -364,4 +369,15 @@ struct Bench: AsyncParsableCommand {
         process.waitUntilExit()
         return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : nil
     }
+}
+
+/// One replicated-update run of the bench: who writes where, and how.
+struct UpdateShape {
+    var key: String
+    var text: String
+    var writers = 50
+    var sticky = false
+    /// Writer tasks prefer their node's executor (`withTaskExecutorPreference`).
+    var onNodeLoop = true
+    var concern: WriteConcern? = nil
 }

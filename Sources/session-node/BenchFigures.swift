@@ -56,7 +56,7 @@ enum BenchFigures {
     /// its node created (and owns). Returns ops/s, errors and ack latency percentiles.
     static func update(
         cluster: BenchCluster, ids byNode: [[SessionID]], writers: Int, seconds: Double, sticky: Bool,
-        onNodeLoop: Bool = true
+        onNodeLoop: Bool = true, concern: WriteConcern? = nil
     ) async throws -> [String: Any] {
         let nodes = cluster.nodes
         let all = byNode.flatMap { $0 }
@@ -83,7 +83,7 @@ enum BenchFigures {
                         let changes = SessionChanges(updated: ["flash": AttributeValue(encoding: .utf8, bytes: FlashValue.bytes(n))])
                         let t0 = clock.now
                         do {
-                            try await node.update(id, changes: changes)
+                            try await node.update(id, changes: changes, concern: concern)
                             done += 1
                             samples.append(UInt32(clamping: t0.duration(to: clock.now).nanoseconds))
                         } catch {
