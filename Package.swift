@@ -70,6 +70,8 @@ let package = Package(
             name: "session-node",
             dependencies: [
                 "SessionCluster", "SessionClusterHummingbird", "SessionCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

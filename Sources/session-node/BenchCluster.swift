@@ -1,12 +1,17 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import SessionCluster
 
 /// In-process clusters for the bench: N `SessionCluster` nodes on 127.0.0.1 (free ports,
-/// the LAN default timing), all in this process, sharing NIO's singleton event loop group.
+/// the LAN default timing), all in this process, each on an event loop of its own, as each
+/// would be in a process of its own. (On NIO's singleton group, two loops on this machine,
+/// two of three nodes would share one loop: that loop's thread caps the whole cluster.)
 struct BenchCluster {
     let nodes: [SessionCluster]
     let prefix: String
+    let loops: MultiThreadedEventLoopGroup
 
     static let quietLogger: Logger = {
         var logger = Logger(label: "bench-cluster")
@@ -23,22 +28,28 @@ struct BenchCluster {
     ) async throws -> BenchCluster {
         var nodes: [SessionCluster] = []
         var seeds: [PeerAddress] = []
-        for index in 1...count {
-            var configuration = configuration(id: "\(prefix)\(index)", seeds: seeds, replicationFactor: replicationFactor, concern: concern)
-            if let maxQueuedBytesPerPeer { configuration.maxQueuedBytesPerPeer = maxQueuedBytesPerPeer }
-            if let slowTiming {
-                configuration.node.slowDown(heartbeatMilliseconds: slowTiming)
-                // A node alone elects itself after one election timeout: keep that short.
-                if count == 1 { configuration.node.electionTimeoutMilliseconds = 400...800 }
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: count)
+        do {
+            for index in 1...count {
+                var configuration = configuration(id: "\(prefix)\(index)", seeds: seeds, replicationFactor: replicationFactor, concern: concern)
+                if let maxQueuedBytesPerPeer { configuration.maxQueuedBytesPerPeer = maxQueuedBytesPerPeer }
+                if let slowTiming {
+                    configuration.node.slowDown(heartbeatMilliseconds: slowTiming)
+                    // A node alone elects itself after one election timeout: keep that short.
+                    if count == 1 { configuration.node.electionTimeoutMilliseconds = 400...800 }
+                }
+                let node = try SessionCluster(configuration: configuration, eventLoopGroup: loops.next(), logger: quietLogger)
+                nodes.append(node)
+                try await node.start()
+                if seeds.isEmpty, let address = node.boundAddress { seeds = [address] }
             }
-            let node = try SessionCluster(configuration: configuration, logger: quietLogger)
-            nodes.append(node)
-            try await node.start()
-            if seeds.isEmpty, let address = node.boundAddress { seeds = [address] }
+            let cluster = BenchCluster(nodes: nodes, prefix: prefix, loops: loops)
+            try await cluster.waitUntilSettled(members: count, seconds: 30)
+            return cluster
+        } catch {
+            await BenchCluster(nodes: nodes, prefix: prefix, loops: loops).stop()
+            throw error
         }
-        let cluster = BenchCluster(nodes: nodes, prefix: prefix)
-        try await cluster.waitUntilSettled(members: count, seconds: 30)
-        return cluster
     }
 
     static func configuration(id: String, seeds: [PeerAddress], replicationFactor: Int, concern: WriteConcern)
@@ -67,6 +78,7 @@ struct BenchCluster {
         await withTaskGroup(of: Void.self) { group in
             for node in nodes { group.addTask { await node.shutdown() } }
         }
+        try? await loops.shutdownGracefully()
     }
 
     /// Wire bytes sent by every node of this cluster so far.
