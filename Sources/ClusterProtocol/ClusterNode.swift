@@ -89,9 +89,11 @@ public final class ClusterNode {
     var inbound: [NodeID: InboundStream] = [:]
     var pendingWrites: [UInt64: PendingWrite] = [:]
     var nextPendingID: UInt64 = 0
-    var credits: [SessionID: [NodeID: UInt64]] = [:]
-    /// The pending writes waiting on each session, so an ack looks only at those.
-    var waitingWrites: [SessionID: [UInt64]] = [:]
+    /// The pending writes waiting on each session and its backups' acknowledged versions,
+    /// so an ack looks only at those. An entry lives while a write waits on the session.
+    var waiters: [SessionID: SessionWaiters] = [:]
+    /// Pending writes an ack may have completed; kept to reuse its storage across acks.
+    var writesToCheck: [UInt64] = []
     var forwards: [RequestID: PendingForward] = [:]
     var rotations: [RequestID: PendingRotation] = [:]
     var nextInternalRequest: UInt64 = 0
