@@ -14,6 +14,12 @@ struct PeerState {
     var ackedHeartbeatSentAt: Timestamp?
     /// The last time this node sent the peer its view (rate limit).
     var lastViewSentAt: Timestamp?
+
+    /// Something arrived from the peer at `now`: it is not suspected.
+    mutating func heard(at now: Timestamp) {
+        lastHeard = max(lastHeard, now)
+        probingSince = nil
+    }
 }
 
 /// A state transfer this node is receiving: the partitions it holds but lacks.
