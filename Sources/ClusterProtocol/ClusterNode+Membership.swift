@@ -46,17 +46,18 @@ extension ClusterNode {
         guard member.id != id else { return }
         if let current = known[member.id], current.incarnation > member.incarnation { return }
         known[member.id] = member
-        if peers[member.id] == nil {
-            peers[member.id] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
-        } else {
-            peers[member.id]!.lastHeard = max(peers[member.id]!.lastHeard, now)
-            peers[member.id]!.probingSince = nil
-        }
+        heard(from: member.id, now: now)
     }
 
+    /// Notes that a message came from `node`, a member this node knows (the data path's
+    /// messages name only the id; the known member is already recorded as it is).
     func noteAlive(_ node: NodeID, now: Timestamp) {
-        guard let member = known[node] else { return }
-        noteAlive(member, now: now)
+        guard node != id, known[node] != nil else { return }
+        heard(from: node, now: now)
+    }
+
+    private func heard(from node: NodeID, now: Timestamp) {
+        peers[node, default: PeerState(lastHeard: now, lastLeaseReplyAt: now)].heard(at: now)
     }
 
     func handleHeartbeat(_ heartbeat: Heartbeat, now: Timestamp, into effects: inout [Effect]) {
@@ -108,14 +109,22 @@ extension ClusterNode {
     /// The leader's own lease: the majority-th newest heartbeat its members answered.
     func leaderLeaseUntil(now: Timestamp) -> Timestamp? {
         guard let view else { return nil }
-        var sendTimes = [now]
-        for member in view.members where member.id != id {
-            if let acked = peers[member.id]?.ackedHeartbeatSentAt { sendTimes.append(acked) }
+        // On the stack: every write and every ack on the leader asks.
+        return withUnsafeTemporaryAllocation(of: Timestamp.self, capacity: view.members.count + 1) { sendTimes in
+            sendTimes[0] = now
+            var count = 1
+            for member in view.members where member.id != id {
+                if let acked = peers[member.id]?.ackedHeartbeatSentAt {
+                    sendTimes[count] = acked
+                    count += 1
+                }
+            }
+            let majority = view.members.count / 2 + 1
+            guard count >= majority else { return nil }
+            var answered = UnsafeMutableBufferPointer(rebasing: sendTimes[..<count])
+            answered.sort(by: >)
+            return answered[majority - 1].adding(milliseconds: configuration.leaseMilliseconds)
         }
-        let majority = view.members.count / 2 + 1
-        guard sendTimes.count >= majority else { return nil }
-        sendTimes.sort(by: >)
-        return sendTimes[majority - 1].adding(milliseconds: configuration.leaseMilliseconds)
     }
 
     /// A leader that has not heard a majority for a lease steps down (check-quorum).

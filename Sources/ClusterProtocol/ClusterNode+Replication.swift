@@ -77,7 +77,11 @@ extension ClusterNode {
         for (peer, stream) in outbound.sorted(by: { $0.key < $1.key }) {
             guard let member = newView.members.first(where: { $0.id == peer }), member == stream.member else {
                 outbound.removeValue(forKey: peer)
-                credits = credits.mapValues { $0.filter { $0.key != peer } }
+                waiters = waiters.mapValues { entry in
+                    var entry = entry
+                    entry.forget(peer)
+                    return entry
+                }
                 effects.append(.disconnect(stream.member))
                 continue
             }
@@ -129,7 +133,7 @@ extension ClusterNode {
         for (_, stream) in outbound.sorted(by: { $0.key < $1.key }) { effects.append(.disconnect(stream.member)) }
         outbound.removeAll()
         inbound.removeAll()
-        credits.removeAll()
+        waiters.removeAll()
         fill = nil
         filled = []
         leaseUntil = nil
@@ -189,14 +193,23 @@ extension ClusterNode {
     }
 
     func enqueue(_ delta: SessionDelta, to peer: NodeID, now: Timestamp) {
+        // A stream exists only to a member of the installed view (a view change drops the others).
+        if let index = outbound.index(forKey: peer) {
+            outbound.values[index].waiting.append(delta)
+            outbound.values[index].waitingBytes += delta.estimatedBytes
+            return
+        }
         guard let member = view?.members.first(where: { $0.id == peer }) else { return }
-        if outbound[peer] == nil { outbound[peer] = OutboundStream(member: member, now: now) }
-        outbound[peer]!.waiting.append(delta)
-        outbound[peer]!.waitingBytes += delta.estimatedBytes
+        var stream = OutboundStream(member: member, now: now)
+        stream.waiting.append(delta)
+        stream.waitingBytes += delta.estimatedBytes
+        outbound[peer] = stream
     }
 
     func sendWaiting(to peer: NodeID, now: Timestamp, into effects: inout [Effect]) {
-        guard var stream = outbound[peer], let view else { return }
+        // Taken out of the table and put back on every path: changing a copy that the
+        // table still shares would copy the stream's queues.
+        guard let view, var stream = outbound.removeValue(forKey: peer) else { return }
         // Paced state transfer after an overflow: about one chunk per round trip.
         let resyncBytes = min(configuration.stateTransferChunkBytes, max(1, configuration.maxQueuedBytesPerPeer / 2))
         while stream.unacked.isEmpty, stream.waitingBytes < resyncBytes, stream.isResyncing {
@@ -322,50 +335,70 @@ extension ClusterNode {
 
     func handleDeltaAck(_ ack: DeltaAck, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(ack.from, now: now)
-        guard var stream = outbound[ack.from] else { return }
-        let missing = Set(ack.needSnapshots)
-        var touched = Set<SessionID>()
-        while let first = stream.unacked.first, first.batch.sequence <= ack.sequence {
-            stream.unacked.removeFirst()
-            stream.lastProgressAt = now
-            for delta in first.batch.deltas where !missing.contains(delta.id) && !credits.isEmpty {
-                guard credits[delta.id] != nil else { continue }
-                credits[delta.id]![ack.from] = max(credits[delta.id]![ack.from] ?? 0, delta.version)
-                touched.insert(delta.id)
+        // The stream is changed in place, through its index: a copy would copy its queues.
+        guard let index = outbound.index(forKey: ack.from) else { return }
+        let missing = ack.needSnapshots.isEmpty ? nil : Set(ack.needSnapshots)
+        writesToCheck.removeAll(keepingCapacity: true)
+        while let first = outbound.values[index].unacked.first, first.batch.sequence <= ack.sequence {
+            outbound.values[index].unacked.removeFirst()
+            outbound.values[index].lastProgressAt = now
+            guard !waiters.isEmpty else { continue }
+            for delta in first.batch.deltas where missing?.contains(delta.id) != true {
+                guard let entry = waiters.index(forKey: delta.id) else { continue }
+                waiters.values[entry].credit(ack.from, version: delta.version)
+                writesToCheck.append(contentsOf: waiters.values[entry].writes)
             }
         }
         for sessionID in ack.needSnapshots.sorted(by: { $0.precedes($1) }) where owned.contains(partition(of: sessionID)) {
             if let snapshot = store.snapshot(sessionID) {
-                stream.waiting.append(snapshot)
-                stream.waitingBytes += snapshot.estimatedBytes
+                outbound.values[index].waiting.append(snapshot)
+                outbound.values[index].waitingBytes += snapshot.estimatedBytes
             }
         }
-        outbound[ack.from] = stream
+        let stream = outbound.values[index]
         if !stream.waiting.isEmpty || (stream.isResyncing && stream.unacked.isEmpty) {
             sendWaiting(to: ack.from, now: now, into: &effects)
         }
-        if !touched.isEmpty { checkPendingWrites(for: touched, now: now, into: &effects) }
+        if !writesToCheck.isEmpty {
+            var candidates = [UInt64]()
+            swap(&candidates, &writesToCheck)
+            completeMetWrites(&candidates, now: now, into: &effects)
+            swap(&candidates, &writesToCheck)
+        }
     }
 
     // MARK: Completing writes
 
     func checkAllPendingWrites(now: Timestamp, into effects: inout [Effect]) {
-        checkPendingWrites(for: Set(waitingWrites.keys), now: now, into: &effects)
+        var candidates = [UInt64]()
+        for entry in waiters.values { candidates.append(contentsOf: entry.writes) }
+        completeMetWrites(&candidates, now: now, into: &effects)
     }
 
-    func checkPendingWrites(for sessions: Set<SessionID>, now: Timestamp, into effects: inout [Effect]) {
-        guard let table, leaseValid(now: now) else { return }
-        let concerned = Set(sessions.flatMap { waitingWrites[$0] ?? [] })
-        for key in concerned.sorted() {
-            guard let pending = pendingWrites[key] else { continue }
-            let met = pending.targets.allSatisfy { target in
-                let backups = table.backups(of: partition(of: target.id))
-                let acknowledged = backups.filter { (credits[target.id]?[$0] ?? 0) >= target.version }.count
-                return acknowledged >= min(pending.backupsRequired, backups.count) && (pending.backupsRequired == 0 || !backups.isEmpty)
-            }
-            guard met else { continue }
+    /// Completes, in ascending id order, those of `candidates` (pending write ids, in any
+    /// order, repeats allowed) whose write concern is met.
+    func completeMetWrites(_ candidates: inout [UInt64], now: Timestamp, into effects: inout [Effect]) {
+        guard !candidates.isEmpty, let table, leaseValid(now: now) else { return }
+        if candidates.count > 1 { candidates.sort() }
+        var previous: UInt64?
+        for key in candidates where key != previous {
+            previous = key
+            guard let pending = pendingWrites[key], isMet(pending, table: table) else { continue }
             removePendingWrite(key)
             complete(pending.origin, .success(pending.result), event: pending.event, now: now, into: &effects)
+        }
+    }
+
+    /// True when `backupsRequired` backups of the current view acknowledged every target.
+    func isMet(_ pending: PendingWrite, table: PartitionTable) -> Bool {
+        pending.targets.allSatisfy { target in
+            let backups = table.backups(of: partition(of: target.id))
+            let entry = waiters[target.id]
+            var acknowledged = 0
+            for backup in backups where (entry?.acknowledgedVersion(by: backup) ?? 0) >= target.version {
+                acknowledged += 1
+            }
+            return acknowledged >= min(pending.backupsRequired, backups.count) && (pending.backupsRequired == 0 || !backups.isEmpty)
         }
     }
 
@@ -374,21 +407,19 @@ extension ClusterNode {
         nextPendingID += 1
         pendingWrites[nextPendingID] = write
         for target in write.targets {
-            waitingWrites[target.id, default: []].append(nextPendingID)
-            if credits[target.id] == nil { credits[target.id] = [:] }
+            waiters[target.id, default: SessionWaiters()].writes.append(nextPendingID)
         }
     }
 
-    /// Removes a waiting write. Credits are kept only for sessions with a write waiting on them.
+    /// Removes a waiting write. Acknowledged versions are kept only for sessions with a
+    /// write waiting on them.
     @discardableResult
     func removePendingWrite(_ key: UInt64) -> PendingWrite? {
         guard let pending = pendingWrites.removeValue(forKey: key) else { return nil }
         for target in pending.targets {
-            waitingWrites[target.id]?.removeAll { $0 == key }
-            if waitingWrites[target.id]?.isEmpty ?? true {
-                waitingWrites.removeValue(forKey: target.id)
-                credits.removeValue(forKey: target.id)
-            }
+            guard let entry = waiters.index(forKey: target.id) else { continue }
+            waiters.values[entry].writes.removeAll { $0 == key }
+            if waiters.values[entry].writes.isEmpty { waiters.remove(at: entry) }
         }
         return pending
     }

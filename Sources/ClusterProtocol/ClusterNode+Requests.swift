@@ -269,7 +269,7 @@ extension ClusterNode {
     /// write timeout, the owner sends each backup that has not yet acknowledged the write's
     /// version a snapshot of the session in the replication stream; the write completes
     /// when enough backups *of the new view* acknowledged a version at or past its own, as
-    /// always (``checkPendingWrites(for:now:)``), so the acknowledgement still means "on
+    /// always (``completeMetWrites(_:now:into:)``), so the acknowledgement still means "on
     /// `backupsRequired` current replicas" (I1). The write is neither applied again nor
     /// completed twice: the pending entry is the same one, and a snapshot merges by stamp.
     func resendPendingWritesToNewBackups(now: Timestamp, into effects: inout [Effect]) {
@@ -279,7 +279,7 @@ extension ClusterNode {
             guard let pending = pendingWrites[key] else { continue }
             for target in pending.targets where owned.contains(partition(of: target.id)) {
                 for backup in table.backups(of: partition(of: target.id))
-                where (credits[target.id]?[backup] ?? 0) < target.version && sent[backup]?.contains(target.id) != true {
+                where (waiters[target.id]?.acknowledgedVersion(by: backup) ?? 0) < target.version && sent[backup]?.contains(target.id) != true {
                     guard let snapshot = store.snapshot(target.id) else { continue }
                     enqueue(snapshot, to: backup, now: now)
                     sent[backup, default: []].insert(target.id)

@@ -12,7 +12,7 @@ extension ClusterNode {
     /// Bytes queued for the peer with the most (I6).
     @_spi(Testing) public var queuedBytesHighWater: Int { outbound.values.map(\.queuedBytes).max() ?? 0 }
     /// Requests and transfers this node is waiting on (I6).
-    @_spi(Testing) public var pendingCount: Int { pendingWrites.count + forwards.count + rotations.count + credits.count }
+    @_spi(Testing) public var pendingCount: Int { pendingWrites.count + forwards.count + rotations.count + waiters.count }
     /// True when nothing is queued, unacknowledged or waiting to be re-sent to any peer.
     @_spi(Testing) public var isQuiet: Bool {
         outbound.values.allSatisfy { $0.unacked.isEmpty && $0.waiting.isEmpty && !$0.isResyncing }

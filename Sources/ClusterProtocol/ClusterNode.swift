@@ -47,7 +47,7 @@ public final class ClusterNode {
     @_spi(Testing) public var unsafeAcknowledgeBeforeReplication = false
 
     // MARK: Identity and time
-    var incarnation: UInt64
+    var incarnation: UInt64 { didSet { refreshMembership() } }
     var random: SeededRandom
     var started = false
     var lastNow: Timestamp?
@@ -63,7 +63,7 @@ public final class ClusterNode {
     var leaderSince = Timestamp.zero
 
     // MARK: Membership
-    var view: View?
+    var view: View? { didSet { refreshMembership() } }
     var table: PartitionTable?
     var known: [NodeID: Member] = [:]
     var peers: [NodeID: PeerState] = [:]
@@ -89,9 +89,11 @@ public final class ClusterNode {
     var inbound: [NodeID: InboundStream] = [:]
     var pendingWrites: [UInt64: PendingWrite] = [:]
     var nextPendingID: UInt64 = 0
-    var credits: [SessionID: [NodeID: UInt64]] = [:]
-    /// The pending writes waiting on each session, so an ack looks only at those.
-    var waitingWrites: [SessionID: [UInt64]] = [:]
+    /// The pending writes waiting on each session and its backups' acknowledged versions,
+    /// so an ack looks only at those. An entry lives while a write waits on the session.
+    var waiters: [SessionID: SessionWaiters] = [:]
+    /// Pending writes an ack may have completed; kept to reuse its storage across acks.
+    var writesToCheck: [UInt64] = []
     var forwards: [RequestID: PendingForward] = [:]
     var rotations: [RequestID: PendingRotation] = [:]
     var nextInternalRequest: UInt64 = 0
@@ -122,7 +124,11 @@ public final class ClusterNode {
     var id: NodeID { configuration.id }
 
     /// True when the installed view has this node, in this incarnation.
-    var isMember: Bool { view?.members.contains(me) ?? false }
+    /// Kept up to date as the view or the incarnation changes, rather than searched for:
+    /// every write and every ack asks (through the lease check).
+    private(set) var isMember = false
+
+    private func refreshMembership() { isMember = view?.members.contains(me) ?? false }
 
     /// True once this node is in an installed view.
     public var isReady: Bool { isMember && !leaving }

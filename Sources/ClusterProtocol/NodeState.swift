@@ -14,6 +14,12 @@ struct PeerState {
     var ackedHeartbeatSentAt: Timestamp?
     /// The last time this node sent the peer its view (rate limit).
     var lastViewSentAt: Timestamp?
+
+    /// Something arrived from the peer at `now`: it is not suspected.
+    mutating func heard(at now: Timestamp) {
+        lastHeard = max(lastHeard, now)
+        probingSince = nil
+    }
 }
 
 /// A state transfer this node is receiving: the partitions it holds but lacks.
@@ -123,4 +129,83 @@ struct PendingRotation {
     /// The owner of the new id's partition the create was sent to.
     var newOwner: NodeID
     var deadline: Timestamp
+}
+
+/// The writes waiting on one session and the versions its backups acknowledged since the
+/// first of them began waiting: one table entry per session, so an ack costs one lookup per
+/// acknowledged delta. Most sessions have one write waiting and most partitions one or two
+/// backups, so both lists keep their first element inline and the common case allocates
+/// nothing.
+struct SessionWaiters {
+    /// Ids of the pending writes with a target on this session, ascending.
+    var writes = InlineFirstList<UInt64>()
+    /// The highest version each backup acknowledged, one entry per backup.
+    var acknowledged = InlineFirstList<(node: NodeID, version: UInt64)>()
+
+    /// The highest version `node` acknowledged, 0 if none.
+    func acknowledgedVersion(by node: NodeID) -> UInt64 {
+        for entry in acknowledged where entry.node == node { return entry.version }
+        return 0
+    }
+
+    /// Records that `node` applied this session at `version` (acks may repeat or regress).
+    mutating func credit(_ node: NodeID, version: UInt64) {
+        let found = acknowledged.updateFirst(where: { $0.node == node }) { $0.version = max($0.version, version) }
+        if !found { acknowledged.append((node, version)) }
+    }
+
+    /// Forgets what `node` acknowledged (it left the view or restarted).
+    mutating func forget(_ node: NodeID) {
+        acknowledged.removeAll { $0.node == node }
+    }
+}
+
+/// An ordered list whose first element is stored inline, without an allocation.
+struct InlineFirstList<Element>: Sequence {
+    /// nil only when the list is empty.
+    private var head: Element?
+    private var rest: [Element] = []
+
+    var isEmpty: Bool { head == nil }
+
+    mutating func append(_ element: Element) {
+        if head == nil { head = element } else { rest.append(element) }
+    }
+
+    /// Calls `change` on the first element matching `predicate`; false when none does.
+    mutating func updateFirst(where predicate: (Element) -> Bool, _ change: (inout Element) -> Void) -> Bool {
+        guard head != nil else { return false }
+        if predicate(head!) {
+            change(&head!)
+            return true
+        }
+        guard let index = rest.firstIndex(where: predicate) else { return false }
+        change(&rest[index])
+        return true
+    }
+
+    mutating func removeAll(where predicate: (Element) -> Bool) {
+        guard let first = head else { return }
+        if rest.isEmpty {
+            if predicate(first) { head = nil }
+            return
+        }
+        var kept = Array(self)
+        kept.removeAll(where: predicate)
+        head = kept.first
+        rest = Array(kept.dropFirst())
+    }
+
+    func makeIterator() -> Iterator { Iterator(list: self) }
+
+    struct Iterator: IteratorProtocol {
+        let list: InlineFirstList
+        var position = 0
+
+        mutating func next() -> Element? {
+            defer { position += 1 }
+            if position == 0 { return list.head }
+            return position - 1 < list.rest.count ? list.rest[position - 1] : nil
+        }
+    }
 }
