@@ -91,11 +91,10 @@ extension ClusterNode {
                 event = .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):
-                let before = store.version(of: session, now: now)
-                let version = try store.apply(changes, to: session, now: now)
+                let (version, changed) = try store.applyReportingChange(changes, to: session, now: now)
                 targets = [(session, version)]
                 unflushedBytes += changes.byteCount
-                if version == before, !changes.isEmpty { replicateUnchanged(session, concern: concern) }
+                if !changed, !changes.isEmpty { replicateUnchanged(session, concern: concern) }
                 if changes.isEmpty {
                     complete(origin, .success(version), event: nil, now: now, into: &effects)
                     return

@@ -110,15 +110,6 @@ public final class SessionStore: Sendable {
         }
     }
 
-    /// The version of the session `id`, or nil when it is unknown, ended or expired: what
-    /// ``load(_:now:touch:)`` would say of it, without copying the session out.
-    public func version(of id: SessionID, now: Timestamp) -> UInt64? {
-        shard(for: id).state.withLock { state -> UInt64? in
-            guard case .live(let entry)? = state.slots[id], !entry.isExpired(at: now) else { return nil }
-            return entry.version
-        }
-    }
-
     /// Saves the changes recorded in `session` onto the stored session.
     ///
     /// Only the changed attributes are written, each stamped with the new version, so a
@@ -134,17 +125,25 @@ public final class SessionStore: Sendable {
     /// Returns the session's version after the write.
     @discardableResult
     public func apply(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError) -> UInt64 {
+        try applyReportingChange(changes, to: id, now: now).version
+    }
+
+    /// Like ``apply(_:to:now:)``, and tells whether the write changed anything: changes to
+    /// values the session already has keep its version and make no delta.
+    public func applyReportingChange(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError)
+        -> (version: UInt64, changed: Bool)
+    {
         let limits = configuration.limits
         let maxRemovals = configuration.maxRemovalsPerSession
         var principalChange: (old: String?, new: String?)?
-        let result: Result<UInt64, SessionStoreError> = shard(for: id).state.withLock { state in
+        let result: Result<(version: UInt64, changed: Bool), SessionStoreError> = shard(for: id).state.withLock { state in
             switch state.slots[id] {
             case nil: return .failure(.sessionNotFound(id))
             case .ended(let tombstone)?: return .failure(.sessionEnded(id, tombstone.reason))
             case .live(let entry)?:
                 guard !entry.isExpired(at: now) else { return .failure(.sessionEnded(id, .expired)) }
                 entry.lastAccessedAt = max(entry.lastAccessedAt, now)
-                guard !changes.isEmpty else { return .success(entry.version) }
+                guard !changes.isEmpty else { return .success((entry.version, false)) }
                 if let refusal = entry.refusal(of: changes, limits: limits) { return .failure(refusal) }
                 let version = entry.version + 1
                 var writes = [AttributeWrite]()
@@ -176,7 +175,7 @@ public final class SessionStore: Sendable {
                     state.dirty.insert(id)
                     markDirty(id)
                 }
-                return .success(entry.version)
+                return .success((entry.version, changed))
             }
         }
         if let principalChange { reindex(id, from: principalChange.old, to: principalChange.new) }

@@ -26,6 +26,21 @@ private let t0 = Timestamp(milliseconds: 1_000_000)
         #expect(store.drainDeltas(includeTouches: false).isEmpty)
     }
 
+    @Test func writingValuesTheSessionAlreadyHasIsReportedAsNoChange() throws {
+        let store = SessionStore()
+        let session = try store.create(now: t0)
+        let first = try store.applyReportingChange(SessionChanges(updated: ["cart": value("2 pears")]), to: session.id, now: t0)
+        #expect(first.changed)
+        _ = store.drainDeltas(includeTouches: false)
+        let again = try store.applyReportingChange(SessionChanges(updated: ["cart": value("2 pears")]), to: session.id, now: t0)
+        #expect(!again.changed)
+        #expect(again.version == first.version)
+        #expect(store.drainDeltas(includeTouches: false).isEmpty)
+        #expect(throws: SessionStoreError.sessionNotFound(SessionID(high: 1, low: 2, tail: 3))) {
+            try store.applyReportingChange(SessionChanges(updated: ["cart": value("x")]), to: SessionID(high: 1, low: 2, tail: 3), now: t0)
+        }
+    }
+
     @Test func tenWritesOfOneAttributeBetweenFlushesAreOneDeltaEntry() throws {
         let store = SessionStore()
         let id = try store.create(now: t0).id
