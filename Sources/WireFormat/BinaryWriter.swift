@@ -21,6 +21,11 @@ struct BinaryWriter {
         return bytes
     }
 
+    /// Empties the writer but keeps its buffer, for the next message of a bundle.
+    mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+    }
+
     mutating func writeZeros(_ count: Int) {
         bytes.append(contentsOf: repeatElement(0, count: count))
     }

@@ -114,7 +114,8 @@ public struct FrameCodec: Sendable {
         for message in messages {
             writer.writeByte(message.frameType.rawValue)
             message.writeBody(to: &part)
-            writer.writeBytes(part.finish())
+            writer.writeBytes(part.bytes)
+            part.removeAll()
         }
         return writer.finish()
     }
