@@ -162,14 +162,19 @@ extension ClusterNode {
     /// no flush interval, and a busy one carries one batch per round trip, as full as the
     /// timer's. Writes nobody waits on (`.local`) keep the timer's coalescing.
     public func flushForWaitingWrites(now: Timestamp) -> [Effect] {
-        guard started, nextFlushAt != nil, !pendingWrites.isEmpty else { return [] }
-        observe(now)
         var effects = [Effect]()
+        flushForWaitingWrites(now: now, into: &effects)
+        return effects
+    }
+
+    /// ``flushForWaitingWrites(now:)``, appending the effects to `effects`.
+    public func flushForWaitingWrites(now: Timestamp, into effects: inout [Effect]) {
+        guard started, nextFlushAt != nil, !pendingWrites.isEmpty else { return }
+        observe(now)
         enqueueDirtyDeltas(now: now, includeTouches: false)
         for peer in outbound.keys.sorted() where outbound[peer]?.unacked.isEmpty == true {
             sendWaiting(to: peer, now: now, into: &effects)
         }
-        return effects
     }
 
     func flush(now: Timestamp, includeTouches: Bool, into effects: inout [Effect]) {

@@ -18,12 +18,22 @@ extension ClusterNode {
     public func write(
         _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp
     ) -> [Effect] {
-        observe(now)
         var effects = [Effect]()
+        write(operation, to: session, concern: concern, requestID: requestID, now: now, into: &effects)
+        return effects
+    }
+
+    /// ``write(_:to:concern:requestID:now:)``, appending the effects to `effects` (a buffer
+    /// the caller reuses, so that no array is allocated per write).
+    public func write(
+        _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp,
+        into effects: inout [Effect]
+    ) {
+        observe(now)
         let concern = concern ?? configuration.defaultWriteConcern
         guard isReady, let table, let owner = table.owner(of: partition(of: session)) else {
             effects.append(.completeWrite(requestID, .failure(.notInMajority)))
-            return effects
+            return
         }
         if owner == id {
             performWrite(operation, to: session, concern: concern, origin: .local(requestID), now: now, into: &effects)
@@ -32,7 +42,6 @@ extension ClusterNode {
             let forwarded = ForwardedWrite(from: id, requestID: requestID, sessionID: session, operation: operation, concern: concern)
             send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
         }
-        return effects
     }
 
     /// Reads `session`. Completes with exactly one ``Effect/completeRead(_:_:)`` for `requestID`.

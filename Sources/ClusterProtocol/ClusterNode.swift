@@ -152,9 +152,16 @@ public final class ClusterNode {
 
     /// Handles one message from a peer.
     public func receive(_ message: ClusterMessage, now: Timestamp) -> [Effect] {
-        guard started, role != .left || message.isStateTransferRequest else { return [] }
-        observe(now)
         var effects = [Effect]()
+        receive(message, now: now, into: &effects)
+        return effects
+    }
+
+    /// Handles one message from a peer, appending the effects to `effects`: a caller that
+    /// keeps one buffer across calls allocates no array per message.
+    public func receive(_ message: ClusterMessage, now: Timestamp, into effects: inout [Effect]) {
+        guard started, role != .left || message.isStateTransferRequest else { return }
+        observe(now)
         switch message {
         case .heartbeat(let heartbeat): handleHeartbeat(heartbeat, now: now, into: &effects)
         case .heartbeatReply(let reply): handleHeartbeatReply(reply, now: now, into: &effects)
@@ -174,7 +181,6 @@ public final class ClusterNode {
         case .readReply(let reply): handleReadReply(reply, now: now, into: &effects)
         case .error: break
         }
-        return effects
     }
 
     /// Heartbeats, failure detection, elections, flushes, retransmissions, timeouts and
