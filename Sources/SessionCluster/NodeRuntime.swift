@@ -47,6 +47,10 @@ final class NodeRuntime {
     private var inboundChannels: [ObjectIdentifier: any Channel] = [:]
     private var links: [PeerAddress: PeerLink] = [:]
     private var linksToFlush: [PeerLink] = []
+    /// The messages of the frame being encoded, kept between flushes so that its buffer is reused.
+    private var bundle: [ClusterMessage] = []
+    /// The effects of the input being handled, kept between inputs so that its buffer is reused.
+    private var effectBuffer: [Effect] = []
     private var datagramNeedsFlush = false
     private var socketAddresses: [PeerAddress: SocketAddress] = [:]
     private var pendingWrites: [RequestID: PendingWrite] = [:]
@@ -154,7 +158,7 @@ final class NodeRuntime {
         let requestID = makeRequestID()
         pendingWrites[requestID] = PendingWrite(continuation: continuation, started: .now, concern: concern)
         let now = WallClock.now()
-        run(node.write(operation, to: id, concern: concern, requestID: requestID, now: now), now: now)
+        run(now: now) { node.write(operation, to: id, concern: concern, requestID: requestID, now: now, into: &$0) }
     }
 
     func read(_ id: SessionID, touch: Bool, continuation: ReadContinuation) {
@@ -184,7 +188,7 @@ final class NodeRuntime {
         metrics.received(frame)
         logger.trace("received", metadata: ["from": "\(frame.message.senderID?.rawValue ?? "?")", "message": "\(frame.message.traceSummary)"])
         let now = WallClock.now()
-        run(node.receive(frame.message, now: now), now: now)
+        run(now: now) { node.receive(frame.message, now: now, into: &$0) }
     }
 
     /// Remembers an accepted connection, to close it at shutdown. It may live on another
@@ -211,6 +215,23 @@ final class NodeRuntime {
         scheduleTurnEnd()
     }
 
+    /// ``run(_:now:)`` for the hot inputs (writes, frames, the end of a turn): `call` appends
+    /// the node's effects to a buffer the runtime keeps, so no array is allocated per call.
+    /// A nested call (none is expected) finds the buffer taken and uses a fresh one.
+    private func run(now: Timestamp, _ call: (inout [Effect]) -> Void) {
+        executeReusingBuffer(now: now, call)
+        scheduleTurnEnd()
+    }
+
+    private func executeReusingBuffer(now: Timestamp, _ call: (inout [Effect]) -> Void) {
+        var effects = [Effect]()
+        swap(&effects, &effectBuffer)
+        call(&effects)
+        execute(effects, now: now)
+        effects.removeAll(keepingCapacity: true)
+        swap(&effects, &effectBuffer)
+    }
+
     /// Runs ``endTurn()`` after the tasks and I/O events the loop already has (other frames
     /// of the same read, queued requests), so that what they send to one peer shares a frame.
     private func scheduleTurnEnd() {
@@ -225,7 +246,7 @@ final class NodeRuntime {
         let now = WallClock.now()
         // A closed-loop writer's throughput is its latency: rather than wait for the flush
         // timer, writes waiting for backups ship at the end of the turn that made them.
-        execute(node.flushForWaitingWrites(now: now), now: now)
+        executeReusingBuffer(now: now) { node.flushForWaitingWrites(now: now, into: &$0) }
         flush()
         metrics.sessions.record(store.count)
         refreshRouting(now: now)
@@ -410,13 +431,15 @@ final class NodeRuntime {
                     bytes += link.queue[end].bytes
                     end += 1
                 }
-                let messages = link.queue[start..<end].map(\.message)
-                let frame = codec.encode(messages, over: link.history)
-                metrics.sent(messages, to: link.peerLabel, frame: frame)
+                bundle.removeAll(keepingCapacity: true)
+                for index in start..<end { bundle.append(link.queue[index].message) }
+                let frame = codec.encode(bundle, over: link.history)
+                metrics.sent(bundle, to: link.peerLabel, frame: frame)
                 write(ByteBuffer(bytes: frame.bytes), on: link, channel: channel)
                 start = end
             }
-            link.dropQueue()
+            bundle.removeAll(keepingCapacity: true)
+            link.clearSentQueue()
             channel.flush()
         }
         linksToFlush.removeAll(keepingCapacity: true)
@@ -510,7 +533,7 @@ final class NodeRuntime {
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: codec)))
                 try channel.pipeline.syncOperations.addHandler(
                     InboundFrameHandler(
-                        onFrame: { frame in handle.run { $0.receive(frame) } },
+                        onFrame: { frame in handle.receive(frame) },
                         onRejected: rejectionReporter(metrics: metrics, logger: logger)))
             }
         }

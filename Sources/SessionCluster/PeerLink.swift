@@ -45,6 +45,12 @@ final class PeerLink {
         return min(delay, maximum)
     }
 
+    /// Empties the queue once it was encoded, keeping its buffer for the next turn's messages.
+    func clearSentQueue() {
+        queue.removeAll(keepingCapacity: true)
+        queuedBytes = 0
+    }
+
     func dropQueue() {
         queue.removeAll()
         queuedBytes = 0

@@ -21,6 +21,17 @@ struct RuntimeHandle: Sendable {
         }
     }
 
+    /// Hands a received frame to the runtime: directly when on the node's loop (the usual
+    /// case), without the closure per frame that ``run(_:)`` would allocate.
+    func receive(_ frame: ReceivedFrame) {
+        if bound.eventLoop.inEventLoop {
+            bound.value.receive(frame)
+        } else {
+            let bound = self.bound
+            bound.eventLoop.execute { bound.value.receive(frame) }
+        }
+    }
+
     /// Runs `body` on the node's event loop and returns its result.
     func submit<Value: Sendable>(_ body: @escaping @Sendable (NodeRuntime) throws -> Value) async throws -> Value {
         let bound = self.bound

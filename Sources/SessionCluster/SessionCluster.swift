@@ -158,7 +158,7 @@ public final class SessionCluster: Service, Sendable {
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(
                                 DatagramFrameHandler(
-                                    codec: codec, onFrame: { frame in handle.run { $0.receive(frame) } },
+                                    codec: codec, onFrame: { frame in handle.receive(frame) },
                                     onRejected: reportRejection))
                         }
                     }
