@@ -73,8 +73,8 @@ final class ClusterMetrics: Sendable {
     }
 
     func received(_ frame: ReceivedFrame) {
-        peerCounters(frame.message.senderID?.rawValue ?? "unknown").receivedWire.increment(by: Int64(frame.wireBytes))
-        if case .deltaBatch(let batch) = frame.message { deltasReceived.increment(by: Int64(batch.deltas.count)) }
+        peerCounters(frame.messages.first?.senderID?.rawValue ?? "unknown").receivedWire.increment(by: Int64(frame.wireBytes))
+        for case .deltaBatch(let batch) in frame.messages { deltasReceived.increment(by: Int64(batch.deltas.count)) }
     }
 
     func rejected(code: UInt16) {

@@ -186,9 +186,11 @@ final class NodeRuntime {
     func receive(_ frame: ReceivedFrame) {
         guard let node, !stopped else { return }
         metrics.received(frame)
-        logger.trace("received", metadata: ["from": "\(frame.message.senderID?.rawValue ?? "?")", "message": "\(frame.message.traceSummary)"])
         let now = WallClock.now()
-        run(now: now) { node.receive(frame.message, now: now, into: &$0) }
+        for message in frame.messages {
+            logger.trace("received", metadata: ["from": "\(message.senderID?.rawValue ?? "?")", "message": "\(message.traceSummary)"])
+            run(now: now) { node.receive(message, now: now, into: &$0) }
+        }
     }
 
     /// Remembers an accepted connection, to close it at shutdown. It may live on another

@@ -13,7 +13,7 @@ final class FrameRecorder: Sendable {
     let frames = Mutex<[ReceivedFrame]>([])
     let rejections = Mutex<[UInt16]>([])
 
-    var messages: [ClusterMessage] { frames.withLock { $0.map(\.message) } }
+    var messages: [ClusterMessage] { frames.withLock { $0.flatMap(\.messages) } }
     var rejectionCodes: [UInt16] { rejections.withLock { $0 } }
 
     func onFrame(_ frame: ReceivedFrame) { frames.withLock { $0.append(frame) } }
@@ -87,6 +87,8 @@ struct FrameHandlerTests {
         try channel.writeInbound(ByteBuffer(bytes: frames[0] + frames[1]))
         try channel.writeInbound(ByteBuffer(bytes: frames[2]))
         #expect(recorder.messages == flushes.flatMap { $0 })
+        // Each frame is handed on whole, a bundle's messages together.
+        #expect(recorder.frames.withLock { $0.map(\.messages) } == flushes)
         #expect(recorder.frames.withLock { $0.reduce(0) { $0 + $1.wireBytes } } == frames.reduce(0) { $0 + $1.count })
         #expect(recorder.rejectionCodes.isEmpty)
         // The last frame repeats the first, so the history made it far smaller.
