@@ -186,9 +186,10 @@ extension ClusterNode {
     func enqueueDirtyDeltas(now: Timestamp, includeTouches: Bool) {
         nextFlushAt = nil
         unflushedBytes = 0
-        let deltas = store.drainDeltas(includeTouches: includeTouches)
+        var deltas = store.drainDeltas(includeTouches: includeTouches)
         guard let table, isMember else { return }
-        for delta in deltas.sorted(by: { $0.id.precedes($1.id) }) {
+        deltas.sort { $0.id.precedes($1.id) }
+        for delta in deltas {
             let partition = partition(of: delta.id)
             // Only the owner replicates; a delta drained after ownership moved is in
             // the store the new owner fetches from.

@@ -86,7 +86,7 @@ extension ClusterNode {
             complete(origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
             return
         }
-        var targets = [(id: SessionID, version: UInt64)]()
+        let targets: WriteTargets
         var event: SessionEvent?
         do {
             switch operation {
@@ -96,12 +96,12 @@ extension ClusterNode {
                     absoluteTimeoutMilliseconds: metadata.absoluteDeadline.map { $0.milliseconds(since: metadata.createdAt) },
                     principal: metadata.principal)
                 let version = changes.isEmpty ? 1 : try store.apply(changes, to: session, now: now)
-                targets = [(session, version)]
+                targets = WriteTargets(session, version: version)
                 event = .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):
                 let (version, changed) = try store.applyReportingChange(changes, to: session, now: now)
-                targets = [(session, version)]
+                targets = WriteTargets(session, version: version)
                 unflushedBytes += changes.byteCount
                 if !changed, !changes.isEmpty { replicateUnchanged(session, concern: concern) }
                 if changes.isEmpty {
@@ -118,7 +118,7 @@ extension ClusterNode {
                     throw store.snapshot(session).flatMap { $0.invalidation.map { SessionStoreError.sessionEnded(session, $0) } }
                         ?? SessionStoreError.sessionNotFound(session)
                 }
-                targets = [(session, store.snapshot(session)?.version ?? 0)]
+                targets = WriteTargets(session, version: store.snapshot(session)?.version ?? 0)
                 event = .invalidated(session)
             case .rotate(let newID):
                 rotate(session, to: newID, concern: concern, origin: origin, now: now, into: &effects)
@@ -145,7 +145,7 @@ extension ClusterNode {
 
     /// Waits for `concern` on `targets`, or completes at once when nothing is required.
     func register(
-        targets: [(id: SessionID, version: UInt64)], concern: WriteConcern, origin: PendingWrite.Origin,
+        targets: WriteTargets, concern: WriteConcern, origin: PendingWrite.Origin,
         event: SessionEvent?, result: UInt64, now: Timestamp, into effects: inout [Effect]
     ) {
         let required = min(concern.backupsRequired, max(0, configuration.replicationFactor - 1))
@@ -176,7 +176,7 @@ extension ClusterNode {
                 let session = try store.rotate(oldID, to: newID, now: now)
                 let ended = store.snapshot(oldID)?.version ?? 0
                 register(
-                    targets: [(newID, session.version), (oldID, ended)], concern: concern, origin: origin,
+                    targets: WriteTargets((newID, session.version), (oldID, ended)), concern: concern, origin: origin,
                     event: .idRotated(from: oldID, to: newID), result: session.version, now: now, into: &effects)
             } catch {
                 complete(origin, .failure(.store(error)), event: nil, now: now, into: &effects)
@@ -215,7 +215,7 @@ extension ClusterNode {
         }
         let ended = store.snapshot(rotation.oldID)?.version ?? 0
         register(
-            targets: [(rotation.oldID, ended)], concern: rotation.concern, origin: rotation.origin,
+            targets: WriteTargets(rotation.oldID, version: ended), concern: rotation.concern, origin: rotation.origin,
             event: .idRotated(from: rotation.oldID, to: rotation.newID), result: newVersion, now: now, into: &effects)
     }
 
