@@ -265,9 +265,16 @@ extension SessionDelta: WireCodable {
 extension SessionChanges: WireCodable {
     static var minimumEncodedBytes: Int { 4 }
     func write(to writer: inout BinaryWriter) {
-        writer.writeArray(updated.sorted { $0.key < $1.key }) { writer, entry in
+        let writeEntry = { (writer: inout BinaryWriter, entry: (key: String, value: AttributeValue)) in
             writer.writeString(entry.key)
             writer.write(entry.value)
+        }
+        // Names go in order, so equal changes encode equally; one name (the usual update)
+        // is in order already, without a sorted copy.
+        if updated.count <= 1 {
+            writer.writeArray(updated, writeEntry)
+        } else {
+            writer.writeArray(updated.sorted { $0.key < $1.key }, writeEntry)
         }
         writer.writeArray(removed.sorted()) { writer, name in writer.writeString(name) }
         writer.writeOptional(maxInactiveMilliseconds) { writer, milliseconds in writer.writeVarint(milliseconds) }
