@@ -11,8 +11,9 @@ struct ReceivedFrame: Sendable {
 }
 
 /// Cuts a TCP byte stream into frames with ``FrameCodec/frameLength(peeking:)`` and decodes
-/// each one against the connection's ``LinkHistory``, passing on each frame's messages. A frame may arrive split across any
-/// number of reads; several frames may arrive in one. A bad frame throws its `WireError`,
+/// each one against the connection's ``LinkHistory``, passing on each frame's messages
+/// together. A frame may arrive split across any number of reads; several frames may
+/// arrive in one. A bad frame throws its `WireError`,
 /// which ``InboundFrameHandler`` counts before it closes the link.
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ReceivedFrame

@@ -188,6 +188,8 @@ final class NodeRuntime {
         metrics.received(frame)
         let now = WallClock.now()
         for message in frame.messages {
+            // A message of the bundle may stop the node (it left the view): the rest are moot.
+            guard !stopped else { return }
             logger.trace("received", metadata: ["from": "\(message.senderID?.rawValue ?? "?")", "message": "\(message.traceSummary)"])
             run(now: now) { node.receive(message, now: now, into: &$0) }
         }
