@@ -361,8 +361,10 @@ extension ClusterNode {
                 outbound.values[index].waitingBytes += snapshot.estimatedBytes
             }
         }
-        let stream = outbound.values[index]
-        if !stream.waiting.isEmpty || (stream.isResyncing && stream.unacked.isEmpty) {
+        // Asked through the index too: a local copy would share the queues sendWaiting changes.
+        let hasWaiting = !outbound.values[index].waiting.isEmpty
+        let resyncReady = outbound.values[index].isResyncing && outbound.values[index].unacked.isEmpty
+        if hasWaiting || resyncReady {
             sendWaiting(to: ack.from, now: now, into: &effects)
         }
         if !writesToCheck.isEmpty {

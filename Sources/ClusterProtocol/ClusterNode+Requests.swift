@@ -86,7 +86,7 @@ extension ClusterNode {
             complete(origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
             return
         }
-        let targets: WriteTargets
+        let target: (id: SessionID, version: UInt64)
         var event: SessionEvent?
         do {
             switch operation {
@@ -96,12 +96,12 @@ extension ClusterNode {
                     absoluteTimeoutMilliseconds: metadata.absoluteDeadline.map { $0.milliseconds(since: metadata.createdAt) },
                     principal: metadata.principal)
                 let version = changes.isEmpty ? 1 : try store.apply(changes, to: session, now: now)
-                targets = WriteTargets(session, version: version)
+                target = (session, version)
                 event = .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):
                 let (version, changed) = try store.applyReportingChange(changes, to: session, now: now)
-                targets = WriteTargets(session, version: version)
+                target = (session, version)
                 unflushedBytes += changes.byteCount
                 if !changed, !changes.isEmpty { replicateUnchanged(session, concern: concern) }
                 if changes.isEmpty {
@@ -118,7 +118,7 @@ extension ClusterNode {
                     throw store.snapshot(session).flatMap { $0.invalidation.map { SessionStoreError.sessionEnded(session, $0) } }
                         ?? SessionStoreError.sessionNotFound(session)
                 }
-                targets = WriteTargets(session, version: store.snapshot(session)?.version ?? 0)
+                target = (session, store.snapshot(session)?.version ?? 0)
                 event = .invalidated(session)
             case .rotate(let newID):
                 rotate(session, to: newID, concern: concern, origin: origin, now: now, into: &effects)
@@ -131,7 +131,9 @@ extension ClusterNode {
             complete(origin, .failure(.retry), event: nil, now: now, into: &effects)
             return
         }
-        register(targets: targets, concern: concern, origin: origin, event: event, result: targets.last?.version ?? 0, now: now, into: &effects)
+        register(
+            targets: InlineFirstList(target), concern: concern, origin: origin, event: event, result: target.version, now: now,
+            into: &effects)
     }
 
     /// A write that set values the session already had made no delta, but its caller may be
@@ -145,7 +147,7 @@ extension ClusterNode {
 
     /// Waits for `concern` on `targets`, or completes at once when nothing is required.
     func register(
-        targets: WriteTargets, concern: WriteConcern, origin: PendingWrite.Origin,
+        targets: InlineFirstList<(id: SessionID, version: UInt64)>, concern: WriteConcern, origin: PendingWrite.Origin,
         event: SessionEvent?, result: UInt64, now: Timestamp, into effects: inout [Effect]
     ) {
         let required = min(concern.backupsRequired, max(0, configuration.replicationFactor - 1))
@@ -175,8 +177,10 @@ extension ClusterNode {
             do {
                 let session = try store.rotate(oldID, to: newID, now: now)
                 let ended = store.snapshot(oldID)?.version ?? 0
+                var targets = InlineFirstList((id: newID, version: session.version))
+                targets.append((oldID, ended))
                 register(
-                    targets: WriteTargets((newID, session.version), (oldID, ended)), concern: concern, origin: origin,
+                    targets: targets, concern: concern, origin: origin,
                     event: .idRotated(from: oldID, to: newID), result: session.version, now: now, into: &effects)
             } catch {
                 complete(origin, .failure(.store(error)), event: nil, now: now, into: &effects)
@@ -215,7 +219,7 @@ extension ClusterNode {
         }
         let ended = store.snapshot(rotation.oldID)?.version ?? 0
         register(
-            targets: WriteTargets(rotation.oldID, version: ended), concern: rotation.concern, origin: rotation.origin,
+            targets: InlineFirstList((id: rotation.oldID, version: ended)), concern: rotation.concern, origin: rotation.origin,
             event: .idRotated(from: rotation.oldID, to: rotation.newID), result: newVersion, now: now, into: &effects)
     }
 

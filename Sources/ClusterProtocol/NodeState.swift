@@ -100,40 +100,14 @@ struct PendingWrite {
         case rotation(RequestID)
     }
     var origin: Origin
-    /// The sessions and versions that must reach `backupsRequired` backups.
-    var targets: WriteTargets
+    /// The sessions and versions that must reach `backupsRequired` backups: one, or two
+    /// for a rotation (the new id and the old one's tombstone).
+    var targets: InlineFirstList<(id: SessionID, version: UInt64)>
     var backupsRequired: Int
     var deadline: Timestamp
     var event: SessionEvent?
     /// What the caller gets back.
     var result: UInt64
-}
-
-/// The sessions and versions a write waits for: one, or two for a rotation (the new id and
-/// the old one's tombstone). Held inline, so that registering a write allocates no array.
-struct WriteTargets: RandomAccessCollection {
-    typealias Element = (id: SessionID, version: UInt64)
-
-    private let head: Element
-    private let second: Element?
-
-    init(_ id: SessionID, version: UInt64) {
-        head = (id, version)
-        second = nil
-    }
-
-    init(_ first: Element, _ second: Element) {
-        head = first
-        self.second = second
-    }
-
-    var startIndex: Int { 0 }
-    var endIndex: Int { second == nil ? 1 : 2 }
-
-    subscript(position: Int) -> Element {
-        precondition(position >= 0 && position < endIndex, "write target index out of range")
-        return position == 0 ? head : second!
-    }
 }
 
 /// A request this node sent to another node for its application.
@@ -192,6 +166,10 @@ struct InlineFirstList<Element>: Sequence {
     /// nil only when the list is empty.
     private var head: Element?
     private var rest: [Element] = []
+
+    init() {}
+
+    init(_ first: Element) { head = first }
 
     var isEmpty: Bool { head == nil }
 
