@@ -94,6 +94,50 @@ import Testing
         }
     }
 
+    /// The sender compresses in place after its history and keeps LZ4's tables between
+    /// bodies; the receiver decompresses against its last `windowBytes`. Over thousands of
+    /// bodies of every size (a small window, so that the sender slides often and old text
+    /// repeats from beyond the window; bodies sent uncompressed; bodies larger than the
+    /// window and than the sender's buffer), both keep the same dictionary.
+    @Test(arguments: [1_024, LinkHistory.defaultWindowBytes])
+    func streamedSenderAndWindowedReceiverAgreeOverManyBodies(windowBytes: Int) throws {
+        var random = SeededRandom(seed: 0x5EED_1111 &+ UInt64(windowBytes))
+        let vocabulary = (0..<64).map { _ in (0..<40).map { _ in UInt8(truncatingIfNeeded: random.next() % 26 + 97) } }
+        let sender = LinkHistory(windowBytes: windowBytes)
+        let receiver = LinkHistory(windowBytes: windowBytes)
+        var raw = 0
+        var compressed = 0
+        for index in 0..<3_000 {
+            let roll = random.next() % 100
+            let chunks: Int =
+                roll < 85 ? 1 + Int(random.next() % 10) : roll < 97 ? 50 + Int(random.next() % 200) : 1_700 + Int(random.next() % 3_300)
+            var body = [UInt8]()
+            for _ in 0..<chunks { body += vocabulary[Int(random.next() % UInt64(vocabulary.count))] }
+            if random.next() % 10 == 0 {
+                // Sent uncompressed: both sides record it all the same.
+                body.withUnsafeBytes { sender.record($0) }
+                body.withUnsafeBytes { receiver.record($0) }
+                continue
+            }
+            var output = [UInt8](repeating: 0, count: LZ4.compressBound(body.count))
+            let written = try #require(
+                body.withUnsafeBytes { input in output.withUnsafeMutableBytes { sender.compress(input, into: $0) } }, "body \(index)")
+            body.withUnsafeBytes { sender.record($0) }
+            let decoded = try output[..<written].withUnsafeBytes { try receiver.decompress($0, expectedCount: body.count) }
+            #expect(decoded == body, "body \(index) of \(body.count) B")
+            guard decoded == body else { return }
+            decoded.withUnsafeBytes { receiver.record($0) }
+            if chunks <= 10 {
+                raw += body.count
+                compressed += written
+            }
+        }
+        // Small bodies repeat the link's recent text: a window that holds the vocabulary
+        // still does its work.
+        guard windowBytes > 64 * 40 else { return }
+        #expect(compressed * 2 < raw, "\(compressed) B of \(raw) B")
+    }
+
     /// Seeded mutations of bundle bodies, sealed again, over a link: each decodes to messages
     /// or to a typed error.
     @Test(.tags(.fuzzing)) func mutatedBundlesDecodeToMessagesOrATypedError() throws {
