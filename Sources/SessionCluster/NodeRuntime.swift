@@ -388,11 +388,14 @@ final class NodeRuntime {
     private func sendOnStream(_ message: ClusterMessage, to member: Member) {
         let link = links[member.address] ?? makeLink(to: member.address)
         let size = message.estimatedBodyBytes
-        if link.queuedBytes + link.inFlightBytes + size > configuration.maxQueuedBytesPerPeer {
+        if link.queuedBytes + link.unwrittenBytes + size > configuration.maxQueuedBytesPerPeer {
+            link.refreshUnwrittenBytes()
+        }
+        if link.queuedBytes + link.unwrittenBytes + size > configuration.maxQueuedBytesPerPeer {
             metrics.queueOverflow(peer: member.address)
             logger.warning(
                 "send queue overflow; dropping queued frames and the connection",
-                metadata: ["peer": "\(member.address)", "queuedBytes": "\(link.queuedBytes + link.inFlightBytes)"])
+                metadata: ["peer": "\(member.address)", "queuedBytes": "\(link.queuedBytes + link.unwrittenBytes)"])
             link.dropQueue()
             if let channel = link.channel {
                 link.channel = nil
@@ -439,12 +442,13 @@ final class NodeRuntime {
                 for index in start..<end { bundle.append(link.queue[index].message) }
                 let frame = codec.encode(bundle, over: link.history)
                 metrics.sent(bundle, to: link.peerLabel, frame: frame)
-                write(ByteBuffer(bytes: frame.bytes), on: link, channel: channel)
+                channel.write(ByteBuffer(bytes: frame.bytes), promise: nil)
                 start = end
             }
             bundle.removeAll(keepingCapacity: true)
             link.clearSentQueue()
             channel.flush()
+            link.refreshUnwrittenBytes()
         }
         linksToFlush.removeAll(keepingCapacity: true)
         if datagramNeedsFlush {
@@ -457,13 +461,6 @@ final class NodeRuntime {
     /// nor need a large buffer at the peer; a single larger message still goes alone.
     static let maxBundleBodyBytes = 256 * 1024
 
-    private func write(_ buffer: ByteBuffer, on link: PeerLink, channel: any Channel) {
-        let size = buffer.readableBytes
-        link.inFlightBytes += size
-        let promise = loop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { _ in link.inFlightBytes -= size }
-        channel.write(buffer, promise: promise)
-    }
 
     private func disconnect(_ address: PeerAddress) {
         guard let link = links.removeValue(forKey: address) else { return }
@@ -494,6 +491,7 @@ final class NodeRuntime {
         case .success(let channel):
             guard !stopped, links[link.address] === link else { return channel.close(promise: nil) }
             link.channel = channel
+            link.unwrittenBytes = 0
             link.failures = 0
             logger.debug("link up", metadata: ["peer": "\(link.address)"])
             channel.closeFuture.assumeIsolated().whenComplete { _ in self.linkClosed(link, channel: channel) }

@@ -23,8 +23,9 @@ final class PeerLink {
     /// The compression history of the current connection: a new connection starts a new
     /// one, as the peer's decoder does.
     var history = LinkHistory()
-    /// Bytes handed to the connection whose write has not completed yet.
-    var inFlightBytes = 0
+    /// Bytes the connection still held unwritten after the last flush: what the socket
+    /// did not take yet. Refreshed once per flush, and before a send is refused for it.
+    var unwrittenBytes = 0
     /// Failed connection attempts in a row, for the backoff.
     var failures = 0
     /// The pending reconnect; no attempt is made before it fires.
@@ -36,7 +37,16 @@ final class PeerLink {
         self.peerLabel = address.description
     }
 
-    var isIdle: Bool { queue.isEmpty && inFlightBytes == 0 }
+    var isIdle: Bool {
+        refreshUnwrittenBytes()
+        return queue.isEmpty && unwrittenBytes == 0
+    }
+
+    /// Asks the connection (on its loop) for the bytes it has not written yet. One query
+    /// per flush costs less than a promise and a callback per frame.
+    func refreshUnwrittenBytes() {
+        unwrittenBytes = channel.flatMap { try? $0.syncOptions?.getOption(.bufferedWritableBytes) } ?? 0
+    }
 
     /// The pause before the next attempt: `initial`, doubled per failure, at most `maximum`.
     func backoff(initial: Duration, maximum: Duration) -> Duration {

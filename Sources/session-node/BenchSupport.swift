@@ -243,7 +243,7 @@ final class ChildProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let logFile {
-            FileManager.default.createFile(atPath: logFile, contents: nil)
+            _ = FileManager.default.createFile(atPath: logFile, contents: nil)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
             process.standardError = handle
             process.standardOutput = handle
