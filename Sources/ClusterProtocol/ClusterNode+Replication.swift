@@ -349,9 +349,12 @@ extension ClusterNode {
             outbound.values[index].unacked.removeFirst()
             outbound.values[index].lastProgressAt = now
             guard !waiters.isEmpty else { continue }
-            for delta in first.batch.deltas where missing?.contains(delta.id) != true {
-                guard let entry = waiters.index(forKey: delta.id) else { continue }
-                waiters.values[entry].credit(ack.from, version: delta.version)
+            // By index: binding each delta would copy it (a retain per reference it holds).
+            let deltas = first.batch.deltas
+            for position in deltas.indices {
+                let id = deltas[position].id
+                guard missing?.contains(id) != true, let entry = waiters.index(forKey: id) else { continue }
+                waiters.values[entry].credit(ack.from, version: deltas[position].version)
                 writesToCheck.append(contentsOf: waiters.values[entry].writes)
             }
         }

@@ -125,8 +125,9 @@ struct PackedAttributes: Sendable {
                 ?? name.utf8.elementsEqual(stored)
         }
         func holds(_ value: AttributeValue, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
-            value.encoding == encoding(in: buffer) && value.bytes.count == valueCount
-                && value.bytes.withUnsafeBufferPointer { $0.elementsEqual(UnsafeBufferPointer(rebasing: buffer[valueStart..<end])) }
+            guard value.encoding == encoding(in: buffer), value.bytes.count == valueCount else { return false }
+            guard valueCount > 0 else { return true }
+            return value.bytes.withUnsafeBufferPointer { memcmp($0.baseAddress!, buffer.baseAddress! + valueStart, valueCount) == 0 }
         }
     }
 
@@ -145,14 +146,22 @@ struct PackedAttributes: Sendable {
     /// Runs `body` on the record of `name`, or returns nil when there is none.
     func withRecord<Result>(_ name: String, _ body: (Record, UnsafeBufferPointer<UInt8>) -> Result) -> Result? {
         guard count > 0 else { return nil }
-        return bytes.withUnsafeBufferPointer { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let record = Record(at: offset, in: buffer)
-                if record.hasName(name, in: buffer) { return body(record, buffer) }
-                offset = record.end
+        // The name's UTF-8 is fetched once for the whole walk, not once per record.
+        var name = name
+        return name.withUTF8 { wanted in
+            bytes.withUnsafeBufferPointer { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let record = Record(at: offset, in: buffer)
+                    if record.nameCount == wanted.count,
+                        wanted.isEmpty || memcmp(wanted.baseAddress!, buffer.baseAddress! + record.nameStart, wanted.count) == 0
+                    {
+                        return body(record, buffer)
+                    }
+                    offset = record.end
+                }
+                return nil
             }
-            return nil
         }
     }
 

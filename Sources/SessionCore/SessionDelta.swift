@@ -92,6 +92,20 @@ public struct SessionDelta: Hashable, Sendable {
     /// The number of attribute changes, without building them.
     public var attributeCount: Int { packedValues.count + otherChanges.count }
 
+    /// ``payloadByteCount`` and ``attributeCount`` summed over `deltas`, read where they
+    /// are: a caller in another module copies each delta (a retain per reference it holds)
+    /// to call the getters, and send queues ask this for every batch.
+    public static func totals(of deltas: [SessionDelta]) -> (payloadBytes: Int, attributes: Int) {
+        var bytes = 0
+        var attributes = 0
+        for index in deltas.indices {
+            bytes += deltas[index].packedValues.payloadByteCount
+            for change in deltas[index].otherChanges { bytes += change.name.utf8.count + (change.value?.bytes.count ?? 0) }
+            attributes += deltas[index].packedValues.count + deltas[index].otherChanges.count
+        }
+        return (bytes, attributes)
+    }
+
     /// Calls `body` with each attribute change, in the order of ``attributes``: the name's
     /// UTF-8 bytes, the stamp, and the encoding and bytes of the value (nil for a removal).
     /// The buffers are valid only during the call; nothing is copied out.

@@ -144,16 +144,11 @@ public final class SessionStore: Sendable {
                 guard !entry.isExpired(at: now) else { return .failure(.sessionEnded(id, .expired)) }
                 entry.lastAccessedAt = max(entry.lastAccessedAt, now)
                 guard !changes.isEmpty else { return .success((entry.version, false)) }
-                if let refusal = entry.refusal(of: changes, limits: limits) { return .failure(refusal) }
                 let version = entry.version + 1
-                var writes = [AttributeWrite]()
-                for (name, value) in changes.updated
-                where (changes.removed.isEmpty || !changes.removed.contains(name)) && !entry.attributes.holds(name, value) {
-                    writes.append(AttributeWrite(name: name, value: value, stamp: version, dirty: true))
-                }
-                // A name both set and removed ends removed, whether or not it was there before.
-                for name in changes.removed where entry.attributes.contains(name) || changes.updated[name] != nil {
-                    writes.append(AttributeWrite(name: name, value: nil, stamp: version, dirty: true))
+                let writes: [AttributeWrite]
+                switch entry.writes(for: changes, at: version, limits: limits) {
+                case .failure(let refusal): return .failure(refusal)
+                case .success(let planned): writes = planned
                 }
                 var changed = !writes.isEmpty
                 entry.write(writes, maxRemovals: maxRemovals)
@@ -596,32 +591,44 @@ private final class Entry {
             principal: metadata.principal, stored: attributes)
     }
 
-    /// Why `changes` would break a limit, or nil when they fit.
-    func refusal(of changes: SessionChanges, limits: SessionLimits) -> SessionStoreError? {
+    /// The writes `changes` make at `version`, leaving out values the session already
+    /// holds, or why they would break a limit. One search per attribute named: the limit
+    /// check and the no-change check read the same record.
+    func writes(for changes: SessionChanges, at version: UInt64, limits: SessionLimits) -> Result<[AttributeWrite], SessionStoreError> {
         var bytes = attributes.payloadByteCount
         var count = attributes.count
+        var writes = [AttributeWrite]()
         for (name, value) in changes.updated {
             guard value.bytes.count <= limits.maxAttributeBytes else {
-                return .attributeTooLarge(name: name, bytes: value.bytes.count, limit: limits.maxAttributeBytes)
+                return .failure(.attributeTooLarge(name: name, bytes: value.bytes.count, limit: limits.maxAttributeBytes))
             }
-            if let old = attributes.payloadByteCount(of: name) {
-                bytes -= old
+            let stored = attributes.withRecord(name) { record, buffer in
+                (bytes: record.nameCount + record.valueCount, same: record.holds(value, in: buffer))
+            }
+            if let stored {
+                bytes -= stored.bytes
             } else {
                 count += 1
             }
             bytes += name.utf8.count + value.bytes.count
+            if stored?.same != true, changes.removed.isEmpty || !changes.removed.contains(name) {
+                writes.append(AttributeWrite(name: name, value: value, stamp: version, dirty: true))
+            }
         }
-        for name in changes.removed where changes.updated[name] == nil {
-            if let old = attributes.payloadByteCount(of: name) {
+        for name in changes.removed {
+            // A name both set and removed ends removed, whether or not it was there before.
+            if changes.updated[name] == nil {
+                guard let old = attributes.payloadByteCount(of: name) else { continue }
                 bytes -= old
                 count -= 1
             }
+            writes.append(AttributeWrite(name: name, value: nil, stamp: version, dirty: true))
         }
         guard count <= limits.maxAttributesPerSession else {
-            return .tooManyAttributes(count: count, limit: limits.maxAttributesPerSession)
+            return .failure(.tooManyAttributes(count: count, limit: limits.maxAttributesPerSession))
         }
-        guard bytes <= limits.maxSessionBytes else { return .sessionTooLarge(bytes: bytes, limit: limits.maxSessionBytes) }
-        return nil
+        guard bytes <= limits.maxSessionBytes else { return .failure(.sessionTooLarge(bytes: bytes, limit: limits.maxSessionBytes)) }
+        return .success(writes)
     }
 
     /// Applies sets and removals at once. A removal is remembered with its stamp, and stays

@@ -92,9 +92,8 @@ extension ClusterMessage {
     }
 
     private static func estimatedBytes(of deltas: [SessionDelta]) -> Int {
-        var total = 0
-        for delta in deltas { total += 64 + delta.payloadByteCount + delta.attributeCount * 12 }
-        return total
+        let totals = SessionDelta.totals(of: deltas)
+        return 64 * deltas.count + totals.payloadBytes + totals.attributes * 12
     }
 
     func writeBody(to writer: inout BinaryWriter) {
