@@ -461,7 +461,6 @@ final class NodeRuntime {
     /// nor need a large buffer at the peer; a single larger message still goes alone.
     static let maxBundleBodyBytes = 256 * 1024
 
-
     private func disconnect(_ address: PeerAddress) {
         guard let link = links.removeValue(forKey: address) else { return }
         link.retry?.cancel()

@@ -1,4 +1,6 @@
 import ClusterProtocol
+import NIOCore
+import NIOPosix
 import SessionCore
 import Testing
 
@@ -13,6 +15,41 @@ struct PeerLinkTests {
             delays.append(link.backoff(initial: .milliseconds(50), maximum: .milliseconds(1000)))
         }
         #expect(delays == [50, 50, 100, 200, 400, 800, 1000].map { .milliseconds($0) })
+    }
+
+    /// The per-peer bound counts what the socket has not taken yet. Against a peer that
+    /// accepts but never reads, far more than any kernel buffers is written: the link must
+    /// report it unwritten (so the bound can drop the queue), and nothing once closed.
+    @Test func unwrittenBytesCountWhatAStalledPeerHasNotTaken() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let server = try await ServerBootstrap(group: loop)
+            .childChannelOption(.autoRead, value: false)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let client = try await ClientBootstrap(group: loop).connect(to: server.localAddress!).get()
+        let port = server.localAddress!.port!
+        let written = 32 * 1024 * 1024
+        // The link lives on its loop, as in the runtime.
+        let (unwritten, idle, afterClose) = try await loop.flatSubmit { () -> EventLoopFuture<(Int, Bool, Int)> in
+            let link = PeerLink(address: PeerAddress(host: "127.0.0.1", port: port))
+            link.channel = client
+            let chunk = ByteBuffer(repeating: 0x5A, count: 64 * 1024)
+            for _ in 0..<(written / chunk.readableBytes) { client.write(chunk, promise: nil) }
+            client.flush()
+            link.refreshUnwrittenBytes()
+            let stalled = (link.unwrittenBytes, link.isIdle)
+            return client.close().assumeIsolated().map { _ in
+                // A closed connection holds nothing the bound should count.
+                link.refreshUnwrittenBytes()
+                return (stalled.0, stalled.1, link.unwrittenBytes)
+            }.nonisolated()
+        }.get()
+        // Loopback send plus receive buffers hold a few MiB at most; the rest waits in NIO.
+        #expect(unwritten > written / 2, "\(unwritten) of \(written) B reported unwritten")
+        print("stalled peer: \(unwritten) of \(written) B unwritten")
+        #expect(unwritten <= written)
+        #expect(!idle)
+        #expect(afterClose == 0)
+        try await server.close()
     }
 
     @Test func routingServesLocallyOnlyWithinTheWindowAndOnServablePartitions() {
