@@ -102,8 +102,10 @@ public final class LinkHistory {
         makeRoom(for: source.count, capacity: Self.senderWindows * windowBytes)
         if !streamInSync {
             let window = self.window
-            LZ4_loadDict(stream, window.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(window.count))
-            streamInSync = true
+            // LZ4 ignores a dictionary under 8 bytes (it loads nothing); the stream is then
+            // not the window, and trimming it in place would move the wrong bytes.
+            let loaded = LZ4_loadDict(stream, window.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(window.count))
+            streamInSync = Int(loaded) == window.count && window.count > 0
         }
         // Right after the dictionary, LZ4 compresses in prefix mode and keeps the stream's
         // tables: the next body needs no reload.
@@ -113,7 +115,13 @@ public final class LinkHistory {
         let written = LZ4_compress_fast_continue(
             stream, slot.assumingMemoryBound(to: CChar.self), output.assumingMemoryBound(to: CChar.self),
             Int32(source.count), Int32(clamping: destination.count), 1)
-        return written > 0 ? Int(written) : nil
+        guard written > 0 else {
+            // A failed block leaves the stream in no state we can name: reload next time.
+            staged = 0
+            streamInSync = false
+            return nil
+        }
+        return Int(written)
     }
 
     /// Decompresses `source`, compressed against this history, into exactly `expectedCount`

@@ -119,14 +119,9 @@ import Testing
                 body.withUnsafeBytes { receiver.record($0) }
                 continue
             }
-            var output = [UInt8](repeating: 0, count: LZ4.compressBound(body.count))
-            let written = try #require(
-                body.withUnsafeBytes { input in output.withUnsafeMutableBytes { sender.compress(input, into: $0) } }, "body \(index)")
-            body.withUnsafeBytes { sender.record($0) }
-            let decoded = try output[..<written].withUnsafeBytes { try receiver.decompress($0, expectedCount: body.count) }
+            let (decoded, written) = try Self.carry(body, from: sender, to: receiver)
             #expect(decoded == body, "body \(index) of \(body.count) B")
             guard decoded == body else { return }
-            decoded.withUnsafeBytes { receiver.record($0) }
             if chunks <= 10 {
                 raw += body.count
                 compressed += written
@@ -136,6 +131,39 @@ import Testing
         // still does its work.
         guard windowBytes > 64 * 40 else { return }
         #expect(compressed * 2 < raw, "\(compressed) B of \(raw) B")
+    }
+
+    /// A history of 1 to 7 bytes is too small for LZ4 to load as a dictionary. The sender
+    /// must not then take its stream for the window (trimming it in place moved the wrong
+    /// bytes over the history). Every later body decodes, also after the sender's buffer
+    /// slides and the dictionary is loaded from that history again.
+    @Test(arguments: 1...7)
+    func aHistoryTooSmallForLZ4LeavesBothSidesInStep(tinyBytes: Int) throws {
+        let sender = LinkHistory()
+        let receiver = LinkHistory()
+        let tiny = (0..<tinyBytes).map { UInt8(0x30 + $0) }
+        tiny.withUnsafeBytes { sender.record($0) }
+        tiny.withUnsafeBytes { receiver.record($0) }
+        var random = SeededRandom(seed: 0x7155 &+ UInt64(tinyBytes))
+        // About 120 KB in all: more than the sender's buffer holds, so it slides and reloads.
+        for index in 0..<400 {
+            let body = (0..<(100 + Int(random.next() % 400))).map { _ in UInt8(truncatingIfNeeded: 0x41 + random.next() % 8) }
+            let decoded = try Self.carry(body, from: sender, to: receiver).decoded
+            #expect(decoded == body, "body \(index)")
+            guard decoded == body else { return }
+        }
+    }
+
+    /// One compressed body over a link, as the codec carries it: compressed against the
+    /// sender's history and recorded there, decompressed against the receiver's and
+    /// recorded there. Returns what the receiver got and the compressed size.
+    static func carry(_ body: [UInt8], from sender: LinkHistory, to receiver: LinkHistory) throws -> (decoded: [UInt8], compressedBytes: Int) {
+        var output = [UInt8](repeating: 0, count: LZ4.compressBound(body.count))
+        let written = try #require(body.withUnsafeBytes { input in output.withUnsafeMutableBytes { sender.compress(input, into: $0) } })
+        body.withUnsafeBytes { sender.record($0) }
+        let decoded = try output[..<written].withUnsafeBytes { try receiver.decompress($0, expectedCount: body.count) }
+        decoded.withUnsafeBytes { receiver.record($0) }
+        return (decoded, written)
     }
 
     /// Seeded mutations of bundle bodies, sealed again, over a link: each decodes to messages
