@@ -118,11 +118,13 @@ struct PackedAttributes: Sendable {
             AttributeValue(encoding: encoding(in: buffer), bytes: Array(buffer[valueStart..<end]))
         }
         func hasName(_ name: String, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
-            guard name.utf8.count == nameCount else { return false }
-            let stored = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[nameStart..<valueStart]))
-            // Native strings are contiguous UTF-8: one memcmp instead of a byte-by-byte walk.
-            return name.utf8.withContiguousStorageIfAvailable { memcmp($0.baseAddress!, stored.baseAddress!, nameCount) == 0 }
-                ?? name.utf8.elementsEqual(stored)
+            var name = name
+            return name.withUTF8 { hasName(utf8: $0, in: buffer) }
+        }
+        /// Whether the record's name is exactly these UTF-8 bytes: one memcmp.
+        func hasName(utf8 wanted: UnsafeBufferPointer<UInt8>, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+            nameCount == wanted.count
+                && (wanted.isEmpty || memcmp(wanted.baseAddress!, buffer.baseAddress! + nameStart, wanted.count) == 0)
         }
         func holds(_ value: AttributeValue, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
             guard value.encoding == encoding(in: buffer), value.bytes.count == valueCount else { return false }
@@ -153,11 +155,7 @@ struct PackedAttributes: Sendable {
                 var offset = 0
                 while offset < buffer.count {
                     let record = Record(at: offset, in: buffer)
-                    if record.nameCount == wanted.count,
-                        wanted.isEmpty || memcmp(wanted.baseAddress!, buffer.baseAddress! + record.nameStart, wanted.count) == 0
-                    {
-                        return body(record, buffer)
-                    }
+                    if record.hasName(utf8: wanted, in: buffer) { return body(record, buffer) }
                     offset = record.end
                 }
                 return nil
