@@ -81,7 +81,8 @@ public final class SessionCluster: Service, Sendable {
     /// An executor that runs tasks on the node's event loop. Request handlers that run with
     /// it as their preference (`withTaskExecutorPreference(cluster.taskExecutor) { ... }`)
     /// reach the node without a hop between threads and resume on the same thread when the
-    /// write concern is met: on a machine with few cores, several times less CPU per request.
+    /// write concern is met (on 2 cores, over three runs of `session-node bench`: 10-22% less
+    /// CPU per replicated update and 5-24% more updates per second than from the shared pool).
     /// Keep blocking work off it: while a handler blocks, so does the node.
     public var taskExecutor: any TaskExecutor { loopExecutor }
 
