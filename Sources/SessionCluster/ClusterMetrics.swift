@@ -21,6 +21,8 @@ import WireFormat
 /// | `session_cluster_rejected_frames_total` | counter | node, code (WireError code) |
 /// | `session_cluster_send_queue_overflows_total` | counter | node, peer |
 /// | `session_cluster_session_events_total` | counter | node, event |
+/// | `session_cluster_transport_errors_total` | counter | node, transport (`udp`, `tcp`), operation (`send`, `receive`, `connect`, `bind`), kind (errno name) |
+/// | `session_cluster_transport_reopens_total` | counter | node, transport (`udp`: the endpoint was bound again after it closed) |
 final class ClusterMetrics: Sendable {
     let node: String
     let sessions: Gauge
@@ -84,6 +86,17 @@ final class ClusterMetrics: Sendable {
 
     func queueOverflow(peer: PeerAddress) {
         counter("session_cluster_send_queue_overflows_total", [("peer", peer.description)]).increment()
+    }
+
+    func transportError(_ site: TransportErrorSite, kind: String) {
+        counter(
+            "session_cluster_transport_errors_total",
+            [("transport", site.transport.rawValue), ("operation", site.operation.rawValue), ("kind", kind)]
+        ).increment()
+    }
+
+    func transportReopened(_ transport: TransportErrorSite.Transport) {
+        counter("session_cluster_transport_reopens_total", [("transport", transport.rawValue)]).increment()
     }
 
     func event(_ event: SessionEvent) {

@@ -46,16 +46,21 @@ struct FrameDecoder: ByteToMessageDecoder {
 
 /// The end of a peer link's pipeline: hands each decoded frame to `onFrame`, and closes
 /// the link on the first bad frame after reporting its `WireError` to `onRejected`.
-/// Other errors (a reset connection) close the link without counting.
+/// Other errors (a reset or timed-out connection) go to `onError` and close the link too.
 final class InboundFrameHandler: ChannelInboundHandler {
     typealias InboundIn = ReceivedFrame
 
     private let onFrame: @Sendable (ReceivedFrame) -> Void
     private let onRejected: @Sendable (WireError, SocketAddress?) -> Void
+    private let onError: @Sendable (any Error, SocketAddress?) -> Void
 
-    init(onFrame: @escaping @Sendable (ReceivedFrame) -> Void, onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void) {
+    init(
+        onFrame: @escaping @Sendable (ReceivedFrame) -> Void, onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void,
+        onError: @escaping @Sendable (any Error, SocketAddress?) -> Void = { _, _ in }
+    ) {
         self.onFrame = onFrame
         self.onRejected = onRejected
+        self.onError = onError
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -65,6 +70,8 @@ final class InboundFrameHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let wireError = Self.wireError(in: error) {
             onRejected(wireError, context.remoteAddress)
+        } else {
+            onError(error, context.remoteAddress)
         }
         context.close(promise: nil)
     }
@@ -82,21 +89,24 @@ final class InboundFrameHandler: ChannelInboundHandler {
 }
 
 /// The UDP side: each datagram is one frame. A bad datagram is counted and dropped; there
-/// is no link to close.
+/// is no link to close. Socket errors go to `onError`.
 final class DatagramFrameHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     private let codec: FrameCodec
     private let onFrame: @Sendable (ReceivedFrame) -> Void
     private let onRejected: @Sendable (WireError, SocketAddress?) -> Void
+    private let onError: @Sendable (any Error, SocketAddress?) -> Void
 
     init(
         codec: FrameCodec, onFrame: @escaping @Sendable (ReceivedFrame) -> Void,
-        onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void
+        onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void,
+        onError: @escaping @Sendable (any Error, SocketAddress?) -> Void = { _, _ in }
     ) {
         self.codec = codec
         self.onFrame = onFrame
         self.onRejected = onRejected
+        self.onError = onError
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -112,8 +122,10 @@ final class DatagramFrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A failed send (ICMP port unreachable from a stopped peer) surfaces here; the
-        // failure detector notices the silence, so there is nothing to do.
+        // A refusal the kernel learnt from ICMP (ECONNREFUSED after a send to a stopped
+        // peer) surfaces on the next read and leaves the channel open: the failure detector
+        // notices the silence. Errors that close the channel are handled where it closes.
+        onError(error, context.remoteAddress)
     }
 }
 

@@ -39,11 +39,16 @@ final class NodeRuntime {
     let metrics: ClusterMetrics
     let routing: RoutingTable
     let logger: Logger
+    let errors: TransportErrorReporter
 
     private var node: ClusterNode?
     private var handle: RuntimeHandle?
     private var serverChannel: (any Channel)?
-    private var datagramChannel: (any Channel)?
+    private var datagram: DatagramEndpoint?
+    /// When to bind the UDP endpoint again should its channel close.
+    private var datagramRecovery: SocketRecovery
+    private var datagramRetry: Scheduled<Void>?
+    private var boundAddress: PeerAddress?
     private var inboundChannels: [ObjectIdentifier: any Channel] = [:]
     private var links: [PeerAddress: PeerLink] = [:]
     private var linksToFlush: [PeerLink] = []
@@ -51,7 +56,6 @@ final class NodeRuntime {
     private var bundle: [ClusterMessage] = []
     /// The effects of the input being handled, kept between inputs so that its buffer is reused.
     private var effectBuffer: [Effect] = []
-    private var datagramNeedsFlush = false
     private var socketAddresses: [PeerAddress: SocketAddress] = [:]
     private var pendingWrites: [RequestID: PendingWrite] = [:]
     private var pendingReads: [RequestID: PendingRead] = [:]
@@ -75,6 +79,10 @@ final class NodeRuntime {
         self.metrics = metrics
         self.routing = routing
         self.logger = logger
+        self.errors = TransportErrorReporter(metrics: metrics, logger: logger)
+        self.datagramRecovery = SocketRecovery(
+            initialDelayMilliseconds: configuration.datagramReopenDelay.wholeMilliseconds,
+            maximumDelayMilliseconds: configuration.reconnectMaxDelay.wholeMilliseconds)
     }
 
     /// Remembers the Sendable handle that channel handlers use to reach this runtime.
@@ -85,9 +93,10 @@ final class NodeRuntime {
     // MARK: - Lifecycle
 
     /// Starts the protocol core once the transport is bound; `address` is the bound one.
-    func start(server: any Channel, datagram: any Channel, address: PeerAddress, incarnation: UInt64) {
+    func start(server: any Channel, datagram: DatagramEndpoint, address: PeerAddress, incarnation: UInt64) {
         serverChannel = server
-        datagramChannel = datagram
+        boundAddress = address
+        adoptDatagram(datagram)
         var nodeConfiguration = configuration.node
         nodeConfiguration.address = address
         nodeConfiguration.incarnation = incarnation
@@ -131,6 +140,8 @@ final class NodeRuntime {
         routing.clear()
         tickTask?.cancel()
         tickTask = nil
+        datagramRetry?.cancel()
+        datagramRetry = nil
         var closing: [EventLoopFuture<Void>] = []
         for link in links.values {
             link.retry?.cancel()
@@ -140,7 +151,7 @@ final class NodeRuntime {
         for channel in inboundChannels.values { closing.append(channel.close()) }
         inboundChannels.removeAll()
         if let serverChannel { closing.append(serverChannel.close()) }
-        if let datagramChannel { closing.append(datagramChannel.close()) }
+        if let datagram { closing.append(datagram.channel.close()) }
         for pending in pendingWrites.values { pending.continuation.resume(returning: .failure(.notRunning)) }
         pendingWrites.removeAll()
         for pending in pendingReads.values { pending.continuation.resume(returning: .failure(.notRunning)) }
@@ -365,11 +376,12 @@ final class NodeRuntime {
         logger.trace("send", metadata: ["to": "\(member)", "channel": "\(channel)", "message": "\(message.traceSummary)"])
         switch channel {
         case .datagram:
-            guard let datagramChannel, let address = socketAddress(of: member.address) else { return }
+            guard let datagram, let address = socketAddress(of: member.address) else { return }
             let frame = codec.encode(message)
             metrics.sent([message], to: member.metricsLabel, frame: frame)
-            datagramChannel.write(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: frame.bytes)), promise: nil)
-            datagramNeedsFlush = true
+            if let error = datagram.send(frame.bytes, to: address) {
+                errors.report(error, at: TransportErrorSite(transport: .udp, operation: .send), peer: member.metricsLabel)
+            }
         case .stream:
             sendOnStream(message, to: member)
         }
@@ -413,7 +425,7 @@ final class NodeRuntime {
     }
 
     private func makeLink(to address: PeerAddress) -> PeerLink {
-        let link = PeerLink(address: address)
+        let link = PeerLink(address: address, recovery: configuration.socketRecovery)
         links[address] = link
         return link
     }
@@ -451,10 +463,6 @@ final class NodeRuntime {
             link.refreshUnwrittenBytes()
         }
         linksToFlush.removeAll(keepingCapacity: true)
-        if datagramNeedsFlush {
-            datagramNeedsFlush = false
-            datagramChannel?.flush()
-        }
     }
 
     /// A bundle stops growing here, so that one frame does not hold up the link for long
@@ -474,7 +482,8 @@ final class NodeRuntime {
     private func connect(_ link: PeerLink) {
         guard !stopped, let handle, link.channel == nil, !link.connecting, link.retry == nil else { return }
         link.connecting = true
-        let initializer = Self.channelInitializer(handle: handle, codec: codec, metrics: metrics, logger: logger)
+        let initializer = Self.channelInitializer(
+            handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(configuration.connectTimeout.wholeMilliseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -491,7 +500,7 @@ final class NodeRuntime {
             guard !stopped, links[link.address] === link else { return channel.close(promise: nil) }
             link.channel = channel
             link.unwrittenBytes = 0
-            link.failures = 0
+            link.recovery.opened()
             logger.debug("link up", metadata: ["peer": "\(link.address)"])
             channel.closeFuture.assumeIsolated().whenComplete { _ in self.linkClosed(link, channel: channel) }
             // The peer decodes this connection with a fresh history; so must we encode.
@@ -499,8 +508,7 @@ final class NodeRuntime {
             markForFlush(link)
             flush()
         case .failure(let error):
-            link.failures += 1
-            logger.debug("connect failed", metadata: ["peer": "\(link.address)", "error": "\(error)"])
+            errors.report(error, at: TransportErrorSite(transport: .tcp, operation: .connect), peer: link.peerLabel)
             scheduleReconnect(link)
         }
     }
@@ -517,25 +525,117 @@ final class NodeRuntime {
     /// frame for this peer reconnects.
     private func scheduleReconnect(_ link: PeerLink) {
         guard !stopped, link.retry == nil else { return }
-        let delay = link.backoff(initial: configuration.reconnectInitialDelay, maximum: configuration.reconnectMaxDelay)
-        link.retry = loop.assumeIsolated().scheduleTask(in: .milliseconds(delay.wholeMilliseconds)) {
+        let now = WallClock.now()
+        guard let at = link.recovery.failed(now: now) else { return }
+        link.retry = loop.assumeIsolated().scheduleTask(in: .milliseconds(at.milliseconds(since: now))) {
             link.retry = nil
             if !link.queue.isEmpty { self.connect(link) }
         }
     }
 
     /// The pipeline of every TCP link, inbound or outbound: frames in, bad frames counted
-    /// and the link closed.
+    /// and the link closed, socket errors counted.
+    ///
+    /// Data a peer does not acknowledge within ``SessionClusterConfiguration/linkStallTimeout``
+    /// closes the connection (TCP_USER_TIMEOUT), and an idle connection is probed
+    /// (keepalive): a link whose packets a firewall drops would otherwise sit in TCP's
+    /// retransmission backoff for minutes, holding the protocol's messages, and keep
+    /// retrying long after the network healed instead of reconnecting at once.
     static func channelInitializer(
-        handle: RuntimeHandle, codec: FrameCodec, metrics: ClusterMetrics, logger: Logger
+        handle: RuntimeHandle, codec: FrameCodec, configuration: SessionClusterConfiguration, metrics: ClusterMetrics,
+        errors: TransportErrorReporter, logger: Logger
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
-        { channel in
+        let stallMilliseconds = Int(clamping: max(configuration.linkStallTimeout.wholeMilliseconds, 1))
+        let keepaliveIdleSeconds = Int(clamping: max(configuration.linkStallTimeout.wholeMilliseconds / 1000, 1))
+        return { channel in
             channel.eventLoop.makeCompletedFuture {
+                if let options = channel.syncOptions {
+                    try options.setOption(.tcpOption(.init(rawValue: CInt(TCP_USER_TIMEOUT))), value: stallMilliseconds)
+                    try options.setOption(.socketOption(.so_keepalive), value: 1)
+                    try options.setOption(.tcpOption(.init(rawValue: CInt(TCP_KEEPIDLE))), value: keepaliveIdleSeconds)
+                    try options.setOption(.tcpOption(.init(rawValue: CInt(TCP_KEEPINTVL))), value: 1)
+                    try options.setOption(.tcpOption(.init(rawValue: CInt(TCP_KEEPCNT))), value: 3)
+                }
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: codec)))
                 try channel.pipeline.syncOperations.addHandler(
                     InboundFrameHandler(
                         onFrame: { frame in handle.receive(frame) },
-                        onRejected: rejectionReporter(metrics: metrics, logger: logger)))
+                        onRejected: rejectionReporter(metrics: metrics, logger: logger),
+                        onError: { error, address in
+                            errors.report(
+                                error, at: TransportErrorSite(transport: .tcp, operation: .receive),
+                                peer: address.map { "\($0)" })
+                        }))
+            }
+        }
+    }
+
+    // MARK: - The UDP endpoint
+
+    /// Binds the UDP endpoint: each datagram is one frame for the runtime.
+    static func bindDatagram(
+        host: String, port: Int, loop: any EventLoop, handle: RuntimeHandle, codec: FrameCodec, metrics: ClusterMetrics,
+        errors: TransportErrorReporter, logger: Logger
+    ) -> EventLoopFuture<DatagramEndpoint> {
+        let reportRejection = rejectionReporter(metrics: metrics, logger: logger)
+        return DatagramEndpoint.bind(host: host, port: port, loop: loop) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        DatagramFrameHandler(
+                            codec: codec, onFrame: { frame in handle.receive(frame) }, onRejected: reportRejection,
+                            onError: { error, address in
+                                errors.report(
+                                    error, at: TransportErrorSite(transport: .udp, operation: .receive),
+                                    peer: address.map { "\($0)" })
+                            }))
+                }
+            }
+    }
+
+    /// Uses `endpoint` as the UDP endpoint and watches it: if it closes while the node
+    /// runs, a new one is bound.
+    private func adoptDatagram(_ endpoint: DatagramEndpoint) {
+        datagram = endpoint
+        endpoint.channel.closeFuture.assumeIsolated().whenComplete { _ in self.datagramClosed(endpoint) }
+    }
+
+    /// Without a UDP endpoint the node could neither send nor hear a heartbeat again, and
+    /// would lose every lease for good.
+    private func datagramClosed(_ endpoint: DatagramEndpoint) {
+        endpoint.invalidate()
+        guard datagram === endpoint else { return }
+        datagram = nil
+        guard !stopped else { return }
+        logger.warning("UDP endpoint closed; binding it again", metadata: ["address": "\(boundAddress.map { "\($0)" } ?? "?")"])
+        scheduleDatagramReopen()
+    }
+
+    private func scheduleDatagramReopen() {
+        guard !stopped, datagramRetry == nil else { return }
+        let now = WallClock.now()
+        guard let at = datagramRecovery.failed(now: now) else { return }
+        datagramRetry = loop.assumeIsolated().scheduleTask(in: .milliseconds(at.milliseconds(since: now))) {
+            self.datagramRetry = nil
+            self.reopenDatagram()
+        }
+    }
+
+    private func reopenDatagram() {
+        guard !stopped, let handle, let boundAddress, datagram == nil else { return }
+        Self.bindDatagram(
+            host: boundAddress.host, port: boundAddress.port, loop: loop, handle: handle, codec: codec, metrics: metrics,
+            errors: errors, logger: logger
+        ).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let endpoint):
+                guard !self.stopped else { return endpoint.channel.close(promise: nil) }
+                self.datagramRecovery.opened()
+                self.metrics.transportReopened(.udp)
+                self.logger.info("UDP endpoint bound again", metadata: ["address": "\(boundAddress)"])
+                self.adoptDatagram(endpoint)
+            case .failure(let error):
+                self.errors.report(error, at: TransportErrorSite(transport: .udp, operation: .bind), peer: nil)
+                self.scheduleDatagramReopen()
             }
         }
     }

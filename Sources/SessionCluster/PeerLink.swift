@@ -26,15 +26,16 @@ final class PeerLink {
     /// Bytes the connection still held unwritten after the last flush: what the socket
     /// did not take yet. Refreshed once per flush, and before a send is refused for it.
     var unwrittenBytes = 0
-    /// Failed connection attempts in a row, for the backoff.
-    var failures = 0
+    /// When to reconnect after a failure: the backoff, shared with the simulator's model.
+    var recovery: SocketRecovery
     /// The pending reconnect; no attempt is made before it fires.
     var retry: Scheduled<Void>?
     var needsFlush = false
 
-    init(address: PeerAddress) {
+    init(address: PeerAddress, recovery: SocketRecovery) {
         self.address = address
         self.peerLabel = address.description
+        self.recovery = recovery
     }
 
     var isIdle: Bool {
@@ -46,13 +47,6 @@ final class PeerLink {
     /// per flush costs less than a promise and a callback per frame.
     func refreshUnwrittenBytes() {
         unwrittenBytes = channel.flatMap { try? $0.syncOptions?.getOption(.bufferedWritableBytes) } ?? 0
-    }
-
-    /// The pause before the next attempt: `initial`, doubled per failure, at most `maximum`.
-    func backoff(initial: Duration, maximum: Duration) -> Duration {
-        let exponent = min(max(failures - 1, 0), 16)
-        let delay = initial * (1 << exponent)
-        return min(delay, maximum)
     }
 
     /// Empties the queue once it was encoded, keeping its buffer for the next turn's messages.

@@ -120,17 +120,17 @@ public final class SessionCluster: Service, Sendable {
         let (loop, store, configuration, codec, metrics, routing, logger) = (
             self.loop, self.store, self.configuration, self.codec, self.metrics, self.routing, self.logger
         )
-        let handle = try await loop.submit {
+        let (handle, errors) = try await loop.submit {
             let runtime = NodeRuntime(
                 loop: loop, store: store, configuration: configuration, codec: codec, metrics: metrics, routing: routing,
                 logger: logger)
             let handle = RuntimeHandle(runtime)
             runtime.attach(handle)
-            return handle
+            return (handle, runtime.errors)
         }.get()
         let host = configuration.bindAddress.host
-        let initializer = NodeRuntime.channelInitializer(handle: handle, codec: codec, metrics: metrics, logger: logger)
-        let reportRejection = NodeRuntime.rejectionReporter(metrics: metrics, logger: logger)
+        let initializer = NodeRuntime.channelInitializer(
+            handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
         // With port 0 the TCP port is free but the same UDP port may not be: try a few.
         let attempts = configuration.bindAddress.port == 0 ? 8 : 1
         var lastError: any Error = ChannelError.unknownLocalAddress
@@ -153,21 +153,13 @@ public final class SessionCluster: Service, Sendable {
                 continue
             }
             do {
-                let datagram = try await DatagramBootstrap(group: loop)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(
-                                DatagramFrameHandler(
-                                    codec: codec, onFrame: { frame in handle.receive(frame) },
-                                    onRejected: reportRejection))
-                        }
-                    }
-                    .bind(host: host, port: port)
-                    .get()
+                let datagram = try await NodeRuntime.bindDatagram(
+                    host: host, port: port, loop: loop, handle: handle, codec: codec, metrics: metrics, errors: errors,
+                    logger: logger
+                ).map { NIOLoopBound($0, eventLoop: loop) }.get()
                 let address = PeerAddress(host: host, port: port)
                 let incarnation = UInt64(WallClock.now().milliseconds)
-                try await handle.submit { $0.start(server: server, datagram: datagram, address: address, incarnation: incarnation) }
+                try await handle.submit { $0.start(server: server, datagram: datagram.value, address: address, incarnation: incarnation) }
                 return (handle, address)
             } catch {
                 lastError = error

@@ -39,6 +39,14 @@ public struct SessionClusterConfiguration: Sendable {
     public var reconnectMaxDelay: Duration = .seconds(2)
     /// How long a connection attempt may take. Default 1 s.
     public var connectTimeout: Duration = .seconds(1)
+    /// How long data sent on a peer link may stay unacknowledged before the link is closed
+    /// and reconnected (TCP_USER_TIMEOUT; idle links are probed after as long). Default 2 s:
+    /// far above a LAN's round trip, yet a link a firewall cut reconnects within about that
+    /// long of the heal instead of waiting out TCP's retransmission backoff.
+    public var linkStallTimeout: Duration = .seconds(2)
+    /// The first pause before binding the UDP endpoint again once a send error closed it;
+    /// it doubles per failure, up to ``reconnectMaxDelay``. Default 10 ms.
+    public var datagramReopenDelay: Duration = .milliseconds(10)
     /// The longest a graceful shutdown waits, after telling the cluster it leaves, for the
     /// leader to move this node's partitions and for queued frames to drain. Default 2 s
     /// (a leave takes about a heartbeat round and a view change).
@@ -58,6 +66,14 @@ public struct SessionClusterConfiguration: Sendable {
         self.clusterKey = clusterKey
         self.store = SessionStore.Configuration()
         self.maxQueuedBytesPerPeer = node.maxQueuedBytesPerPeer
+    }
+
+    /// How the transport backs off reconnecting a link (``reconnectInitialDelay`` doubling
+    /// up to ``reconnectMaxDelay``).
+    var socketRecovery: SocketRecovery {
+        SocketRecovery(
+            initialDelayMilliseconds: reconnectInitialDelay.wholeMilliseconds,
+            maximumDelayMilliseconds: reconnectMaxDelay.wholeMilliseconds)
     }
 
     /// This node's name.

@@ -7,14 +7,14 @@ import Testing
 @testable import SessionCluster
 
 struct PeerLinkTests {
-    @Test func reconnectBackoffDoublesUpToTheMaximum() {
-        let link = PeerLink(address: PeerAddress(host: "127.0.0.1", port: 1))
-        var delays: [Duration] = []
-        for failures in 0...6 {
-            link.failures = failures
-            delays.append(link.backoff(initial: .milliseconds(50), maximum: .milliseconds(1000)))
-        }
-        #expect(delays == [50, 50, 100, 200, 400, 800, 1000].map { .milliseconds($0) })
+    @Test func reconnectBackoffDoublesUpToTheMaximumAndStartsOverOnceConnected() {
+        var recovery = SocketRecovery(initialDelayMilliseconds: 50, maximumDelayMilliseconds: 1000)
+        let now = Timestamp(milliseconds: 10_000)
+        var delays: [Int64] = []
+        for _ in 0..<7 { delays.append(recovery.failed(now: now)!.milliseconds(since: now)) }
+        #expect(delays == [50, 100, 200, 400, 800, 1000, 1000])
+        recovery.opened()
+        #expect(recovery.failed(now: now)?.milliseconds(since: now) == 50)
     }
 
     /// The per-peer bound counts what the socket has not taken yet. Against a peer that
@@ -30,7 +30,9 @@ struct PeerLinkTests {
         let written = 32 * 1024 * 1024
         // The link lives on its loop, as in the runtime.
         let (unwritten, idle, afterClose) = try await loop.flatSubmit { () -> EventLoopFuture<(Int, Bool, Int)> in
-            let link = PeerLink(address: PeerAddress(host: "127.0.0.1", port: port))
+            let link = PeerLink(
+                address: PeerAddress(host: "127.0.0.1", port: port),
+                recovery: SocketRecovery(initialDelayMilliseconds: 50, maximumDelayMilliseconds: 1000))
             link.channel = client
             let chunk = ByteBuffer(repeating: 0x5A, count: 64 * 1024)
             for _ in 0..<(written / chunk.readableBytes) { client.write(chunk, promise: nil) }
