@@ -249,15 +249,8 @@ extension ClusterNode {
                 batch.deltas = []
                 return (batch, 0)
             }
-            stream.waiting.removeAll()
-            stream.waitingBytes = 0
             stream.stalled = true
-            let backed = Set(owned.filter { table?.backups(of: $0).contains(peer) == true })
-            stream.resync = store.sessionIDs(where: { backed.contains(self.partition(of: $0)) })
-                .map { (partition: partition(of: $0), id: $0) }
-                .sorted { $0.partition != $1.partition ? $0.partition < $1.partition : $0.id.precedes($1.id) }
-                .map(\.id)
-            stream.resyncNext = 0
+            startResync(&stream, to: peer)
             outbound[peer] = stream
             return
         }
@@ -273,6 +266,19 @@ extension ClusterNode {
         stream.waitingBytes = 0
         outbound[peer] = stream
         effects.append(.send(.deltaBatch(batch), to: stream.member, channel: .stream))
+    }
+
+    /// Drops what waits for `peer` and lists every session it backs for this node, to be
+    /// re-sent as snapshots (in partition order, one pass over the store).
+    private func startResync(_ stream: inout OutboundStream, to peer: NodeID) {
+        stream.waiting.removeAll()
+        stream.waitingBytes = 0
+        let backed = Set(owned.filter { table?.backups(of: $0).contains(peer) == true })
+        stream.resync = store.sessionIDs(where: { backed.contains(self.partition(of: $0)) })
+            .map { (partition: partition(of: $0), id: $0) }
+            .sorted { $0.partition != $1.partition ? $0.partition < $1.partition : $0.id.precedes($1.id) }
+            .map(\.id)
+        stream.resyncNext = 0
     }
 
     func restampAndResend(to peer: NodeID, now: Timestamp, into effects: inout [Effect]) {
@@ -343,6 +349,18 @@ extension ClusterNode {
         noteAlive(ack.from, now: now)
         // The stream is changed in place, through its index: a copy would copy its queues.
         guard let index = outbound.index(forKey: ack.from) else { return }
+        // An ack for a batch this stream never sent comes from an earlier incarnation of the
+        // peer (its link held the ack through a cut while the peer rejoined): it
+        // acknowledges nothing here.
+        guard ack.sequence < outbound.values[index].nextSequence else { return }
+        let firstUnacknowledged = outbound.values[index].unacked.first?.batch.sequence ?? outbound.values[index].nextSequence
+        if ack.sequence + 1 < firstUnacknowledged {
+            // The peer lacks batches this stream counted as acknowledged (it rejoined and
+            // lost track): start its stream over from what it has, with snapshots of every
+            // session it backs for this node. Without this it would refuse every later
+            // batch as out of order, for good.
+            return rewind(index, to: ack.sequence, now: now, into: &effects)
+        }
         let missing = ack.needSnapshots.isEmpty ? nil : Set(ack.needSnapshots)
         writesToCheck.removeAll(keepingCapacity: true)
         while let first = outbound.values[index].unacked.first, first.batch.sequence <= ack.sequence {
@@ -376,6 +394,18 @@ extension ClusterNode {
             completeMetWrites(&candidates, now: now, into: &effects)
             swap(&candidates, &writesToCheck)
         }
+    }
+
+    private func rewind(_ index: Dictionary<NodeID, OutboundStream>.Index, to sequence: UInt64, now: Timestamp, into effects: inout [Effect]) {
+        let peer = outbound.keys[index]
+        var stream = outbound.values[index]
+        stream.nextSequence = sequence + 1
+        stream.unacked.removeAll()
+        stream.stalled = false
+        stream.lastProgressAt = now
+        startResync(&stream, to: peer)
+        outbound[peer] = stream
+        sendWaiting(to: peer, now: now, into: &effects)
     }
 
     // MARK: Completing writes

@@ -173,7 +173,7 @@ public final class Checker {
 
     // MARK: After every step
 
-    func checkAfterStep() {
+    public func checkAfterStep() {
         for index in simulation.nodes.indices {
             guard let node = simulation.nodes[index].node else { continue }
             if node.currentRole == .leader {

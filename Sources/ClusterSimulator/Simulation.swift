@@ -8,7 +8,15 @@ import SessionCore
 /// order per link (TCP) and are lost only when the link is cut, the sender crashed, or a
 /// rare "connection reset" fault drops one. Faults: symmetric and one-way partitions, crash,
 /// restart with empty memory, pause and resume (the node wakes with stale state), clock
-/// jumps. After every step the ``Checker`` tests the invariants of ARCHITECTURE.md; the
+/// jumps.
+///
+/// A cut is either silent (packets vanish, as behind a DROP rule on the receiver) or
+/// refused at the sender (a DROP rule on the sender's own output: `sendmsg` fails with
+/// EPERM at once). Each node has a transport modelled on the runtime's
+/// (``TransportModel``): a refused datagram fails alone (or, in a broken model, closes the
+/// UDP endpoint); a refused stream send or a connection to a crashed peer fails the link,
+/// whose later messages wait (bounded) until it reconnects after ``SocketRecovery``'s
+/// backoff. After every step the ``Checker`` tests the invariants of ARCHITECTURE.md; the
 /// same seed always replays the same run, step for step.
 ///
 /// ```swift
@@ -39,9 +47,17 @@ public final class Simulation {
     public let checker: Checker
     /// Steps taken (deliveries and ticks).
     public private(set) var steps = 0
+    /// Whether the checker runs after every step. A caller that turns it off for a long
+    /// quiet stretch checks at its own pace (``Checker/checkAfterStep()``).
+    public var checksEveryStep = true
 
     private var queue = EventQueue()
+    /// Links whose messages vanish in the network.
     private var blocked: Set<Link> = []
+    /// Links whose sender's own sends fail at once.
+    private var refused: Set<Link> = []
+    /// Counts ``heal()`` calls, so that scheduled faults of an episode already healed do nothing.
+    public private(set) var heals = 0
     private var lastStreamDelivery: [Link: Timestamp] = [:]
     private var nextRequest: UInt64 = 0
 
@@ -86,6 +102,7 @@ public final class Simulation {
         nodes[index].node = node
         nodes[index].paused = false
         nodes[index].deferred = []
+        resetTransport(of: index)
         checker.forgetRequests(of: index)
         perform(node.start(now: localTime(index)), by: index)
     }
@@ -95,6 +112,7 @@ public final class Simulation {
         nodes[index].node = nil
         nodes[index].generation += 1
         nodes[index].deferred = []
+        resetTransport(of: index)
         checker.forgetRequests(of: index)
     }
 
@@ -127,18 +145,38 @@ public final class Simulation {
         perform(node.leave(now: localTime(index)), by: index)
     }
 
-    /// Cuts every link between the two groups, both ways.
-    public func partition(_ side: [Int], from other: [Int]) {
-        for a in side { for b in other { blocked.insert(Link(from: a, to: b)); blocked.insert(Link(from: b, to: a)) } }
+    /// Cuts every link between the two groups, both ways; with `sendErrors` the senders'
+    /// own sends fail, otherwise packets vanish.
+    public func partition(_ side: [Int], from other: [Int], sendErrors: Bool = false) {
+        cutOneWay(from: side, to: other, sendErrors: sendErrors)
+        cutOneWay(from: other, to: side, sendErrors: sendErrors)
     }
 
     /// Cuts the links from `senders` to `receivers` only.
-    public func cutOneWay(from senders: [Int], to receivers: [Int]) {
-        for a in senders { for b in receivers { blocked.insert(Link(from: a, to: b)) } }
+    public func cutOneWay(from senders: [Int], to receivers: [Int], sendErrors: Bool = false) {
+        for a in senders {
+            for b in receivers { _ = sendErrors ? refused.insert(Link(from: a, to: b)) : blocked.insert(Link(from: a, to: b)) }
+        }
+    }
+
+    /// Restores the links between the two groups, both ways (a flapping link comes back).
+    public func restore(_ side: [Int], from other: [Int]) {
+        for a in side {
+            for b in other {
+                for link in [Link(from: a, to: b), Link(from: b, to: a)] {
+                    blocked.remove(link)
+                    refused.remove(link)
+                }
+            }
+        }
     }
 
     /// Restores every link.
-    public func heal() { blocked.removeAll() }
+    public func heal() {
+        blocked.removeAll()
+        refused.removeAll()
+        heals += 1
+    }
 
     /// The time node `index` reads on its clock.
     public func localTime(_ index: Int) -> Timestamp { now.adding(milliseconds: nodes[index].clockOffset) }
@@ -209,7 +247,7 @@ public final class Simulation {
             return false
         }
         steps += 1
-        checker.checkAfterStep()
+        if checksEveryStep { checker.checkAfterStep() }
         return true
     }
 
@@ -243,7 +281,10 @@ public final class Simulation {
     private func deliver(_ delivery: Delivery) {
         let target = delivery.to
         guard let node = nodes[target].node else { return }
-        if blocked.contains(Link(from: delivery.from, to: target)) { return }
+        let link = Link(from: delivery.from, to: target)
+        // A cut drops what was already on the way, as a DROP rule on the receiver does.
+        if blocked.contains(link) || refused.contains(link) { return }
+        if delivery.channel == .datagram && !nodes[target].datagramOpen { return }
         if delivery.channel == .stream && nodes[delivery.from].generation != delivery.senderGeneration { return }
         if nodes[target].paused {
             if delivery.channel == .stream { nodes[target].deferred.append(.deliver(delivery)) }
@@ -285,13 +326,27 @@ public final class Simulation {
         bytesSent[kind, default: 0] += messageSize(message)
         messagesSent[kind, default: 0] += 1
         let link = Link(from: from, to: to)
+        switch channel {
+        case .datagram:
+            guard nodes[from].datagramOpen else { return }
+            if refused.contains(link) { return datagramRefused(by: from) }
+        case .stream:
+            if nodes[from].links[to]?.isUp == false { return waitForReconnect(message, from: from, to: to) }
+            // A refused send, or a connection to a crashed peer (reset, then refused), fails the link.
+            if refused.contains(link) || nodes[to].node == nil { return linkFailed(from: from, to: to) }
+        }
         if blocked.contains(link) { return }
         var latency = Int64.random(in: configuration.latencyMilliseconds, using: &random)
         if faults.delayProbability > 0, Double.random(in: 0..<1, using: &random) < faults.delayProbability {
             latency += Int64.random(in: faults.extraDelayMilliseconds, using: &random)
         }
         let delivery = Delivery(message: message, from: from, to: to, channel: channel, senderGeneration: nodes[from].generation)
-        switch channel {
+        transmit(delivery, latency: latency)
+    }
+
+    private func transmit(_ delivery: Delivery, latency: Int64) {
+        let link = Link(from: delivery.from, to: delivery.to)
+        switch delivery.channel {
         case .datagram:
             if Double.random(in: 0..<1, using: &random) < faults.datagramDropProbability { return }
             queue.push(time: now.adding(milliseconds: latency), .deliver(delivery))
@@ -305,6 +360,81 @@ public final class Simulation {
             let at = max(now.adding(milliseconds: latency), lastStreamDelivery[link] ?? now)
             lastStreamDelivery[link] = at
             queue.push(time: at, .deliver(delivery))
+        }
+    }
+
+    // MARK: The transport
+
+    private func resetTransport(of index: Int) {
+        nodes[index].datagramOpen = true
+        nodes[index].datagramRecovery = configuration.transport.datagramRecovery()
+        nodes[index].links = [:]
+    }
+
+    /// A datagram the sender's host refused: it fails alone, unless the model closes the
+    /// whole endpoint on a send error (then reopened after the backoff, if ever).
+    private func datagramRefused(by index: Int) {
+        guard configuration.transport.sendErrorClosesDatagramEndpoint else { return }
+        nodes[index].datagramOpen = false
+        guard let at = nodes[index].datagramRecovery.failed(now: now) else { return }
+        let generation = nodes[index].generation
+        schedule(at: at) { simulation in
+            guard simulation.nodes[index].generation == generation else { return }
+            simulation.nodes[index].datagramOpen = true
+            simulation.nodes[index].datagramRecovery.opened()
+        }
+    }
+
+    /// The link from `from` to `to` failed: what it carried is lost, and it reconnects
+    /// after the backoff.
+    private func linkFailed(from: Int, to: Int) {
+        var link = nodes[from].links[to] ?? SimulatedLink(recovery: configuration.transport.linkRecovery())
+        link.isUp = false
+        link.waiting = []
+        link.waitingBytes = 0
+        nodes[from].links[to] = link
+        scheduleReconnect(from: from, to: to)
+    }
+
+    /// A message for a link that is down waits for the reconnect, within the per-peer bound;
+    /// past it the queue is dropped, as the runtime drops it.
+    private func waitForReconnect(_ message: ClusterMessage, from: Int, to: Int) {
+        let size = messageSize(message)
+        if nodes[from].links[to]!.waitingBytes + size > configuration.maxQueuedBytesPerPeer {
+            nodes[from].links[to]!.waiting = []
+            nodes[from].links[to]!.waitingBytes = 0
+        }
+        nodes[from].links[to]!.waiting.append(message)
+        nodes[from].links[to]!.waitingBytes += size
+    }
+
+    private func scheduleReconnect(from: Int, to: Int) {
+        guard !nodes[from].links[to]!.retryPending, let at = nodes[from].links[to]!.recovery.failed(now: now) else { return }
+        nodes[from].links[to]!.retryPending = true
+        let generation = nodes[from].generation
+        schedule(at: at) { simulation in
+            guard simulation.nodes[from].generation == generation else { return }
+            simulation.reconnect(from: from, to: to)
+        }
+    }
+
+    /// A connection attempt: across a cut or to a crashed peer it fails again; otherwise the
+    /// link is up and its waiting messages leave in order.
+    private func reconnect(from: Int, to: Int) {
+        nodes[from].links[to]!.retryPending = false
+        let link = Link(from: from, to: to)
+        if refused.contains(link) || blocked.contains(link) || nodes[to].node == nil {
+            return scheduleReconnect(from: from, to: to)
+        }
+        nodes[from].links[to]!.isUp = true
+        nodes[from].links[to]!.recovery.opened()
+        let waiting = nodes[from].links[to]!.waiting
+        nodes[from].links[to]!.waiting = []
+        nodes[from].links[to]!.waitingBytes = 0
+        for message in waiting {
+            let latency = Int64.random(in: configuration.latencyMilliseconds, using: &random)
+            let delivery = Delivery(message: message, from: from, to: to, channel: .stream, senderGeneration: nodes[from].generation)
+            transmit(delivery, latency: latency)
         }
     }
 
@@ -363,6 +493,20 @@ public struct SimulatedNode {
     /// How far its clock is from virtual time.
     public internal(set) var clockOffset: Int64 = 0
     var deferred: [Event] = []
+    /// False while its UDP endpoint is closed (a broken transport model closes it).
+    public internal(set) var datagramOpen = true
+    var datagramRecovery = TransportModel.runtime.datagramRecovery()
+    /// Its outbound stream links, by peer index, once one has failed.
+    var links: [Int: SimulatedLink] = [:]
+}
+
+/// An outbound stream link that failed at least once: down while it waits to reconnect.
+struct SimulatedLink {
+    var isUp = true
+    var retryPending = false
+    var recovery: SocketRecovery
+    var waiting: [ClusterMessage] = []
+    var waitingBytes = 0
 }
 
 struct Link: Hashable {

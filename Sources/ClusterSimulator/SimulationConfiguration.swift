@@ -24,6 +24,8 @@ public struct SimulationConfiguration {
     public var flushAtEndOfTurn = true
     /// Run the deliberately broken variant that acknowledges before any backup applied.
     public var brokenAcknowledgeBeforeReplication = false
+    /// How each node's transport meets a local send error; the runtime's by default.
+    public var transport = TransportModel.runtime
     /// Called with a line for every delivery and tick, to debug a seed.
     public var trace: ((String) -> Void)?
     /// A last change to every node's configuration.
@@ -65,5 +67,57 @@ public struct MessageFaults: Sendable {
         self.delayProbability = delayProbability
         self.extraDelayMilliseconds = extraDelayMilliseconds
         self.streamResetProbability = streamResetProbability
+    }
+}
+
+/// How a simulated node's transport behaves when its own sends fail (a host firewall
+/// refuses them with EPERM, a route is missing), modelled on the runtime's shell
+/// (`SessionCluster`'s `DatagramEndpoint` and peer links) so the sweep checks the recovery the
+/// runtime really does, and can be shown to catch one that does not recover.
+public struct TransportModel: Sendable, Hashable {
+    /// A refused datagram closes the node's whole UDP endpoint (what a SwiftNIO channel
+    /// write does), instead of failing that one datagram (the runtime sends with `sendto`).
+    public var sendErrorClosesDatagramEndpoint = false
+    /// A closed UDP endpoint is bound again after ``SocketRecovery``'s backoff.
+    public var reopenDatagramEndpoint = true
+    /// A stream link that failed reconnects after ``SocketRecovery``'s backoff.
+    public var reconnectStreamLinks = true
+    /// The first pause before reopening the UDP endpoint (the runtime's default: 10 ms).
+    public var datagramReopenDelayMilliseconds: Int64 = 10
+    /// The first pause before reconnecting a link (the runtime's default: 50 ms).
+    public var reconnectInitialDelayMilliseconds: Int64 = 50
+    /// The longest pause between attempts (the runtime's default: 2 s).
+    public var reconnectMaxDelayMilliseconds: Int64 = 2_000
+
+    /// What the runtime does.
+    public static let runtime = TransportModel()
+    /// The runtime before the fix of issue 12: a refused heartbeat closed the UDP endpoint
+    /// for good. Broken on purpose; the sweep must catch it.
+    public static let brokenEndpointClosedForGood = TransportModel(
+        sendErrorClosesDatagramEndpoint: true, reopenDatagramEndpoint: false)
+    /// A transport whose links never reconnect once a send or connect failed. Broken on
+    /// purpose; the sweep must catch it.
+    public static let brokenLinksNeverReconnect = TransportModel(reconnectStreamLinks: false)
+
+    public init(
+        sendErrorClosesDatagramEndpoint: Bool = false, reopenDatagramEndpoint: Bool = true, reconnectStreamLinks: Bool = true
+    ) {
+        self.sendErrorClosesDatagramEndpoint = sendErrorClosesDatagramEndpoint
+        self.reopenDatagramEndpoint = reopenDatagramEndpoint
+        self.reconnectStreamLinks = reconnectStreamLinks
+    }
+
+    func datagramRecovery() -> SocketRecovery {
+        var recovery = SocketRecovery(
+            initialDelayMilliseconds: datagramReopenDelayMilliseconds, maximumDelayMilliseconds: reconnectMaxDelayMilliseconds)
+        recovery.unsafeNeverRetry = !reopenDatagramEndpoint
+        return recovery
+    }
+
+    func linkRecovery() -> SocketRecovery {
+        var recovery = SocketRecovery(
+            initialDelayMilliseconds: reconnectInitialDelayMilliseconds, maximumDelayMilliseconds: reconnectMaxDelayMilliseconds)
+        recovery.unsafeNeverRetry = !reconnectStreamLinks
+        return recovery
     }
 }

@@ -5,14 +5,15 @@ import Testing
 
 /// The randomized sweep: 2,001 seeds, a third each on 3, 5 and 7 nodes, every run of the
 /// suite. Each seed forms a cluster, runs traffic through one fault episode over lossy
-/// links, heals, and must settle within ``RandomizedRun/settleBoundMilliseconds`` with
-/// I1 to I6 holding (see ``RandomizedRun``). A failure names the seed and the command that
-/// replays it.
+/// links, heals, and must reach steady state within
+/// ``RandomizedRun/steadyStateBoundMilliseconds`` and keep it (L1), with I1 to I6 holding
+/// (see ``RandomizedRun``). A failure names the seed and the command that replays it.
 @Suite struct SweepTests {
     static let seeds: ClosedRange<UInt64> = 1...2_001
     static let chunks = 12
     static let nodeCounts = [3, 5, 7]
-    static let totals = Mutex((runs: 0, steps: 0, virtualMilliseconds: Int64(0), acknowledged: 0, chunks: 0))
+    static let totals = Mutex(
+        (runs: 0, steps: 0, virtualMilliseconds: Int64(0), acknowledged: 0, chunks: 0, healToSteady: [Int64]()))
 
     /// Seed `s` runs on `nodeCounts[s % 3]` nodes.
     static func nodes(for seed: UInt64) -> Int { nodeCounts[Int(seed % UInt64(nodeCounts.count))] }
@@ -22,12 +23,14 @@ import Testing
         let started = ContinuousClock.now
         var runs = 0, steps = 0, acknowledged = 0
         var virtual: Int64 = 0
+        var healToSteady: [Int64] = []
         for seed in Self.seeds where Int(seed % UInt64(Self.chunks)) == chunk {
             let report = RandomizedRun.run(seed: seed, nodes: Self.nodes(for: seed))
             runs += 1
             steps += report.steps
             virtual += report.virtualMilliseconds
             acknowledged += report.acknowledgedWrites
+            if let time = report.healToSteadyMilliseconds { healToSteady.append(time) }
             #expect(
                 report.violations.isEmpty,
                 "seed \(seed), \(report.nodes) nodes, fault: \(report.fault): \(report.violations.first ?? "")\n  replay: \(report.replayCommand)")
@@ -38,13 +41,34 @@ import Testing
             totals.steps += steps
             totals.virtualMilliseconds += virtual
             totals.acknowledged += acknowledged
+            totals.healToSteady += healToSteady
             totals.chunks += 1
             return totals
         }
         print("sweep chunk \(chunk): \(runs) seeds, \(steps) steps, \(virtual / 1000) s virtual, \(acknowledged) acknowledged writes, in \(elapsed)")
         if total.chunks == Self.chunks {
             print("sweep total: \(total.runs) seeds x nodes {3, 5, 7} (a third each), \(total.steps) steps, \(total.virtualMilliseconds / 1000) s virtual time, \(total.acknowledged) acknowledged writes checked")
+            let times = total.healToSteady.sorted()
+            if !times.isEmpty {
+                let at = { (fraction: Double) in times[min(times.count - 1, Int(Double(times.count) * fraction))] }
+                print("sweep heal -> steady state (L1, bound \(RandomizedRun.steadyStateBoundMilliseconds) ms): median \(at(0.5)) ms, p99 \(at(0.99)) ms, max \(times.last!) ms over \(times.count) runs")
+            }
         }
+    }
+
+    /// Two transports that do not recover from a local send error: the runtime before the
+    /// fix of issue 12 (a refused heartbeat closed the UDP endpoint for good) and links that
+    /// never reconnect. The same runs must catch each, as a liveness failure (L1).
+    @Test(arguments: [TransportModel.brokenEndpointClosedForGood, .brokenLinksNeverReconnect])
+    func sweepCatchesATransportThatDoesNotRecover(transport: TransportModel) {
+        var caught: [String] = []
+        for seed in UInt64(1)...200 where caught.count < 3 {
+            let report = RandomizedRun.run(seed: seed, nodes: Self.nodes(for: seed), transport: transport)
+            if let violation = report.violations.first { caught.append("seed \(seed)/\(report.nodes) [\(report.fault)]: \(violation)") }
+        }
+        print("broken transport \(transport) caught by: \(caught.joined(separator: "\n  "))")
+        #expect(!caught.isEmpty, "the sweep must catch a transport that does not recover")
+        #expect(caught.allSatisfy { $0.contains("L1") }, "as a cluster that does not reach or keep steady state")
     }
 
     /// The deliberately broken variant acknowledges writes before any backup applied them.
@@ -69,7 +93,14 @@ func replaySeed() {
     let seed = UInt64(environment["SIM_SEED"] ?? "") ?? 1
     let nodes = Int(environment["SIM_NODES"] ?? "") ?? SweepTests.nodes(for: seed)
     let trace: ((String) -> Void)? = environment["SIM_TRACE"] == "1" ? { print($0) } : nil
-    let report = RandomizedRun.run(seed: seed, nodes: nodes, broken: environment["SIM_BROKEN"] == "1", trace: trace)
+    let transport: TransportModel =
+        switch environment["SIM_BROKEN"] {
+        case "endpoint": .brokenEndpointClosedForGood
+        case "links": .brokenLinksNeverReconnect
+        default: .runtime
+        }
+    let report = RandomizedRun.run(
+        seed: seed, nodes: nodes, broken: environment["SIM_BROKEN"] == "1", transport: transport, trace: trace)
     print("seed \(seed), \(nodes) nodes, fault: \(report.fault), \(report.steps) steps, \(report.virtualMilliseconds) ms virtual")
     for violation in report.violations { print("  \(violation)") }
     #expect(report.violations.isEmpty)
