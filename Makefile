@@ -6,7 +6,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 
-.PHONY: deps build demo test test-swift test-fault bench clean
+.PHONY: deps build demo test test-swift test-fault soak bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -26,8 +26,15 @@ test-swift:
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build --skip SweepTests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build --filter SweepTests
 
+# Kills, pauses and restarts on 127.0.0.1, then network faults between nodes in network
+# namespaces (needs root: CI runs as root).
 test-fault: build
 	SESSION_NODE_BIN="$(BIN)/session-node" python3 -m pytest -q -p no:cacheprovider Tests/fault
+
+# 30 minutes of random network faults on 5 nodes under load (not in CI). SOAK_ARGS="--minutes 5".
+SOAK_ARGS ?= --minutes 30
+soak: build
+	SESSION_NODE_BIN="$(BIN)/session-node" python3 Tests/fault/soak.py $(SOAK_ARGS)
 
 # BENCH_ARGS=--quick: about 3 minutes instead of 15.
 BENCH_ARGS ?=

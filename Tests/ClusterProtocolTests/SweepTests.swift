@@ -15,6 +15,16 @@ import Testing
     static let totals = Mutex(
         (runs: 0, steps: 0, virtualMilliseconds: Int64(0), acknowledged: 0, chunks: 0, healToSteady: [Int64]()))
 
+    /// The transport model runs use: the runtime's, or a broken one named by
+    /// `SIM_BROKEN=endpoint|links` (to see which seeds catch it).
+    static var transport: TransportModel {
+        switch ProcessInfo.processInfo.environment["SIM_BROKEN"] {
+        case "endpoint": .brokenEndpointClosedForGood
+        case "links": .brokenLinksNeverReconnect
+        default: .runtime
+        }
+    }
+
     /// Seed `s` runs on `nodeCounts[s % 3]` nodes.
     static func nodes(for seed: UInt64) -> Int { nodeCounts[Int(seed % UInt64(nodeCounts.count))] }
 
@@ -25,7 +35,7 @@ import Testing
         var virtual: Int64 = 0
         var healToSteady: [Int64] = []
         for seed in Self.seeds where Int(seed % UInt64(Self.chunks)) == chunk {
-            let report = RandomizedRun.run(seed: seed, nodes: Self.nodes(for: seed))
+            let report = RandomizedRun.run(seed: seed, nodes: Self.nodes(for: seed), transport: Self.transport)
             runs += 1
             steps += report.steps
             virtual += report.virtualMilliseconds
@@ -93,14 +103,8 @@ func replaySeed() {
     let seed = UInt64(environment["SIM_SEED"] ?? "") ?? 1
     let nodes = Int(environment["SIM_NODES"] ?? "") ?? SweepTests.nodes(for: seed)
     let trace: ((String) -> Void)? = environment["SIM_TRACE"] == "1" ? { print($0) } : nil
-    let transport: TransportModel =
-        switch environment["SIM_BROKEN"] {
-        case "endpoint": .brokenEndpointClosedForGood
-        case "links": .brokenLinksNeverReconnect
-        default: .runtime
-        }
     let report = RandomizedRun.run(
-        seed: seed, nodes: nodes, broken: environment["SIM_BROKEN"] == "1", transport: transport, trace: trace)
+        seed: seed, nodes: nodes, broken: environment["SIM_BROKEN"] == "1", transport: SweepTests.transport, trace: trace)
     print("seed \(seed), \(nodes) nodes, fault: \(report.fault), \(report.steps) steps, \(report.virtualMilliseconds) ms virtual")
     for violation in report.violations { print("  \(violation)") }
     #expect(report.violations.isEmpty)
