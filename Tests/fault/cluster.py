@@ -19,6 +19,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+# Ports of a node inside a network-lab namespace (the same in every namespace: addresses differ).
+LAB_HTTP_PORT = 8080
+LAB_PEER_PORT = 7946
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NGINX_TEMPLATE = os.path.join(REPO_ROOT, "Fixtures", "nginx", "nginx.conf.template")
 
@@ -132,21 +136,25 @@ class Client:
 
     A transport error (refused, reset, timeout) is returned as status 0, never raised,
     so callers count it as a failed, unacknowledged request.
+
+    A target (`port` below) is a port on 127.0.0.1 or a (host, port) pair, e.g. a node in a
+    network-lab namespace: ("10.231.1.2", 8080).
     """
 
     def __init__(self, timeout: float = 10.0):
         self.timeout = timeout
         self._local = threading.local()
 
-    def _conn(self, port: int) -> http.client.HTTPConnection:
+    def _conn(self, port: int | tuple[str, int]) -> http.client.HTTPConnection:
         conns = self._local.__dict__.setdefault("conns", {})
         conn = conns.get(port)
         if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout)
+            host, p = port if isinstance(port, tuple) else ("127.0.0.1", port)
+            conn = http.client.HTTPConnection(host, p, timeout=self.timeout)
             conns[port] = conn
         return conn
 
-    def _drop(self, port: int):
+    def _drop(self, port: int | tuple[str, int]):
         conns = self._local.__dict__.setdefault("conns", {})
         conn = conns.pop(port, None)
         if conn is not None:
@@ -156,7 +164,7 @@ class Client:
         for port in list(self._local.__dict__.get("conns", {})):
             self._drop(port)
 
-    def request(self, port: int, method: str, path: str, body: bytes | str | None = None,
+    def request(self, port: int | tuple[str, int], method: str, path: str, body: bytes | str | None = None,
                 session: str | None = None, headers: dict | None = None) -> Response:
         hdrs = dict(headers or {})
         if session is not None:
@@ -181,7 +189,7 @@ class Client:
             return Response(0, {"x-error": repr(exc)}, b"", time.monotonic() - start)
 
     # The session API of issue 4, part 3.
-    def create_session(self, port: int) -> tuple[str | None, Response]:
+    def create_session(self, port: int | tuple[str, int]) -> tuple[str | None, Response]:
         r = self.request(port, "POST", "/session")
         if r.status != 201:
             return None, r
@@ -250,6 +258,13 @@ class Node:
     stopped: bool = False
     starts: int = 0
     extra_args: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"              # the address of --http and --bind
+    wrap: object = None                  # argv -> argv, e.g. NetworkLab.wrap for a namespace
+
+    @property
+    def http_target(self) -> int | tuple[str, int]:
+        """What Client.request takes for this node's HTTP API."""
+        return self.http_port if self.host == "127.0.0.1" else (self.host, self.http_port)
 
     @property
     def stdout_path(self):
@@ -265,8 +280,8 @@ class Node:
 
     def argv(self, binary: str) -> list[str]:
         argv = [binary, "serve", "--id", self.id,
-                "--http", f"127.0.0.1:{self.http_port}",
-                "--bind", f"127.0.0.1:{self.bind_port}"]
+                "--http", f"{self.host}:{self.http_port}",
+                "--bind", f"{self.host}:{self.bind_port}"]
         for s in self.seeds:
             argv += ["--seed", s]
         argv += ["--replicas", str(self.replicas), "--cluster-key-file", self.key_file]
@@ -281,7 +296,10 @@ class Node:
         out.write(marker.encode()); out.flush()
         err.write(marker.encode()); err.flush()
         try:
-            self.proc = subprocess.Popen(self.argv(binary), stdout=out, stderr=err,
+            argv = self.argv(binary)
+            if self.wrap is not None:
+                argv = self.wrap(argv)   # `ip netns exec` execs: the PID is the node's own
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             out.close()
@@ -336,10 +354,14 @@ class Nginx:
 
     def __init__(self, prefix: str, upstream_ports: list[int], listen_port: int | None = None,
                  read_timeout: str = "2s", connect_timeout: str = "300ms",
-                 max_fails: int = int(os.environ.get("FAULT_NGINX_MAX_FAILS", "0")), fail_timeout: str = "2s"):
+                 max_fails: int = int(os.environ.get("FAULT_NGINX_MAX_FAILS", "0")), fail_timeout: str = "2s",
+                 upstream_hosts: list[str] | None = None):
         self.prefix = prefix
         self.port = listen_port or free_port()
         self.upstream_ports = upstream_ports
+        # one host per upstream port (default 127.0.0.1 for all)
+        self.upstream_hosts = list(upstream_hosts or ["127.0.0.1"] * len(upstream_ports))
+        assert len(self.upstream_hosts) == len(upstream_ports), "one upstream host per port"
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout
         self.max_fails = max_fails
@@ -361,8 +383,8 @@ class Nginx:
     def render(self) -> str:
         with open(NGINX_TEMPLATE) as f:
             template = f.read()
-        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails={self.max_fails} fail_timeout={self.fail_timeout};"
-                            for p in self.upstream_ports)
+        servers = "\n".join(f"        server {h}:{p} max_fails={self.max_fails} fail_timeout={self.fail_timeout};"
+                            for h, p in zip(self.upstream_hosts, self.upstream_ports))
         values = {
             "PREFIX": self.prefix, "LISTEN_PORT": str(self.port), "UPSTREAM_SERVERS": servers,
             "CONNECT_TIMEOUT": self.connect_timeout, "READ_TIMEOUT": self.read_timeout,
@@ -409,10 +431,16 @@ class Nginx:
 
 
 class Cluster:
-    """N session-node processes with the same full seed list, and nginx in front."""
+    """N session-node processes with the same full seed list, and nginx in front.
+
+    With `lab` (a set-up netns.NetworkLab whose nodes are n1..nN), node i runs inside the
+    lab's namespace of ni: HTTP on <addr>:LAB_HTTP_PORT, peers on <addr>:LAB_PEER_PORT, seeds
+    every node's <addr>:LAB_PEER_PORT; nginx stays in the root namespace with the node
+    addresses as upstreams. The caller owns the lab (closes it after Cluster.close()).
+    """
 
     def __init__(self, n: int, replicas: int, name: str = "cluster", with_nginx: bool = True,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, lab=None):
         self.binary = node_binary()
         self.n = n
         self.replicas = replicas
@@ -423,11 +451,21 @@ class Cluster:
         with open(self.key_file, "wb") as f:
             f.write(os.urandom(32).hex().encode() + b"\n")
         os.chmod(self.key_file, 0o600)
-        ports = [(free_port(), free_port(udp_too=True)) for _ in range(n)]
-        seeds = [f"127.0.0.1:{b}" for _, b in ports]
-        self.nodes = [Node(f"n{i + 1}", h, b, seeds, replicas, self.key_file, self.logdir,
-                           extra_args=list(extra_args or [])) for i, (h, b) in enumerate(ports)]
-        self.nginx = Nginx(os.path.join(self.tmp, "nginx"), [nd.http_port for nd in self.nodes]) \
+        self.lab = lab
+        if lab is None:
+            ports = [(free_port(), free_port(udp_too=True)) for _ in range(n)]
+            hosts = ["127.0.0.1"] * n
+        else:
+            assert lab.nodes == [f"n{i + 1}" for i in range(n)], f"lab nodes {lab.nodes}, want n1..n{n}"
+            ports = [(LAB_HTTP_PORT, LAB_PEER_PORT)] * n
+            hosts = [lab.address(f"n{i + 1}") for i in range(n)]
+        seeds = [f"{h}:{b}" for h, (_, b) in zip(hosts, ports)]
+        self.nodes = [Node(f"n{i + 1}", hp, bp, seeds, replicas, self.key_file, self.logdir,
+                           extra_args=list(extra_args or []), host=hosts[i],
+                           wrap=(None if lab is None else (lambda argv, nid=f"n{i + 1}": lab.wrap(nid, argv))))
+                      for i, (hp, bp) in enumerate(ports)]
+        self.nginx = Nginx(os.path.join(self.tmp, "nginx"), [nd.http_port for nd in self.nodes],
+                           upstream_hosts=[nd.host for nd in self.nodes]) \
             if with_nginx else None
         self.client = Client()
         self.closed = False
@@ -446,7 +484,7 @@ class Cluster:
                 if not nd.running():
                     raise HarnessError(f"{nd.id} exited with {nd.proc.returncode} before /health was 200:\n"
                                        + nd.tails())
-            return all(self.client.request(nd.http_port, "GET", "/health").status == 200 for nd in nodes)
+            return all(self.client.request(nd.http_target, "GET", "/health").status == 200 for nd in nodes)
         wait_until(all_healthy, timeout, interval=0.2,
                    what="/health 200 on " + ", ".join(nd.id for nd in nodes))
 
@@ -497,11 +535,11 @@ class Cluster:
         return [nd for nd in self.nodes if nd.running() and not nd.stopped]
 
     def status(self, nd: Node) -> dict | None:
-        r = self.client.request(nd.http_port, "GET", "/cluster")
+        r = self.client.request(nd.http_target, "GET", "/cluster")
         return r.json() if r.status == 200 else None
 
     def metrics(self, nd: Node) -> dict[str, float]:
-        r = self.client.request(nd.http_port, "GET", "/metrics")
+        r = self.client.request(nd.http_target, "GET", "/metrics")
         return parse_prometheus(r.text) if r.status == 200 else {}
 
     def tails(self, lines: int = 30) -> str:

@@ -61,3 +61,51 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("fault suite report")
         for r in REPORTS:
             terminalreporter.write_line(r)
+
+
+@pytest.fixture
+def make_net_cluster(request):
+    """Factory for the network suite: make_net_cluster(k, n, replicas) -> a started NetCluster
+    (lab K with namespaces n1..nN, a node in each, nginx in the root namespace).
+
+    Fails (does not skip) without root or `ip netns`. Afterwards, even when a check failed:
+    every process stopped by PID, the lab removed by name; evidence printed on failure. The
+    same watchdog as make_cluster SIGKILLs the processes after FAULT_TEST_LIMIT seconds.
+    """
+    from netcluster import NetCluster, require_netns
+    require_netns()
+    made: list = []
+    limit = float(os.environ.get("FAULT_TEST_LIMIT", "170"))
+    fired = threading.Event()
+
+    def watchdog_fire():
+        fired.set()
+        print(f"[watchdog] {request.node.name} ran past {limit:.0f}s: killing its processes",
+              file=sys.stderr)
+        for nc in made:
+            nc.emergency_stop()
+
+    watchdog = threading.Timer(limit, watchdog_fire)
+    watchdog.daemon = True
+    watchdog.start()
+
+    def make(k, n, replicas):
+        nc = NetCluster(k, n, replicas)
+        made.append(nc)
+        nc.start()
+        return nc
+
+    try:
+        yield make
+    finally:
+        watchdog.cancel()
+        failed = fired.is_set() or any(
+            getattr(request.node, "rep_" + w, None) is not None and getattr(request.node, "rep_" + w).failed
+            for w in ("setup", "call"))
+        for nc in made:
+            if failed:
+                try:
+                    print(f"\n===== evidence (lab {nc.k}) =====\n{nc.evidence()}")
+                except Exception as exc:  # noqa: BLE001 - still close
+                    print(f"evidence: {exc!r}")
+            nc.close()
