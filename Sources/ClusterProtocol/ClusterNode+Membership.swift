@@ -361,7 +361,9 @@ extension ClusterNode {
                 }
                 members.append(member)
                 peers[joiner] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
-            } else if mayRemoveSilentMember(now: now), let down = members.first(where: { $0.id != id && isDown($0, now: now) }) {
+            } else if mayRemoveSilentMember(now: now),
+                let down = members.first(where: { $0.id != id && isDown($0, now: now) && removalKeepsAcknowledgedWrites($0, now: now) })
+            {
                 silentRemovals.append(now)
                 removedIncarnation[down.id] = down.incarnation
                 members.removeAll { $0.id == down.id }
@@ -373,14 +375,38 @@ extension ClusterNode {
         }
     }
 
-    /// At most R - 1 silent members are removed within one re-replication window. More
-    /// silent members than that at once is a partition (or a loss beyond what R covers):
-    /// removing them all would hand some partitions to nodes that can find no copy, and the
-    /// cut-off replicas would discard the only copies when they return. Waiting keeps a
-    /// minority pair's acknowledged writes until the network heals (I1).
+    /// At most `w` silent members are removed within one re-replication window, where `w`
+    /// is the number of backups every acknowledged write is sure to be on (see
+    /// ``guaranteedBackups``): removing more before their partitions are copied again could
+    /// remove every holder of a write.
     func mayRemoveSilentMember(now: Timestamp) -> Bool {
         silentRemovals.removeAll { now.milliseconds(since: $0) >= Timing.reReplicationWindowMilliseconds(configuration) }
-        return silentRemovals.count < max(1, configuration.replicationFactor - 1)
+        return silentRemovals.count < guaranteedBackups
+    }
+
+    /// The backups an acknowledged replicated write is sure to be on besides its owner: the
+    /// default write concern's count, at most R - 1, at least 1.
+    var guaranteedBackups: Int {
+        max(1, min(configuration.replicationFactor - 1, configuration.defaultWriteConcern.backupsRequired))
+    }
+
+    /// True when removing `member` leaves every partition it replicates with a replica that
+    /// holds every acknowledged write: at most ``guaranteedBackups`` of the partition's
+    /// replicas (the member included) are silent. More silent replicas than that may be all
+    /// the holders of a write acknowledged just before they fell silent, and they may be
+    /// behind a partition rather than dead: the majority promoting a stale copy would lose
+    /// that write when they return and discard theirs (a 2|3 split with R = 3 lost writes so).
+    /// Such partitions wait, unavailable, until a holder is heard again (I1 over L2).
+    func removalKeepsAcknowledgedWrites(_ member: Member, now: Timestamp) -> Bool {
+        guard let table else { return true }
+        let silent = { (node: NodeID) -> Bool in
+            node == member.id
+                || (node != self.id && self.peers[node].map { now.milliseconds(since: $0.lastHeard) >= self.configuration.suspectAfterMilliseconds } ?? true)
+        }
+        for replicas in table.replicas where replicas.contains(member.id) {
+            if replicas.count(where: silent) > guaranteedBackups { return false }
+        }
+        return true
     }
 
     func publish(_ newView: View, now: Timestamp, into effects: inout [Effect]) {

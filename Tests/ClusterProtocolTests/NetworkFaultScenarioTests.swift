@@ -84,6 +84,40 @@ struct NetworkFaultScenarioTests {
         simulation.expectNoViolations()
     }
 
+    /// A 2|3 split with R = 3 and `.replicated(1)`: an owner on the cut-off side may
+    /// acknowledge, within its lease, a write that only its cut-off partner holds. The
+    /// majority must not promote its stale third copy of such a partition, however long the
+    /// cut lasts (past the re-replication window too): the pair keeps its writes, and after
+    /// the heal nothing acknowledged is lost.
+    @Test func aCutOffPairThatHoldsTwoOfThreeCopiesKeepsItsAcknowledgedWrites() {
+        let simulation = Simulation.formed(nodes: 5, seed: 11, replicationFactor: 3)
+        let sessions = simulation.createSessions(60)
+        let leader = simulation.leader!
+        let pair = simulation.liveIndices.filter { $0 != leader }.prefix(2).map { $0 }
+        let rest = simulation.liveIndices.filter { !pair.contains($0) }
+        let table = PartitionTable(
+            members: simulation.nodes.map(\.id), partitionCount: simulation.configuration.partitionCount, replicationFactor: 3)
+        let pairIDs = Set(pair.map { simulation.nodes[$0].id })
+        let exposed = sessions.filter { session in
+            let replicas = table.replicas[session.partition(of: simulation.configuration.partitionCount)]
+            return pairIDs.contains(replicas[0]) && replicas.filter(pairIDs.contains).count == 2
+        }
+        #expect(!exposed.isEmpty, "some sessions are owned on the pair's side with their backup there too")
+        simulation.partition(pair, from: rest, sendErrors: true)
+        // Right after the cut the pair's owners still hold leases: writes they acknowledge
+        // now are on the pair only.
+        for (index, session) in exposed.enumerated() {
+            let owner = pair.first { simulation.nodes[$0].node!.isOwner(of: session) }!
+            simulation.write(through: owner, .update(SessionChanges(updated: ["cart": AttributeValue(string: "pair-\(index)")])), to: session)
+        }
+        simulation.run(for: 8_000)
+        simulation.heal()
+        #expect(simulation.run(until: { $0.isStable }, within: RandomizedRun.steadyStateBoundMilliseconds), "stable after the heal")
+        simulation.run(for: 3_000)
+        #expect(simulation.checker.acknowledgedWrites > 0)
+        simulation.expectNoViolations()
+    }
+
     /// The runtime before the fix: a refused heartbeat closed the sender's UDP endpoint
     /// for good. One cut of one node then leaves the whole cluster without a leader after
     /// the heal: the shape of the outage issue 12 reported.
