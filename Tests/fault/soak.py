@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     results = []
     violations: list[str] = []
     lost_sids: set = set()
+    loss_events = 0
     wl = mon = None
     harness_error = None
     longest_gap = (0.0, 0.0)
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
             res = runner.run(kind, random_any=True, duration=duration_for(kind, rng))
             results.append(res)
             lost_sids |= res.lost_sids
+            loss_events += res.lost
             leader_v = mon.violations()
             if len(leader_v) > seen_leader_violations:
                 res.violations += leader_v[seen_leader_violations:]
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
                 violations += [f"fault #{len(results)} {kind}: {v}" for v in res.violations]
                 for v in res.violations:
                     log("VIOLATION: " + v)
-                log("evidence:\n" + nc.evidence(30))
+                log("evidence:\n" + nc.evidence(15))
                 if res.heal_to_steady is None and not res.lost_sids and any(
                         "still not steady" in v for v in res.violations):
                     log("the cluster did not recover: stopping the soak")
@@ -127,6 +129,7 @@ def main(argv=None) -> int:
         wl.stop()
         problems, final_lost = lost_writes(nc.cluster, wl)
         lost_sids |= final_lost
+        loss_events += len(final_lost)
         if problems:
             violations.append(f"final read: {len(problems)} problems:\n    " + "\n    ".join(problems[:12]))
         writes = wl.snapshot()
@@ -168,7 +171,8 @@ def main(argv=None) -> int:
     print(f"seed {seed}; ran {(time.monotonic() - t0) / 60:.1f} min; {NODES} nodes, R={replicas_for(NODES)}")
     print(f"faults injected: {len(results)} ("
           + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())) + ")")
-    print(f"writes: {written} sent, {acked} acknowledged; acknowledged writes lost: {len(lost_sids)} sessions")
+    print(f"writes: {written} sent, {acked} acknowledged; acknowledged writes lost: {loss_events} "
+          f"(sessions found behind their last acknowledged value, {len(lost_sids)} distinct)")
     print(f"majority side during faults: {refused} of {majority} writes refused "
           f"({100 * refused / majority if majority else 0:.1f}%)")
     print(f"longest unavailability (no write acknowledged on the majority side): {longest_gap[0]:.2f}s "
