@@ -71,11 +71,7 @@ import Testing
     /// never reconnect. The same runs must catch each, as a liveness failure (L1).
     @Test(arguments: [TransportModel.brokenEndpointClosedForGood, .brokenLinksNeverReconnect])
     func sweepCatchesATransportThatDoesNotRecover(transport: TransportModel) {
-        var caught: [String] = []
-        for seed in UInt64(1)...200 where caught.count < 3 {
-            let report = RandomizedRun.run(seed: seed, nodes: Self.nodes(for: seed), transport: transport)
-            if let violation = report.violations.first { caught.append("seed \(seed)/\(report.nodes) [\(report.fault)]: \(violation)") }
-        }
+        let caught = Self.firstViolations(upTo: 200) { RandomizedRun.run(seed: $0, nodes: Self.nodes(for: $0), transport: transport) }
         print("broken transport \(transport) caught by: \(caught.joined(separator: "\n  "))")
         #expect(!caught.isEmpty, "the sweep must catch a transport that does not recover")
         #expect(caught.allSatisfy { $0.contains("L1") }, "as a cluster that does not reach or keep steady state")
@@ -84,14 +80,20 @@ import Testing
     /// The deliberately broken variant acknowledges writes before any backup applied them.
     /// The same runs must catch it: an owner that crashes takes acknowledged writes with it.
     @Test func sweepCatchesAcknowledgingBeforeTheBackupApplied() {
-        var caught: [String] = []
-        for seed in UInt64(1)...120 where caught.count < 3 {
-            let report = RandomizedRun.run(seed: seed, nodes: Self.nodes(for: seed), broken: true)
-            if let violation = report.violations.first { caught.append("seed \(seed)/\(report.nodes) [\(report.fault)]: \(violation)") }
-        }
+        let caught = Self.firstViolations(upTo: 120) { RandomizedRun.run(seed: $0, nodes: Self.nodes(for: $0), broken: true) }
         print("broken variant caught by: \(caught.joined(separator: "\n  "))")
         #expect(!caught.isEmpty, "the sweep must catch writes acknowledged before replication")
         #expect(caught.contains { $0.contains("I1") || $0.contains("I4") }, "as a lost or unseen acknowledged write")
+    }
+
+    /// The first violation of each of the first three seeds in 1...`last` that `run` fails.
+    static func firstViolations(upTo last: UInt64, _ run: (UInt64) -> RandomizedRun.Report) -> [String] {
+        var caught: [String] = []
+        for seed in UInt64(1)...last where caught.count < 3 {
+            let report = run(seed)
+            if let violation = report.violations.first { caught.append("seed \(seed)/\(report.nodes) [\(report.fault)]: \(violation)") }
+        }
+        return caught
     }
 }
 

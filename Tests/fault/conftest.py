@@ -17,14 +17,13 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-@pytest.fixture
-def make_cluster(request):
-    """Factory: make_cluster(n, replicas) -> a started Cluster; stopped (by PID) afterwards.
-
-    A watchdog kills every process of the test when it runs past FAULT_TEST_LIMIT seconds
-    (170 by default), so one hung test cannot hang the suite.
-    """
-    clusters: list[Cluster] = []
+def _managed(request, build, evidence):
+    """The body of both factories: `build(*args)` makes and starts a cluster, remembered so that
+    afterwards, even when a check failed, it is closed (every process stopped by PID), with
+    `evidence(cluster)` printed first on failure. A watchdog calls `emergency_stop()` on every
+    cluster of the test past FAULT_TEST_LIMIT seconds (170 by default), so one hung test cannot
+    hang the suite."""
+    made: list = []
     limit = float(os.environ.get("FAULT_TEST_LIMIT", "170"))
     fired = threading.Event()
 
@@ -32,28 +31,42 @@ def make_cluster(request):
         fired.set()
         print(f"[watchdog] {request.node.name} ran past {limit:.0f}s: killing its processes",
               file=sys.stderr)
-        for c in clusters:
+        for c in made:
             c.emergency_stop()
 
     watchdog = threading.Timer(limit, watchdog_fire)
     watchdog.daemon = True
     watchdog.start()
 
-    def make(n, replicas, **kw):
-        c = Cluster(n, replicas, name=f"{n}n", **kw)
-        clusters.append(c)
+    def make(*args, **kw):
+        c = build(*args, **kw)
+        made.append(c)
         c.start()
         return c
 
-    yield make
-    watchdog.cancel()
-    failed = fired.is_set() or any(
-        getattr(request.node, "rep_" + w, None) is not None and getattr(request.node, "rep_" + w).failed
-        for w in ("setup", "call"))
-    for c in clusters:
-        if failed:
-            print(f"\n===== process log tails ({c.tmp}) =====\n{c.tails()}")
-        c.close()
+    try:
+        yield make
+    finally:
+        watchdog.cancel()
+        failed = fired.is_set() or any(
+            getattr(request.node, "rep_" + w, None) is not None and getattr(request.node, "rep_" + w).failed
+            for w in ("setup", "call"))
+        for c in made:
+            if failed:
+                try:
+                    print(evidence(c))
+                except Exception as exc:  # noqa: BLE001 - still close
+                    print(f"evidence: {exc!r}")
+            c.close()
+
+
+@pytest.fixture
+def make_cluster(request):
+    """Factory: make_cluster(n, replicas) -> a started Cluster on 127.0.0.1; stopped (by PID)
+    afterwards, with the process log tails printed when the test failed."""
+    yield from _managed(
+        request, lambda n, replicas, **kw: Cluster(n, replicas, name=f"{n}n", **kw),
+        lambda c: f"\n===== process log tails ({c.tmp}) =====\n{c.tails()}")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -69,43 +82,8 @@ def make_net_cluster(request):
     (lab K with namespaces n1..nN, a node in each, nginx in the root namespace).
 
     Fails (does not skip) without root or `ip netns`. Afterwards, even when a check failed:
-    every process stopped by PID, the lab removed by name; evidence printed on failure. The
-    same watchdog as make_cluster SIGKILLs the processes after FAULT_TEST_LIMIT seconds.
+    every process stopped by PID, the lab removed by name; evidence printed on failure.
     """
     from netcluster import NetCluster, require_netns
     require_netns()
-    made: list = []
-    limit = float(os.environ.get("FAULT_TEST_LIMIT", "170"))
-    fired = threading.Event()
-
-    def watchdog_fire():
-        fired.set()
-        print(f"[watchdog] {request.node.name} ran past {limit:.0f}s: killing its processes",
-              file=sys.stderr)
-        for nc in made:
-            nc.emergency_stop()
-
-    watchdog = threading.Timer(limit, watchdog_fire)
-    watchdog.daemon = True
-    watchdog.start()
-
-    def make(k, n, replicas):
-        nc = NetCluster(k, n, replicas)
-        made.append(nc)
-        nc.start()
-        return nc
-
-    try:
-        yield make
-    finally:
-        watchdog.cancel()
-        failed = fired.is_set() or any(
-            getattr(request.node, "rep_" + w, None) is not None and getattr(request.node, "rep_" + w).failed
-            for w in ("setup", "call"))
-        for nc in made:
-            if failed:
-                try:
-                    print(f"\n===== evidence (lab {nc.k}) =====\n{nc.evidence()}")
-                except Exception as exc:  # noqa: BLE001 - still close
-                    print(f"evidence: {exc!r}")
-            nc.close()
+    yield from _managed(request, NetCluster, lambda nc: f"\n===== evidence (lab {nc.k}) =====\n{nc.evidence()}")
