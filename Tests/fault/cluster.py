@@ -201,6 +201,18 @@ class Client:
                 sid = None
         return sid, r
 
+    def create_with_value(self, port, name: str, value: str, tries: int, pause: float) -> str:
+        """A new session whose attribute `name` holds `value`, acknowledged; retried `tries` times,
+        `pause` seconds apart (a node may be between views). Raises HarnessError otherwise."""
+        r = None
+        for _ in range(tries):
+            sid, r = self.create_session(port)
+            if sid and self.put_attr(port, sid, name, value).status == 204:
+                return sid
+            time.sleep(pause)
+        raise HarnessError(f"could not create a session through {port}: "
+                           + (f"{r.status} {r.text[:200]}" if r is not None else "no attempt"))
+
     def put_attr(self, port, session, name, value, headers=None) -> Response:
         return self.request(port, "PUT", f"/session/attributes/{name}", value, session, headers)
 

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from cluster import (LAB_PEER_PORT, Client, Cluster, HarnessError, metric_sum, parse_prometheus,
+from cluster import (LAB_PEER_PORT, Client, Cluster, HarnessError, parse_prometheus,
                      replication_problems, wait_until)
 from netns import NetworkLab
 
@@ -396,14 +396,7 @@ class Workload:
         nodes = self.cluster.nodes
 
         def make(i: int) -> str:
-            nd = nodes[i % len(nodes)]
-            r = None
-            for _ in range(50):
-                sid, r = c.create_session(nd.http_target)
-                if sid and c.put_attr(nd.http_target, sid, ATTR, "0").status == 204:
-                    return sid
-                time.sleep(0.1)
-            raise HarnessError(f"could not create a session on {nd.id}: {r.status} {r.text[:200]}")
+            return c.create_with_value(nodes[i % len(nodes)].http_target, ATTR, "0", tries=50, pause=0.1)
         for w in range(self.n_writers):
             mine = [make(w * self.per_writer + j) for j in range(self.per_writer)]
             self.owned.append(mine)

@@ -329,12 +329,7 @@ def run_fault_scenario(make_cluster, n: int, replicas: int):
 
     # 1. sessions through nginx, each with a first acknowledged value 0
     def create(_):
-        for _attempt in range(5):
-            sid, r = client.create_session(cluster.proxy_port)
-            if sid and client.put_attr(cluster.proxy_port, sid, ATTR, "0").status == 204:
-                return sid
-            time.sleep(0.05)
-        raise HarnessError(f"could not create a session through nginx: {r.status} {r.text[:200]}")
+        return client.create_with_value(cluster.proxy_port, ATTR, "0", tries=5, pause=0.05)
     with ThreadPoolExecutor(WORKERS) as pool:
         sids = list(pool.map(create, range(SESSIONS)))
         probe_sids = list(pool.map(create, range(32)))
