@@ -94,9 +94,8 @@ extension ClusterNode {
                 _ = try store.create(
                     id: session, now: now, maxInactiveMilliseconds: metadata.maxInactiveMilliseconds,
                     absoluteTimeoutMilliseconds: metadata.absoluteDeadline.map { $0.milliseconds(since: metadata.createdAt) },
-                    principal: metadata.principal)
-                let version = changes.isEmpty ? 1 : try store.apply(changes, to: session, now: now)
-                target = (session, version)
+                    principal: metadata.principal, attributes: changes.updated)
+                target = (session, 1)
                 event = .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):

@@ -82,16 +82,17 @@ public final class SessionStore: Sendable {
 
     // MARK: - The application's operations
 
-    /// Creates a session with a new id.
+    /// Creates a session with a new id and its first attributes, or nothing at all when they
+    /// break a limit.
     public func create(
         id: SessionID = .random(), now: Timestamp, maxInactiveMilliseconds: Int64? = nil,
-        absoluteTimeoutMilliseconds: Int64? = nil, principal: String? = nil
+        absoluteTimeoutMilliseconds: Int64? = nil, principal: String? = nil, attributes: [String: AttributeValue] = [:]
     ) throws(SessionStoreError) -> Session {
         let metadata = SessionMetadata(
             createdAt: now, maxInactiveMilliseconds: maxInactiveMilliseconds ?? configuration.defaultMaxInactiveMilliseconds,
             absoluteDeadline: absoluteTimeoutMilliseconds.map { now.adding(milliseconds: $0) }, principal: principal,
             stamp: 1)
-        return try insertNew(id: id, metadata: metadata, attributes: [:], now: now)
+        return try insertNew(id: id, metadata: metadata, attributes: attributes, now: now)
     }
 
     /// The session `id` as of now, or nil when it is unknown, ended or expired.
@@ -417,9 +418,10 @@ public final class SessionStore: Sendable {
             guard state.slots[id] == nil else { return .failure(.duplicateID(id)) }
             guard liveSessions.load(ordering: .relaxed) < limit else { return .failure(.tooManySessions(limit: limit)) }
             let entry = Entry(metadata: metadata, version: 1, lastAccessedAt: now)
-            entry.write(
-                attributes.map { AttributeWrite(name: $0.key, value: $0.value, stamp: 1, dirty: true) },
-                maxRemovals: configuration.maxRemovalsPerSession)
+            switch entry.writes(for: SessionChanges(updated: attributes), at: 1, limits: configuration.limits) {
+            case .success(let writes): entry.write(writes, maxRemovals: configuration.maxRemovalsPerSession)
+            case .failure(let error): return .failure(error)
+            }
             entry.metadataDirty = true
             let snapshot = entry.snapshot(id: id)
             state.slots[id] = .live(entry)

@@ -109,6 +109,11 @@ private let t0 = Timestamp(milliseconds: 1_000_000)
         for name in ["w", "x", "y", "z"] { many.setAttribute(name, value("1")) }
         #expect(throws: SessionStoreError.tooManyAttributes(count: 4, limit: 3)) { try store.save(many, now: t0) }
         #expect(store.load(session.id, now: t0)!.attributes.isEmpty)
+        // A create whose first attributes break a limit leaves no session behind.
+        #expect(throws: SessionStoreError.attributeTooLarge(name: "big", bytes: 11, limit: 10)) {
+            try store.create(now: t0, attributes: ["big": AttributeValue(bytes: Array(repeating: 1, count: 11))])
+        }
+        #expect(store.count == 1)
         _ = try store.create(now: t0)
         #expect(throws: SessionStoreError.tooManySessions(limit: 2)) { try store.create(now: t0) }
     }
