@@ -45,7 +45,8 @@ extension ClusterNode {
     }
 
     /// Reads `session`. Completes with exactly one ``Effect/completeRead(_:_:)`` for `requestID`.
-    public func read(_ session: SessionID, requestID: RequestID, now: Timestamp) -> [Effect] {
+    /// With `touch` false the last-access time stays as it is, on whichever node serves it.
+    public func read(_ session: SessionID, touch: Bool = true, requestID: RequestID, now: Timestamp) -> [Effect] {
         observe(now)
         var effects = [Effect]()
         guard isReady, let table, let owner = table.owner(of: partition(of: session)) else {
@@ -53,18 +54,19 @@ extension ClusterNode {
             return effects
         }
         if owner == id {
-            effects.append(.completeRead(requestID, readLocally(session, now: now)))
+            effects.append(.completeRead(requestID, readLocally(session, touch: touch, now: now)))
         } else {
             forwards[requestID] = PendingForward(kind: .read, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
-            send(.readRequest(ReadRequest(from: id, requestID: requestID, sessionID: session)), to: owner, .stream, into: &effects)
+            let request = ReadRequest(from: id, requestID: requestID, sessionID: session, touch: touch)
+            send(.readRequest(request), to: owner, .stream, into: &effects)
         }
         return effects
     }
 
-    func readLocally(_ session: SessionID, now: Timestamp) -> ReadResult {
+    func readLocally(_ session: SessionID, touch: Bool, now: Timestamp) -> ReadResult {
         guard isOwner(of: session), filled.contains(partition(of: session)) else { return .failed(.retry) }
         guard leaseValid(now: now) else { return .failed(.notInMajority) }
-        if store.load(session, now: now) != nil, let snapshot = store.snapshot(session), snapshot.kind == .snapshot {
+        if store.load(session, now: now, touch: touch) != nil, let snapshot = store.snapshot(session), snapshot.kind == .snapshot {
             return .found(snapshot)
         }
         if let ended = store.snapshot(session), ended.kind == .invalidate { return .found(ended) }
@@ -259,7 +261,7 @@ extension ClusterNode {
 
     func handleReadRequest(_ request: ReadRequest, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(request.from, now: now)
-        var result = isReady ? readLocally(request.sessionID, now: now) : .failed(.notInMajority)
+        var result = isReady ? readLocally(request.sessionID, touch: request.touch, now: now) : .failed(.notInMajority)
         if case .found(let delta) = result, let known = request.knownVersion, known == delta.version {
             result = .notModified(version: known)
         }

@@ -257,17 +257,20 @@ public struct StateTransferChunk: Hashable, Sendable {
 }
 
 /// Asks a replica for a session. With `knownVersion`, the reply omits the session when the
-/// asker's cached copy is current.
+/// asker's cached copy is current. With `touch` false the read leaves the last-access time
+/// alone on the owner too: a read through any node slides the idle timeout only when asked.
 public struct ReadRequest: Hashable, Sendable {
     public var from: NodeID
     public var requestID: RequestID
     public var sessionID: SessionID
     public var knownVersion: UInt64?
-    public init(from: NodeID, requestID: RequestID, sessionID: SessionID, knownVersion: UInt64? = nil) {
+    public var touch: Bool
+    public init(from: NodeID, requestID: RequestID, sessionID: SessionID, knownVersion: UInt64? = nil, touch: Bool = true) {
         self.from = from
         self.requestID = requestID
         self.sessionID = sessionID
         self.knownVersion = knownVersion
+        self.touch = touch
     }
 }
 

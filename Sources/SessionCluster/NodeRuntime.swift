@@ -180,7 +180,7 @@ final class NodeRuntime {
         }
         let requestID = makeRequestID()
         pendingReads[requestID] = PendingRead(continuation: continuation, id: id, touch: touch)
-        run(node.read(id, requestID: requestID, now: now), now: now)
+        run(node.read(id, touch: touch, requestID: requestID, now: now), now: now)
     }
 
     var status: ClusterStatus? { node?.status }

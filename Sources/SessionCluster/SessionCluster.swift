@@ -47,7 +47,7 @@ public final class SessionCluster: Service, Sendable {
     private let loop: any EventLoop
     private let loopExecutor: LoopTaskExecutor
     private let codec: FrameCodec
-    private let routing: RoutingTable
+    let routing: RoutingTable
     private let metrics: ClusterMetrics
     private let logger: Logger
     private let state = Mutex<State>(.idle)

@@ -255,12 +255,22 @@ extension ReadRequest: WireCodable {
         writer.write(requestID)
         writer.writeSessionID(sessionID)
         writer.writeOptional(knownVersion) { writer, version in writer.writeVarint(version) }
+        // Options, written only when one is set, so that a touching read is byte for byte
+        // what nodes without options send and read (they touched on every read).
+        if !touch { writer.writeByte(Self.noTouch) }
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
             from: try reader.read(), requestID: try reader.read(), sessionID: try reader.read(),
             knownVersion: try reader.readOptional("knownVersion") { reader throws(WireError) in try reader.readVarint("knownVersion") })
+        if reader.remaining > 0 {
+            let options = try reader.readByte("options")
+            guard options & ~Self.noTouch == 0 else { throw BinaryReader.fail("options", "unknown bits \(options)") }
+            touch = options & Self.noTouch == 0
+        }
     }
+    /// The option bit of a read that must not move the last-access time.
+    private static var noTouch: UInt8 { 1 }
 }
 
 extension ReadResult: WireCodable {

@@ -152,6 +152,30 @@ extension ClusterSocketTests {
         }
     }
 
+    /// A read through a node that does not own the session leaves the owner's last-access
+    /// time alone unless it asks to touch: an absolute expiry does not slide under
+    /// non-sticky routing.
+    @Test func aForwardedReadTouchesTheOwnerOnlyWhenAsked() async throws {
+        try await TestCluster.with(2) { nodes in
+            let session = try await nodes[0].create(attributes: ["k": AttributeValue(string: "v")])
+            try await TestCluster.waitUntil("a node serves the session locally") {
+                nodes.contains { $0.routing.canServeLocally(session.id, now: WallClock.now()) }
+            }
+            let owner = try #require(nodes.first { $0.routing.canServeLocally(session.id, now: WallClock.now()) })
+            let other = try #require(nodes.first { $0 !== owner })
+            func lastAccess() throws -> Timestamp {
+                try #require(owner.store.load(session.id, now: WallClock.now(), touch: false)).lastAccessedAt
+            }
+            let before = try lastAccess()
+            // Past the store's touch granularity (1 s), so that a touch would show.
+            try await Task.sleep(for: .milliseconds(1_100))
+            #expect(try await other.load(session.id, touch: false)?["k"]?.string == "v")
+            #expect(try lastAccess() == before)
+            _ = try await other.load(session.id, touch: true)
+            #expect(try lastAccess() > before)
+        }
+    }
+
     @Test func linksReconnectAfterTheirConnectionsDrop() async throws {
         try await TestCluster.with(2) { nodes in
             let session = try await nodes[0].create(attributes: ["step": AttributeValue(string: "0")])

@@ -166,7 +166,8 @@ struct MessageGenerator {
                 from: nodeID(), transferID: integer(), index: UInt32(truncatingIfNeeded: integer()), last: bool(),
                 snapshots: array(max: 8) { $0.delta() }))
         case 14:
-            .readRequest(ReadRequest(from: nodeID(), requestID: RequestID(integer()), sessionID: sessionID(), knownVersion: optional { $0.integer() }))
+            .readRequest(ReadRequest(from: nodeID(), requestID: RequestID(integer()), sessionID: sessionID(), knownVersion: optional { $0.integer() },
+                touch: bool()))
         case 15: .readReply(ReadReply(from: nodeID(), requestID: RequestID(integer()), result: readResult()))
         default: .error(ProtocolErrorMessage(code: UInt16(truncatingIfNeeded: integer()), message: string(maxLength: 80)))
         }

@@ -48,6 +48,11 @@ import Testing
             from: "n1", requestID: RequestID(1), sessionID: SampleMessages.sessionA, knownVersion: nil))
         #expect(try codec.decode(codec.encode(withAll).bytes) == withAll)
         #expect(try codec.decode(codec.encode(withNone).bytes) == withNone)
+        // A read that must not touch carries an options byte; a touching one is the old bytes.
+        let readOnly = ClusterMessage.readRequest(ReadRequest(
+            from: "n1", requestID: RequestID(1), sessionID: SampleMessages.sessionA, knownVersion: 3, touch: false))
+        #expect(try codec.decode(codec.encode(readOnly).bytes) == readOnly)
+        #expect(codec.encode(readOnly).bytes.count == codec.encode(withAll).bytes.count + 1)
         for principal: String?? in [.none, .some(.none), .some("bob")] {
             let write = ClusterMessage.forwardedWrite(ForwardedWrite(
                 from: "n2", requestID: RequestID(2), sessionID: SampleMessages.sessionB,
