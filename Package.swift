@@ -62,6 +62,7 @@ let package = Package(
                 "SessionCluster", "SessionCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 // SHA-256 maps persist keys to session ids.
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -11,12 +11,15 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
     public var code: String
     /// A human-readable explanation (never a whole session id).
     public var message: String
+    /// Seconds after which a retry may succeed, sent as `Retry-After`; set for 503s.
+    public var retryAfterSeconds: Int?
 
     /// Creates an error.
-    public init(status: HTTPResponse.Status, code: String, message: String) {
+    public init(status: HTTPResponse.Status, code: String, message: String, retryAfterSeconds: Int? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     /// 401: no session cookie.
@@ -30,8 +33,9 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
         status: .unauthorized, code: "session_unknown", message: "no live session with this id")
 
     /// The error a ``SessionClusterError`` becomes over HTTP: 401 for an unknown or ended
-    /// session, 413 for a size or count limit, 409 for a taken id, 503 when the cluster
-    /// cannot serve right now.
+    /// session, 413 for a size or count limit, 409 for a taken id, 503 with `Retry-After: 1`
+    /// when the cluster cannot serve right now (a view change or failover settles within
+    /// about a second).
     public init(_ error: SessionClusterError) {
         switch error {
         case .refused(.sessionNotFound), .refused(.sessionEnded):
@@ -43,10 +47,10 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
             case .duplicateID:
                 self.init(status: .conflict, code: "duplicate_id", message: refusal.description)
             default:
-                self.init(status: .serviceUnavailable, code: "store_full", message: refusal.description)
+                self.init(status: .serviceUnavailable, code: "store_full", message: refusal.description, retryAfterSeconds: 1)
             }
         case .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning:
-            self.init(status: .serviceUnavailable, code: "cluster_unavailable", message: error.description)
+            self.init(status: .serviceUnavailable, code: "cluster_unavailable", message: error.description, retryAfterSeconds: 1)
         }
     }
 
@@ -55,8 +59,17 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let body = try encoder.encode(["error": code, "message": message])
-        return Response(
-            status: status, headers: [.contentType: "application/json; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let retryAfterSeconds { headers[.retryAfter] = "\(retryAfterSeconds)" }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// Runs a cluster call, turning its typed error into the HTTP one (401, 409, 413, 503).
+func withHTTPErrors<Value>(_ body: () async throws(SessionClusterError) -> Value) async throws(SessionAPIError) -> Value {
+    do {
+        return try await body()
+    } catch {
+        throw SessionAPIError(error)
     }
 }

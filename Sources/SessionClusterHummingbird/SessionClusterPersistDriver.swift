@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import SessionCluster
 import SessionCore
+import Synchronization
 
 /// A Hummingbird `PersistDriver` backed by a ``SessionCluster``: hummingbird-auth's
 /// `SessionMiddleware` and `SessionStorage` work on it unchanged, and their sessions are
@@ -16,8 +17,22 @@ import SessionCore
 /// ```
 ///
 /// Only changes travel. Each top-level key of the value's JSON is one session attribute,
-/// and `set` compares the new value with the stored one: an unchanged value writes and
-/// sends nothing, a change to one field sends that field only.
+/// and `set` compares the new value with the value this request loaded (`get` or
+/// `getWithTTL` earlier in the same task, which is how hummingbird-auth's middleware calls
+/// it): an unchanged value writes and sends nothing, a change to one field sends that field
+/// only, and two concurrent requests that change different fields both keep their change.
+///
+/// What the `PersistDriver` interface cannot carry, and so this driver cannot guarantee:
+/// - The request's identity: the driver recognises "the value this request loaded" by the
+///   task that called `get`. A `set` in another task than its `get` (or without one)
+///   compares with the stored value instead, and a concurrent change to a field this
+///   request did not touch can then be overwritten with the value it read.
+/// - Fields below the top level: two requests that change different members of one nested
+///   object conflict, and the later save wins.
+/// - Typed errors: hummingbird-auth's middleware turns every driver error into a 500. For
+///   413 on a value over the limits and 503 with `Retry-After` when the cluster cannot
+///   serve, use ``ClusterSessionMiddleware``, which also saves per attribute without these
+///   caveats.
 ///
 /// Keys map to session ids by SHA-256 (a cookie value cannot be crafted to reach another
 /// key's session). Expiry is exact and absolute, as in Hummingbird's own drivers: the
@@ -30,6 +45,8 @@ public struct SessionClusterPersistDriver: PersistDriver {
     /// How many times one key can be removed (or expire) and be set again within the
     /// store's tombstone lifetime (10 minutes by default). Default 8.
     public let generations: Int
+    /// What each request loaded, by task, until its `set`.
+    let loaded = LoadedValues()
 
     /// Creates a driver over `cluster`. The cluster's lifecycle is the caller's (add it to
     /// the application's services).
@@ -50,11 +67,12 @@ public struct SessionClusterPersistDriver: PersistDriver {
     /// `expires`, an existing value keeps its expiry instant.
     public func set<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
         let attributes = try JSONMembers.attributes(of: value)
+        let base = loaded.take(key)
         // A concurrent create, or an expiry between the read and the write, sends us round again.
         for _ in 0..<3 {
             if let session = try await live(key) {
                 do {
-                    try await update(session, to: attributes, expires: expires)
+                    try await update(session, from: base?.id == session.id ? base?.attributes : nil, to: attributes, expires: expires)
                     return
                 } catch SessionClusterError.refused(.sessionEnded), SessionClusterError.refused(.sessionNotFound) {
                     continue
@@ -69,12 +87,14 @@ public struct SessionClusterPersistDriver: PersistDriver {
     /// `PersistError.invalidConversion` when it does not decode as `Object`.
     public func get<Object: Codable & Sendable>(key: String, as: Object.Type) async throws -> Object? {
         guard let session = try await live(key) else { return nil }
+        loaded.remember(key, session)
         return try Self.decode(Object.self, from: session)
     }
 
     /// The value of `key` and the time left before it expires (nil: never).
     public func getWithTTL<Object: Codable & Sendable>(key: String, as: Object.Type) async throws -> (object: Object, ttl: Duration?)? {
         guard let session = try await live(key) else { return nil }
+        loaded.remember(key, session)
         let object = try Self.decode(Object.self, from: session)
         guard session.maxInactiveMilliseconds > 0 else { return (object, nil) }
         let deadline = session.lastAccessedAt.adding(milliseconds: session.maxInactiveMilliseconds)
@@ -83,6 +103,7 @@ public struct SessionClusterPersistDriver: PersistDriver {
 
     /// Removes `key` everywhere in the cluster.
     public func remove(key: String) async throws {
+        _ = loaded.take(key)
         for generation in 0..<generations {
             let id = Self.sessionID(for: key, generation: generation)
             guard try await cluster.load(id, touch: false) != nil else { continue }
@@ -130,12 +151,16 @@ public struct SessionClusterPersistDriver: PersistDriver {
         throw SessionClusterPersistError.generationsExhausted(generations)
     }
 
-    /// Writes only what differs between `session` and `attributes`, keeping the expiry
-    /// instant unless `expires` sets a new one.
-    private func update(_ session: Session, to attributes: [String: AttributeValue], expires: Duration?) async throws {
+    /// Writes only what differs between `base` (what the request loaded; the stored value
+    /// when unknown) and `attributes`, keeping the expiry instant unless `expires` sets a new
+    /// one.
+    private func update(
+        _ session: Session, from base: [String: AttributeValue]?, to attributes: [String: AttributeValue], expires: Duration?
+    ) async throws {
         var session = session
-        for (name, value) in attributes { session.setAttribute(name, value) }
-        for name in session.attributes.keys where attributes[name] == nil { session.removeAttribute(name) }
+        let base = base ?? session.attributes
+        for (name, value) in attributes where base[name] != value { session.setAttribute(name, value) }
+        for name in base.keys where attributes[name] == nil { session.removeAttribute(name) }
         let now = Self.now()
         if let expires {
             session.setMaxInactive(milliseconds: Self.idleTimeout(expires).wholeMilliseconds)
@@ -177,4 +202,64 @@ public enum SessionClusterPersistError: Error, Hashable, Sendable {
     /// The key was removed or expired and set again more than `generations` times within the
     /// store's tombstone lifetime; every id it may use is still remembered as ended.
     case generationsExhausted(Int)
+}
+
+/// The values requests loaded through a ``SessionClusterPersistDriver``, by key and by the
+/// task that loaded them, so that a request's `set` saves what it changed relative to what
+/// it loaded. Bounded: an entry whose request never saved goes after a minute, and at most
+/// `capacity` entries are kept.
+final class LoadedValues: Sendable {
+    struct Key: Hashable {
+        var key: String
+        var task: Int
+    }
+    struct Entry {
+        var id: SessionID
+        var attributes: [String: AttributeValue]
+        var at: ContinuousClock.Instant
+    }
+
+    let capacity: Int
+    private let entries = Mutex<[Key: Entry]>([:])
+    private static let lifetime = Duration.seconds(60)
+
+    init(capacity: Int = 10_000) {
+        self.capacity = capacity
+    }
+
+    var count: Int { entries.withLock { $0.count } }
+
+    func remember(_ key: String, _ session: Session) {
+        guard let task = Self.currentTask() else { return }
+        let now = ContinuousClock.now
+        let entry = Entry(id: session.id, attributes: session.attributes, at: now)
+        entries.withLock { entries in
+            if entries.count >= capacity {
+                entries = entries.filter { now - $0.value.at < Self.lifetime }
+                // Still full: the oldest half goes (their requests fall back to the stored value).
+                if entries.count >= capacity {
+                    let cut = entries.values.map(\.at).sorted()[entries.count / 2]
+                    entries = entries.filter { $0.value.at > cut }
+                }
+            }
+            entries[Key(key: key, task: task)] = entry
+        }
+    }
+
+    /// What this task loaded for `key`, forgotten as it is returned.
+    func take(_ key: String) -> Entry? {
+        guard let task = Self.currentTask() else { return nil }
+        let now = ContinuousClock.now
+        return entries.withLock { entries in
+            guard let entry = entries.removeValue(forKey: Key(key: key, task: task)), now - entry.at < Self.lifetime else {
+                return nil
+            }
+            return entry
+        }
+    }
+
+    /// The running task's identity (its hash), used only to compare, never to reach the task.
+    private static func currentTask() -> Int? {
+        withUnsafeCurrentTask { $0?.hashValue }
+    }
 }

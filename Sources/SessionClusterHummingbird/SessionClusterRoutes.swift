@@ -35,7 +35,7 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
     public func register(on router: Router<Context>) {
         let cluster = self.cluster
         router.post("/session") { _, _ -> Response in
-            let session = try await Self.perform { () async throws(SessionClusterError) in try await cluster.create() }
+            let session = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.create() }
             return try Self.sessionResponse(status: .created, id: session.id)
         }
         router.get("/session") { request, _ -> Response in
@@ -46,14 +46,14 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
         }
         router.delete("/session") { request, _ -> Response in
             let id = try Self.sessionID(request)
-            try await Self.perform { () async throws(SessionClusterError) in try await cluster.invalidate(id) }
+            try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.invalidate(id) }
             var response = Response(status: .noContent)
             response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/"))
             return response
         }
         router.post("/session/rotate") { request, _ -> Response in
             let id = try Self.sessionID(request)
-            let newID = try await Self.perform { () async throws(SessionClusterError) in try await cluster.rotateID(id) }
+            let newID = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.rotateID(id) }
             return try Self.sessionResponse(status: .ok, id: newID)
         }
         router.put("/session/attributes/:name") { request, context -> HTTPResponse.Status in
@@ -61,7 +61,7 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             let name = try context.parameters.require("name")
             let value = try await Self.collect(request.body, limit: cluster.configuration.limits.maxAttributeBytes)
             let changes = SessionChanges(updated: [name: AttributeValue(encoding: .raw, bytes: value)])
-            _ = try await Self.perform { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
+            _ = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
             return .noContent
         }
         router.get("/session/attributes/:name") { request, context -> Response in
@@ -78,11 +78,11 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             let id = try Self.sessionID(request)
             let name = try context.parameters.require("name")
             let changes = SessionChanges(removed: [name])
-            _ = try await Self.perform { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
+            _ = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
             return .noContent
         }
         router.get("/cluster") { _, _ -> Response in
-            let status = try await Self.perform { () async throws(SessionClusterError) in try await cluster.status() }
+            let status = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.status() }
             return try Self.json(ClusterStatusBody(status), status: .ok)
         }
         router.get("/health") { _, _ -> Response in
@@ -104,19 +104,10 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
 
     static func liveSession(_ request: Request, _ cluster: SessionCluster) async throws -> Session {
         let id = try sessionID(request)
-        guard let session = try await perform({ () async throws(SessionClusterError) in try await cluster.load(id) }) else {
+        guard let session = try await withHTTPErrors({ () async throws(SessionClusterError) in try await cluster.load(id) }) else {
             throw SessionAPIError.unknownSession
         }
         return session
-    }
-
-    /// Runs a cluster call, turning its typed error into the HTTP one.
-    static func perform<Value>(_ body: () async throws(SessionClusterError) -> Value) async throws(SessionAPIError) -> Value {
-        do {
-            return try await body()
-        } catch {
-            throw SessionAPIError(error)
-        }
     }
 
     /// The request body, refused with 413 as soon as it passes `limit` bytes.
