@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "WireFormat", targets: ["WireFormat"]),
         .library(name: "SessionCluster", targets: ["SessionCluster"]),
         .library(name: "SessionClusterHummingbird", targets: ["SessionClusterHummingbird"]),
+        .library(name: "SessionClusterVapor", targets: ["SessionClusterVapor"]),
         .executable(name: "session-node", targets: ["session-node"]),
     ],
     dependencies: [
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev).
@@ -67,6 +69,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "SessionClusterVapor",
+            dependencies: [
+                "SessionCluster", "SessionCore",
+                .product(name: "Vapor", package: "vapor"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .executableTarget(
             name: "session-node",
             dependencies: [
@@ -93,12 +103,21 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // One- and two-node clusters on 127.0.0.1 for the integrations' tests.
+        .target(name: "ClusterTestSupport", dependencies: ["SessionCluster"], path: "Tests/ClusterTestSupport"),
         .testTarget(
             name: "SessionClusterHummingbirdTests",
             dependencies: [
-                "SessionClusterHummingbird", "SessionCluster",
+                "SessionClusterHummingbird", "SessionCluster", "ClusterTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+            ]
+        ),
+        .testTarget(
+            name: "SessionClusterVaporTests",
+            dependencies: [
+                "SessionClusterVapor", "SessionCluster", "ClusterTestSupport",
+                .product(name: "VaporTesting", package: "vapor"),
             ]
         ),
     ],

@@ -39,6 +39,23 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
         return true
     }
 
+    /// The HTTP status a web framework answers with when this error ends a request: 401 for
+    /// an unknown or ended session, 413 for a size or count limit, 409 for a taken id, 503
+    /// when the cluster cannot serve right now (see ``retryAfterSeconds``). Never 500: each
+    /// case is an expected condition.
+    public var httpStatus: Int {
+        switch self {
+        case .refused(.sessionNotFound), .refused(.sessionEnded): 401
+        case .refused(.attributeTooLarge), .refused(.sessionTooLarge), .refused(.tooManyAttributes): 413
+        case .refused(.duplicateID): 409
+        case .refused, .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning: 503
+        }
+    }
+
+    /// For a 503, the seconds after which a retry may succeed (`Retry-After`): a view change
+    /// or a failover settles within about a second.
+    public var retryAfterSeconds: Int? { httpStatus == 503 ? 1 : nil }
+
     /// A one-line explanation (never a whole session id).
     public var description: String {
         switch self {

@@ -32,26 +32,24 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
     public static let unknownSession = SessionAPIError(
         status: .unauthorized, code: "session_unknown", message: "no live session with this id")
 
-    /// The error a ``SessionClusterError`` becomes over HTTP: 401 for an unknown or ended
-    /// session, 413 for a size or count limit, 409 for a taken id, 503 with `Retry-After: 1`
-    /// when the cluster cannot serve right now (a view change or failover settles within
-    /// about a second).
+    /// The error a ``SessionClusterError`` becomes over HTTP, with the status of
+    /// ``SessionClusterError/httpStatus``: 401 for an unknown or ended session, 413 for a
+    /// size or count limit, 409 for a taken id, 503 with `Retry-After` when the cluster
+    /// cannot serve right now.
     public init(_ error: SessionClusterError) {
+        let code: String
         switch error {
         case .refused(.sessionNotFound), .refused(.sessionEnded):
             self = .unknownSession
-        case .refused(let refusal):
-            switch refusal {
-            case .attributeTooLarge, .sessionTooLarge, .tooManyAttributes:
-                self.init(status: .contentTooLarge, code: "too_large", message: refusal.description)
-            case .duplicateID:
-                self.init(status: .conflict, code: "duplicate_id", message: refusal.description)
-            default:
-                self.init(status: .serviceUnavailable, code: "store_full", message: refusal.description, retryAfterSeconds: 1)
-            }
-        case .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning:
-            self.init(status: .serviceUnavailable, code: "cluster_unavailable", message: error.description, retryAfterSeconds: 1)
+            return
+        case .refused(.duplicateID): code = "duplicate_id"
+        case .refused(.tooManySessions): code = "store_full"
+        case .refused: code = "too_large"
+        case .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning: code = "cluster_unavailable"
         }
+        self.init(
+            status: HTTPResponse.Status(code: error.httpStatus), code: code, message: error.description,
+            retryAfterSeconds: error.retryAfterSeconds)
     }
 
     /// The response: ``status`` and the JSON body.

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdAuth
 import HummingbirdTesting
+import ClusterTestSupport
 import SessionCluster
 import Testing
 

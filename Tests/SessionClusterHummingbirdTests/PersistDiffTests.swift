@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ClusterTestSupport
 import SessionCluster
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import ClusterTestSupport
 import SessionCluster
 import Testing
 

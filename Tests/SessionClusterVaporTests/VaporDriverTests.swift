@@ -1,0 +1,151 @@
+import ClusterTestSupport
+import SessionCluster
+import Testing
+import VaporTesting
+
+@testable import SessionClusterVapor
+
+/// Vapor's sessions over the cluster driver: the call sequences of Vapor's own session
+/// tests, what is saved, and what a client sees when something is wrong.
+@Suite(.timeLimit(.minutes(3)))
+struct VaporDriverTests {
+    /// A Vapor app on `cluster` with the routes of Vapor's session tests and a few more.
+    static func withApp(_ cluster: SessionCluster, _ body: (Application) async throws -> Void) async throws {
+        let app = try await Application.make(.testing)
+        do {
+            app.sessions.use(.cluster(cluster))
+            app.middleware.use(app.sessions.middleware)
+            app.get("set") { req -> HTTPStatus in
+                req.session.data["foo"] = "bar"
+                return .ok
+            }
+            app.get("get") { req -> String in
+                guard let foo = req.session.data["foo"] else { throw Abort(.badRequest) }
+                return foo
+            }
+            app.get("del") { req -> String in
+                req.session.destroy()
+                return "del"
+            }
+            app.put(":side", ":value") { req -> HTTPStatus in
+                req.session.data[req.parameters.get("side")!] = req.parameters.get("value")!
+                return .noContent
+            }
+            app.get("both") { req -> String in
+                "\(req.session.data["left"] ?? "-") \(req.session.data["right"] ?? "-")"
+            }
+            app.put("big") { req -> HTTPStatus in
+                req.session.data["big"] = String(repeating: "x", count: 4_096)
+                return .noContent
+            }
+            try await body(app)
+        } catch {
+            try? await app.asyncShutdown()
+            throw error
+        }
+        try await app.asyncShutdown()
+    }
+
+    static func cookie(_ response: TestingHTTPResponse) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        if let cookie = response.headers.setCookie?["vapor-session"] { headers.cookie = ["vapor-session": cookie] }
+        return headers
+    }
+
+    /// Vapor's `testSessionDestroy`: set creates, destroy reads then deletes.
+    @Test func setCreatesAndDestroyDeletesTheSessionInTheCluster() async throws {
+        try await SingleNode.with { cluster in
+            try await Self.withApp(cluster) { app in
+                let set = try await app.testing().sendRequest(.GET, "/set")
+                #expect(set.status == .ok)
+                let headers = Self.cookie(set)
+                let id = try SessionCore.SessionID(try #require(headers.cookie?["vapor-session"]).string)
+                #expect(try await cluster.load(id)?["foo"]?.string == "bar")
+                let del = try await app.testing().sendRequest(.GET, "/del", headers: headers)
+                #expect(del.body.string == "del")
+                #expect(try await cluster.load(id) == nil)
+                #expect(cluster.store.count == 0)
+            }
+        }
+    }
+
+    /// Vapor's `testInvalidCookie`: a garbage cookie gets a fresh session, which then works.
+    @Test func anInvalidCookieGetsAFreshSession() async throws {
+        try await SingleNode.with { cluster in
+            try await Self.withApp(cluster) { app in
+                let none = try await app.testing().sendRequest(.GET, "/get")
+                #expect(none.status == .badRequest)
+                let set = try await app.testing().sendRequest(.GET, "/set", headers: ["Cookie": "vapor-session=foo"])
+                #expect(set.status == .ok)
+                let fresh = try #require(set.headers.setCookie?["vapor-session"])
+                #expect(fresh.string != "foo")
+                let get = try await app.testing().sendRequest(.GET, "/get", headers: Self.cookie(set))
+                #expect(get.body.string == "bar")
+            }
+        }
+    }
+
+    /// Vapor calls update on every request; only what the request changed is written.
+    @Test func aRequestThatChangesNothingWritesNothingAndOneChangeWritesOneKey() async throws {
+        try await SingleNode.with { cluster in
+            try await Self.withApp(cluster) { app in
+                let set = try await app.testing().sendRequest(.GET, "/set")
+                let headers = Self.cookie(set)
+                let id = try SessionCore.SessionID(try #require(headers.cookie?["vapor-session"]).string)
+                _ = try await app.testing().sendRequest(.PUT, "/left/1", headers: headers)
+                let before = try #require(cluster.store.snapshot(id))
+                _ = try await app.testing().sendRequest(.GET, "/get", headers: headers)
+                #expect(try #require(cluster.store.snapshot(id)).version == before.version)
+                _ = try await app.testing().sendRequest(.PUT, "/right/2", headers: headers)
+                let after = try #require(cluster.store.snapshot(id))
+                let stamps = { (delta: SessionDelta) in Dictionary(delta.attributes.map { ($0.name, $0.stamp) }, uniquingKeysWith: max) }
+                #expect(stamps(after).filter { stamps(before)[$0.key] != $0.value }.map(\.key) == ["right"])
+            }
+        }
+    }
+
+    @Test func limitsAre413AndAnUnavailableClusterIs503WithRetryAfter() async throws {
+        try await SingleNode.with(configure: { $0.limits.maxAttributeBytes = 1_024 }) { cluster in
+            try await Self.withApp(cluster) { app in
+                let big = try await app.testing().sendRequest(.PUT, "/big")
+                #expect(big.status == .payloadTooLarge)
+                #expect(cluster.store.count == 0)
+            }
+        }
+        var configuration = SessionClusterConfiguration.local(id: "down")
+        configuration.writeConcern = .local
+        let down = try SessionCluster(configuration: configuration)
+        let app = try await Application.make(.testing)
+        app.sessions.use { _ in SessionClusterVaporDriver(cluster: down) }
+        app.middleware.use(app.sessions.middleware)
+        app.get("get") { req -> String in req.session.data["foo"] ?? "-" }
+        let response = try await app.testing().sendRequest(
+            .GET, "/get", headers: ["Cookie": "vapor-session=\(SessionCore.SessionID.random().text)"])
+        #expect(response.status == .serviceUnavailable)
+        #expect(response.headers.first(name: "Retry-After") == "1")
+        try await app.asyncShutdown()
+    }
+
+    /// 1,000 pairs of concurrent requests on one session, one through each node, each
+    /// changing its own key: no change is lost.
+    @Test func concurrentRequestsThroughTwoNodesLoseNoChange() async throws {
+        try await TwoNodes.with { first, second in
+            try await Self.withApp(first) { a in
+                try await Self.withApp(second) { b in
+                    let headers = Self.cookie(try await a.testing().sendRequest(.GET, "/set"))
+                    let (left, right) = (try a.testing(), try b.testing())
+                    var lost: [Int] = []
+                    for pair in 1...1_000 {
+                        async let l = left.sendRequest(.PUT, "/left/\(pair)", headers: headers)
+                        async let r = right.sendRequest(.PUT, "/right/\(pair)", headers: headers)
+                        let (ls, rs) = try await (l.status, r.status)
+                        #expect(ls == .noContent && rs == .noContent, "pair \(pair): \(ls) \(rs)")
+                        let both = try await left.sendRequest(.GET, "/both", headers: headers).body.string
+                        if both != "\(pair) \(pair)" { lost.append(pair) }
+                    }
+                    #expect(lost.count == 0, "\(lost.count) of 1000 pairs lost a change, first \(lost.prefix(5))")
+                }
+            }
+        }
+    }
+}
