@@ -48,6 +48,7 @@ public final class SessionCluster: Service, Sendable {
     private let loopExecutor: LoopTaskExecutor
     private let codec: FrameCodec
     let routing: RoutingTable
+    let principals: PrincipalIndex
     private let metrics: ClusterMetrics
     private let logger: Logger
     private let state = Mutex<State>(.idle)
@@ -72,6 +73,7 @@ public final class SessionCluster: Service, Sendable {
         self.loop = eventLoopGroup.next()
         self.loopExecutor = LoopTaskExecutor(loop: loop)
         self.routing = RoutingTable(partitionCount: configuration.node.partitionCount)
+        self.principals = PrincipalIndex(clusterKey: configuration.clusterKey)
         self.metrics = ClusterMetrics(node: configuration.nodeID)
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
@@ -219,7 +221,8 @@ public final class SessionCluster: Service, Sendable {
     ///   - attributes: Initial attributes.
     ///   - maxInactive: The idle timeout; default the store's (30 minutes). Zero: never idles out.
     ///   - absoluteTimeout: The session ends this long after creation however active it is.
-    ///   - principal: The signed-in user's name, indexed across the cluster.
+    ///   - principal: The signed-in user's name, indexed across the cluster
+    ///     (``sessions(of:)``, ``invalidateAll(of:)``).
     ///   - concern: How many copies must hold it; default the configuration's.
     /// - Throws: ``SessionClusterError``: `.refused(.duplicateID)` when `id` is taken, a
     ///   limit, or the cluster cannot acknowledge.
@@ -229,12 +232,14 @@ public final class SessionCluster: Service, Sendable {
     ) async throws(SessionClusterError) -> Session {
         let id = id ?? routing.newSessionID()
         let now = WallClock.now()
+        if let principal { try await index(id, under: principal, concern: concern) }
         let metadata = SessionMetadata(
             createdAt: now,
             maxInactiveMilliseconds: maxInactive?.wholeMilliseconds ?? store.configuration.defaultMaxInactiveMilliseconds,
             absoluteDeadline: absoluteTimeout.map { now.adding(milliseconds: $0.wholeMilliseconds) }, principal: principal,
             stamp: 1)
         let version = try await write(.create(metadata, SessionChanges(updated: attributes)), to: id, concern: concern)
+        if let principal { await enforcePrincipalLimit(principal) }
         return Session(
             id: id, version: version, createdAt: now, lastAccessedAt: now,
             maxInactiveMilliseconds: metadata.maxInactiveMilliseconds, absoluteDeadline: metadata.absoluteDeadline,
@@ -250,6 +255,12 @@ public final class SessionCluster: Service, Sendable {
     /// - Parameter touch: Also move the last-access time (the sliding idle timeout). The
     ///   touch is local and replicates lazily, coalesced: never a write per request.
     public func load(_ id: SessionID, touch: Bool = true) async throws(SessionClusterError) -> Session? {
+        guard let session = try await loadAny(id, touch: touch), !session.isPrincipalIndex else { return nil }
+        return session
+    }
+
+    /// ``load(_:touch:)``, principal index records included.
+    func loadAny(_ id: SessionID, touch: Bool) async throws(SessionClusterError) -> Session? {
         let now = WallClock.now()
         if routing.canServeLocally(id, now: now) {
             return store.load(id, now: now, touch: touch)
@@ -271,7 +282,13 @@ public final class SessionCluster: Service, Sendable {
     /// concurrent requests all survive.
     @discardableResult
     public func update(_ id: SessionID, changes: SessionChanges, concern: WriteConcern? = nil) async throws(SessionClusterError) -> UInt64 {
-        try await write(.update(changes), to: id, concern: concern)
+        guard case .some(.some(let principal)) = changes.principal else {
+            return try await write(.update(changes), to: id, concern: concern)
+        }
+        try await index(id, under: principal, concern: concern)
+        let version = try await write(.update(changes), to: id, concern: concern)
+        await enforcePrincipalLimit(principal)
+        return version
     }
 
     /// Loads the session, lets `body` change it, and saves the changes.
@@ -297,6 +314,10 @@ public final class SessionCluster: Service, Sendable {
     /// defence against session fixation, after sign-in). Returns the new id.
     public func rotateID(_ id: SessionID, concern: WriteConcern? = nil) async throws(SessionClusterError) -> SessionID {
         let newID = routing.newSessionID()
+        // The new id joins the principal's index before it exists (the index never misses).
+        if let principal = try await load(id, touch: false)?.principal {
+            try await index(newID, under: principal, concern: concern)
+        }
         _ = try await write(.rotate(to: newID), to: id, concern: concern)
         return newID
     }
@@ -304,6 +325,90 @@ public final class SessionCluster: Service, Sendable {
     /// Moves only the last-access time to now (extends the idle timeout) on the owner.
     public func touch(_ id: SessionID, concern: WriteConcern? = nil) async throws(SessionClusterError) {
         _ = try await write(.touch(WallClock.now()), to: id, concern: concern)
+    }
+
+    // MARK: - Principals
+
+    /// The live sessions signed in as `principal`, on every node, oldest sign-in first.
+    /// Ended sessions still listed in the principal's index are pruned from it.
+    public func sessions(of principal: String) async throws(SessionClusterError) -> [Session] {
+        let recordID = principals.recordID(of: principal)
+        guard let record = try await loadAny(recordID, touch: false), record.isPrincipalIndex else { return [] }
+        var live: [Session] = []
+        var ended = Set<String>()
+        let now = WallClock.now().milliseconds
+        for entry in PrincipalIndex.entries(of: record) {
+            if let session = try await load(entry.id, touch: false), session.principal == principal {
+                live.append(session)
+            } else if now - entry.createdAt > PrincipalIndex.pendingGraceMilliseconds {
+                ended.insert(entry.id.text)
+            }
+        }
+        if !ended.isEmpty {
+            // Best effort: a later read prunes what this one could not.
+            _ = try? await write(.update(SessionChanges(removed: ended)), to: recordID, concern: nil)
+        }
+        return live
+    }
+
+    /// Ends every session of `principal` across the cluster ("log out everywhere") and
+    /// returns how many it ended. A sign-in acknowledged before the call is never missed.
+    @discardableResult
+    public func invalidateAll(of principal: String, concern: WriteConcern? = nil) async throws(SessionClusterError) -> Int {
+        var ended = 0
+        for session in try await sessions(of: principal) {
+            do {
+                try await invalidate(session.id, concern: concern)
+                ended += 1
+            } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
+                continue
+            }
+        }
+        return ended
+    }
+
+    /// Adds session `id` to `principal`'s index, creating the index on first use.
+    private func index(_ id: SessionID, under principal: String, concern: WriteConcern?) async throws(SessionClusterError) {
+        let recordID = principals.recordID(of: principal)
+        let (name, value) = PrincipalIndex.entry(id, createdAt: WallClock.now())
+        for _ in 0..<3 {
+            do {
+                _ = try await write(.update(SessionChanges(updated: [name: value])), to: recordID, concern: concern)
+                return
+            } catch .refused(.sessionNotFound) {
+                let metadata = SessionMetadata(
+                    createdAt: WallClock.now(), maxInactiveMilliseconds: 0, absoluteDeadline: nil,
+                    principal: PrincipalIndex.recordPrincipal, stamp: 1)
+                do {
+                    _ = try await write(.create(metadata, SessionChanges(updated: [name: value])), to: recordID, concern: concern)
+                    return
+                } catch .refused(.duplicateID) {
+                    continue  // a concurrent sign-in created it first: add to it
+                }
+            } catch .refused(.tooManyAttributes) {
+                // Full of ended sessions' entries: prune, then try again.
+                _ = try await sessions(of: principal)
+            }
+        }
+        throw .viewChanged
+    }
+
+    /// Ends `principal`'s oldest sessions beyond ``SessionClusterConfiguration/maxSessionsPerPrincipal``.
+    /// Every sign-in runs it after its own write, so concurrent sign-ins settle on the newest.
+    private func enforcePrincipalLimit(_ principal: String) async {
+        guard let limit = configuration.maxSessionsPerPrincipal else { return }
+        do {
+            let live = try await sessions(of: principal)
+            for session in live.dropLast(max(0, limit)) where live.count > limit {
+                do {
+                    try await invalidate(session.id)
+                } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
+                    continue
+                }
+            }
+        } catch {
+            logger.warning("could not enforce the per-principal session limit", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: - Status

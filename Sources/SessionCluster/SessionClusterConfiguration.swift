@@ -47,6 +47,10 @@ public struct SessionClusterConfiguration: Sendable {
     /// The first pause before binding the UDP endpoint again once a send error closed it;
     /// it doubles per failure, up to ``reconnectMaxDelay``. Default 10 ms.
     public var datagramReopenDelay: Duration = .milliseconds(10)
+    /// The most live sessions one principal may have across the cluster; a sign-in beyond it
+    /// ends that principal's oldest sessions (earliest signed in). Enforced after each
+    /// sign-in, so concurrent sign-ins settle on the newest. Default nil: no limit.
+    public var maxSessionsPerPrincipal: Int?
     /// The longest a graceful shutdown waits, after telling the cluster it leaves, for the
     /// leader to move this node's partitions and for queued frames to drain. Default 2 s
     /// (a leave takes about a heartbeat round and a view change).

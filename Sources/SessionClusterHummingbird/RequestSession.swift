@@ -46,6 +46,8 @@ public final class RequestSession: Sendable {
         var isNew = false
         /// The loaded session is to end (log out).
         var endLoaded = false
+        /// Every session of this principal is to end (log out everywhere).
+        var endAllOf: String?
         var rotate = false
         var serializer: any SessionSerializer = JSONSessionSerializer()
         var logger = Logger(label: "session-cluster.hummingbird")
@@ -138,6 +140,18 @@ public final class RequestSession: Sendable {
         }
     }
 
+    /// Ends every session of the signed-in user across the cluster at the end of the
+    /// request, this one included ("log out everywhere"), and clears the cookie.
+    public func logOutEverywhere() {
+        state.withLock { state in
+            guard let principal = state.session?.principal else { return }
+            state.endAllOf = principal
+            if !state.isNew { state.endLoaded = true }
+            state.session = nil
+            state.isNew = false
+        }
+    }
+
     // MARK: - Internals
 
     private static func startIfNeeded(_ state: inout State) {
@@ -164,11 +178,13 @@ public final class RequestSession: Sendable {
         /// A new session's attributes and principal, to create.
         var create: (attributes: [String: AttributeValue], principal: String?)?
         var rotate: Bool
+        /// The principal whose every session ends.
+        var endAllOf: String?
     }
 
     func end(loadedID: SessionID?) -> Ending {
         state.withLock { state in
-            var ending = Ending(rotate: state.rotate)
+            var ending = Ending(rotate: state.rotate, endAllOf: state.endAllOf)
             if state.endLoaded { ending.invalidate = loadedID }
             if state.isNew, let session = state.session {
                 ending.create = (session.attributes, session.principal)

@@ -14,6 +14,9 @@ import SessionCore
 /// | `GET /session` | 200, a JSON object of all attributes (values as UTF-8 text) |
 /// | `DELETE /session` | 204; the id then gives 401 on every node |
 /// | `POST /session/rotate` | 200, a new cookie and `{"id": "..."}`; the old id gives 401 |
+/// | `PUT /session/principal` (the user's name as body) | 204: the session is signed in as that user |
+/// | `GET /session/principal/sessions` | 200, `{"principal": "...", "sessions": [{"id": "abc123…", "createdAt": ms, "lastAccessedAt": ms}]}`, every live session of the session's user across the cluster (ids redacted) |
+/// | `DELETE /session/principal/sessions` | 200, `{"ended": n}`: every session of the user ends, this one included ("log out everywhere") |
 /// | `GET /cluster` | 200, this node's view of the cluster as JSON |
 /// | `GET /health` | 200 once the node is in a view, 503 before |
 ///
@@ -81,6 +84,30 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             _ = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
             return .noContent
         }
+        router.put("/session/principal") { request, _ -> HTTPResponse.Status in
+            let id = try Self.sessionID(request)
+            let name = String(decoding: try await Self.collect(request.body, limit: 256), as: UTF8.self)
+            guard !name.isEmpty, !name.hasPrefix("\u{0}") else {
+                throw SessionAPIError(status: .badRequest, code: "principal_invalid", message: "the principal must be a non-empty name")
+            }
+            _ = try await withHTTPErrors { () async throws(SessionClusterError) in
+                try await cluster.update(id, changes: SessionChanges(principal: .some(name)))
+            }
+            return .noContent
+        }
+        router.get("/session/principal/sessions") { request, _ -> Response in
+            let principal = try await Self.principal(request, cluster)
+            let sessions = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.sessions(of: principal) }
+            let listed = sessions.map { PrincipalSessionBody(id: $0.id.redacted, createdAt: $0.createdAt.milliseconds, lastAccessedAt: $0.lastAccessedAt.milliseconds) }
+            return try Self.json(PrincipalSessionsBody(principal: principal, sessions: listed), status: .ok)
+        }
+        router.delete("/session/principal/sessions") { request, _ -> Response in
+            let principal = try await Self.principal(request, cluster)
+            let ended = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.invalidateAll(of: principal) }
+            var response = try Self.json(["ended": ended], status: .ok)
+            response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/"))
+            return response
+        }
         router.get("/cluster") { _, _ -> Response in
             let status = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.status() }
             return try Self.json(ClusterStatusBody(status), status: .ok)
@@ -100,6 +127,14 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
         } catch {
             throw .malformedCookie
         }
+    }
+
+    /// The user the request's session is signed in as; 403 when it is signed in as nobody.
+    static func principal(_ request: Request, _ cluster: SessionCluster) async throws -> String {
+        guard let principal = try await liveSession(request, cluster).principal else {
+            throw SessionAPIError(status: .forbidden, code: "not_signed_in", message: "the session is not signed in")
+        }
+        return principal
     }
 
     static func liveSession(_ request: Request, _ cluster: SessionCluster) async throws -> Session {
@@ -136,4 +171,15 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             status: status, headers: [.contentType: "application/json; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
+}
+
+struct PrincipalSessionBody: Encodable {
+    var id: String
+    var createdAt: Int64
+    var lastAccessedAt: Int64
+}
+
+struct PrincipalSessionsBody: Encodable {
+    var principal: String
+    var sessions: [PrincipalSessionBody]
 }

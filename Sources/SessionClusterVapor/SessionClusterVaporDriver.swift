@@ -42,7 +42,7 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
     /// Creates a session holding `data`.
     public func createSession(_ data: SessionData, for request: Request) async throws -> Vapor.SessionID {
         let session = try await Self.mapErrors { () async throws(SessionClusterError) in
-            try await cluster.create(attributes: Self.attributes(of: data))
+            try await cluster.create(attributes: Self.attributes(of: data), principal: data[Self.principalKey])
         }
         request.storage[LoadedKey.self] = Loaded(id: session.id, data: data.snapshot)
         return Vapor.SessionID(string: session.id.text)
@@ -72,6 +72,7 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
         let now = data.snapshot
         var changes = SessionChanges()
         for (name, value) in now where base[name] != value { changes.updated[name] = AttributeValue(string: value) }
+        if now[Self.principalKey] != base[Self.principalKey] { changes.principal = .some(now[Self.principalKey]) }
         if loaded != nil {
             for name in base.keys where now[name] == nil { changes.removed.insert(name) }
         }
@@ -98,6 +99,10 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
             throw Self.abort(error)
         }
     }
+
+    /// The session data key that holds the signed-in user (`req.session.signIn(_:)`); the
+    /// driver indexes it across the cluster.
+    public static let principalKey = "session-cluster.principal"
 
     // MARK: - Internals
 
@@ -138,6 +143,7 @@ extension Application.Sessions.Provider {
     public static func cluster(_ cluster: SessionCluster, touch: Bool = true) -> Self {
         .init { application in
             application.sessions.use { _ in SessionClusterVaporDriver(cluster: cluster, touch: touch) }
+            application.storage[SessionClusterKey.self] = cluster
             application.lifecycle.use(SessionClusterLifecycle(cluster: cluster))
         }
     }
@@ -162,5 +168,43 @@ public struct SessionClusterLifecycle: LifecycleHandler {
     /// Leaves the cluster and closes its sockets.
     public func shutdownAsync(_ application: Application) async {
         await cluster.shutdown()
+    }
+}
+
+enum SessionClusterKey: StorageKey {
+    typealias Value = SessionCluster
+}
+
+extension Vapor.Session {
+    /// Signs `principal` in (nil: out); the driver indexes it across the cluster, for
+    /// `req.logOutEverywhere()` and ``SessionCluster/sessions(of:)``. After a sign-in, rotate
+    /// the session id against fixation (`req.session.destroy()`, then start a new session).
+    public func signIn(_ principal: String?) {
+        data[SessionClusterVaporDriver.principalKey] = principal
+    }
+
+    /// The signed-in user, if any.
+    public var principal: String? { data[SessionClusterVaporDriver.principalKey] }
+}
+
+extension Request {
+    /// The cluster installed with `app.sessions.use(.cluster(_:))`.
+    public var sessionCluster: SessionCluster {
+        guard let cluster = application.storage[SessionClusterKey.self] else {
+            fatalError("no session cluster: install one with app.sessions.use(.cluster(cluster))")
+        }
+        return cluster
+    }
+
+    /// Ends every session of the signed-in user across the cluster, this one included, and
+    /// returns how many ended; 0 when nobody is signed in.
+    @discardableResult
+    public func logOutEverywhere() async throws -> Int {
+        guard let principal = session.principal else { return 0 }
+        let ended = try await SessionClusterVaporDriver.mapErrors { () async throws(SessionClusterError) in
+            try await sessionCluster.invalidateAll(of: principal)
+        }
+        session.destroy()
+        return ended
     }
 }

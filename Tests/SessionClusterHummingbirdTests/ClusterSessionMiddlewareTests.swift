@@ -39,6 +39,10 @@ struct ClusterSessionMiddlewareTests {
         router.get("/whoami") { _, context -> String in
             context.session.principal ?? "nobody"
         }
+        router.post("/logout-everywhere") { _, context -> HTTPResponse.Status in
+            context.session.logOutEverywhere()
+            return .noContent
+        }
         router.post("/logout") { _, context -> HTTPResponse.Status in
             context.session.invalidate()
             return .noContent
@@ -112,6 +116,27 @@ struct ClusterSessionMiddlewareTests {
                 #expect(try await cluster.load(try Self.sessionID(rotated)) == nil)
                 let after = try await client.execute(uri: "/field/color/red", method: .put, headers: [.cookie: rotated])
                 #expect(after.status == .unauthorized)
+            }
+        }
+    }
+
+    @Test func logOutEverywhereEndsEverySessionOfTheUser() async throws {
+        try await SingleNode.with { cluster in
+            try await Application(router: Self.makeRouter(cluster)).test(.router) { client in
+                var cookies: [String] = []
+                for _ in 0..<3 {
+                    let first = try #require(Self.cookie(try await client.execute(uri: "/cart/pear", method: .post)))
+                    let login = try await client.execute(uri: "/login/ada", method: .post, headers: [.cookie: first])
+                    cookies.append(try #require(Self.cookie(login)))
+                }
+                #expect(try await cluster.sessions(of: "ada").count == 3)
+                let out = try await client.execute(uri: "/logout-everywhere", method: .post, headers: [.cookie: cookies[0]])
+                #expect(Self.cookie(out) == "SESSION_ID=")
+                for cookie in cookies {
+                    let who = try await client.execute(uri: "/whoami", method: .get, headers: [.cookie: cookie])
+                    #expect(String(buffer: who.body) == "nobody")
+                }
+                #expect(try await cluster.sessions(of: "ada").isEmpty)
             }
         }
     }

@@ -168,3 +168,39 @@ struct SessionRoutesTests {
         }
     }
 }
+
+extension SessionRoutesTests {
+    struct Listed: Decodable {
+        struct Entry: Decodable { var id: String }
+        var principal: String
+        var sessions: [Entry]
+    }
+
+    /// Sign in, list the user's sessions, log out everywhere.
+    @Test func aSignedInUserListsAndEndsAllOfTheirSessions() async throws {
+        try await withClient { client, _ in
+            let phone = try await Self.createSession(client)
+            let laptop = try await Self.createSession(client)
+            for cookie in [phone, laptop] {
+                let signIn = try await client.execute(
+                    uri: "/session/principal", method: .put, headers: [.cookie: cookie], body: ByteBuffer(string: "ada"))
+                #expect(signIn.status == .noContent)
+            }
+            let anonymous = try await Self.createSession(client)
+            let forbidden = try await client.execute(uri: "/session/principal/sessions", method: .get, headers: [.cookie: anonymous])
+            #expect(forbidden.status == .forbidden)
+
+            let list = try await client.execute(uri: "/session/principal/sessions", method: .get, headers: [.cookie: phone])
+            let listed = try JSONDecoder().decode(Listed.self, from: Data(buffer: list.body))
+            #expect(listed.principal == "ada" && listed.sessions.count == 2)
+            #expect(listed.sessions.allSatisfy { $0.id.count < 12 }, "ids are redacted: a listing must not hand out bearer tokens")
+
+            let out = try await client.execute(uri: "/session/principal/sessions", method: .delete, headers: [.cookie: phone])
+            #expect(String(buffer: out.body) == #"{"ended":2}"#)
+            for cookie in [phone, laptop] {
+                #expect(try await client.execute(uri: "/session", method: .get, headers: [.cookie: cookie]).status == .unauthorized)
+            }
+            #expect(try await client.execute(uri: "/session", method: .get, headers: [.cookie: anonymous]).status == .ok)
+        }
+    }
+}

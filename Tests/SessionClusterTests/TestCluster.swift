@@ -6,7 +6,10 @@ import SessionCore
 enum TestCluster {
     /// Starts `count` nodes (the first alone, the others seeded with it) and waits until
     /// every node is ready, sees all of them in its view and holds all its partitions' data.
-    static func start(_ count: Int, replicationFactor: Int = 2, prefix: String = "n") async throws -> [SessionCluster] {
+    static func start(
+        _ count: Int, replicationFactor: Int = 2, prefix: String = "n",
+        configure: (inout SessionClusterConfiguration) -> Void = { _ in }
+    ) async throws -> [SessionCluster] {
         var nodes: [SessionCluster] = []
         var seeds: [PeerAddress] = []
         do {
@@ -15,6 +18,7 @@ enum TestCluster {
                 configuration.replicationFactor = replicationFactor
                 // One node has no backup to acknowledge `.replicated(1)`.
                 if count == 1 { configuration.writeConcern = .local }
+                configure(&configuration)
                 let node = try SessionCluster(configuration: configuration)
                 nodes.append(node)
                 try await node.start()
@@ -40,9 +44,10 @@ enum TestCluster {
     /// Runs `body` with `count` started nodes and shuts them all down afterwards, also
     /// when `body` throws.
     static func with(
-        _ count: Int, replicationFactor: Int = 2, _ body: ([SessionCluster]) async throws -> Void
+        _ count: Int, replicationFactor: Int = 2, configure: (inout SessionClusterConfiguration) -> Void = { _ in },
+        _ body: ([SessionCluster]) async throws -> Void
     ) async throws {
-        let nodes = try await start(count, replicationFactor: replicationFactor)
+        let nodes = try await start(count, replicationFactor: replicationFactor, configure: configure)
         do {
             try await body(nodes)
         } catch {

@@ -34,6 +34,13 @@ struct VaporDriverTests {
             app.get("both") { req -> String in
                 "\(req.session.data["left"] ?? "-") \(req.session.data["right"] ?? "-")"
             }
+            app.post("login", ":user") { req -> HTTPStatus in
+                req.session.signIn(req.parameters.get("user")!)
+                return .noContent
+            }
+            app.post("logout-everywhere") { req -> String in
+                "\(try await req.logOutEverywhere())"
+            }
             app.put("big") { req -> HTTPStatus in
                 req.session.data["big"] = String(repeating: "x", count: 4_096)
                 return .noContent
@@ -100,6 +107,25 @@ struct VaporDriverTests {
                 let after = try #require(cluster.store.snapshot(id))
                 let stamps = { (delta: SessionDelta) in Dictionary(delta.attributes.map { ($0.name, $0.stamp) }, uniquingKeysWith: max) }
                 #expect(stamps(after).filter { stamps(before)[$0.key] != $0.value }.map(\.key) == ["right"])
+            }
+        }
+    }
+
+    @Test func aSignedInUserIsLoggedOutEverywhere() async throws {
+        try await SingleNode.with { cluster in
+            try await Self.withApp(cluster) { app in
+                var cookies: [HTTPHeaders] = []
+                for _ in 0..<2 {
+                    let headers = Self.cookie(try await app.testing().sendRequest(.GET, "/set"))
+                    _ = try await app.testing().sendRequest(.POST, "/login/ada", headers: headers)
+                    cookies.append(headers)
+                }
+                #expect(try await cluster.sessions(of: "ada").count == 2)
+                let out = try await app.testing().sendRequest(.POST, "/logout-everywhere", headers: cookies[1])
+                #expect(out.body.string == "2")
+                for headers in cookies {
+                    #expect(try await app.testing().sendRequest(.GET, "/get", headers: headers).status == .badRequest)
+                }
             }
         }
     }
