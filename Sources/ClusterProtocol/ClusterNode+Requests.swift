@@ -98,7 +98,8 @@ extension ClusterNode {
                     absoluteTimeoutMilliseconds: metadata.absoluteDeadline.map { $0.milliseconds(since: metadata.createdAt) },
                     principal: metadata.principal, attributes: changes.updated)
                 target = (session, 1)
-                event = .created(session)
+                // The new id of a rotation is announced as the rotation, by the old id's owner.
+                event = origin.isRotationCreate ? nil : .created(session)
                 unflushedBytes += changes.byteCount
             case .update(let changes):
                 let (version, changed) = try store.applyReportingChange(changes, to: session, now: now)
@@ -195,7 +196,7 @@ extension ClusterNode {
             return
         }
         nextInternalRequest += 1
-        let internalID = RequestID(UInt64(1) << 63 | nextInternalRequest)
+        let internalID = RequestID(PendingWrite.Origin.internalRequestBit | nextInternalRequest)
         let metadata = SessionMetadata(
             createdAt: session.createdAt, maxInactiveMilliseconds: session.maxInactiveMilliseconds,
             absoluteDeadline: session.absoluteDeadline, principal: session.principal, stamp: 1)
@@ -237,6 +238,8 @@ extension ClusterNode {
             send(.writeReply(WriteReply(from: id, requestID: requestID, result: result)), to: node, .stream, into: &effects)
         case .rotation(let requestID):
             effects.append(.completeWrite(requestID, result))
+        case .expiry:
+            break
         }
     }
 
@@ -348,6 +351,13 @@ extension ClusterNode {
     func expireRequests(now: Timestamp, into effects: inout [Effect]) {
         for key in pendingWrites.keys.sorted() {
             guard let pending = pendingWrites[key], now >= pending.deadline else { continue }
+            if case .expiry = pending.origin {
+                // Nobody waits on an expiry but its event: while this node owns the session
+                // it keeps waiting for the backups (a view change that moves the session
+                // away drops it; the next owner decides).
+                pendingWrites[key]?.deadline = now.adding(milliseconds: configuration.writeTimeoutMilliseconds)
+                continue
+            }
             removePendingWrite(key)
             let failure: ClusterFailure = leaseValid(now: now) ? .replicationTimeout : .notInMajority
             complete(pending.origin, .failure(failure), event: nil, now: now, into: &effects)

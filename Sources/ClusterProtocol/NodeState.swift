@@ -98,6 +98,18 @@ struct PendingWrite {
         case forwarded(NodeID, RequestID)
         /// The second half of a rotation this node runs.
         case rotation(RequestID)
+        /// An expiry this node's sweep decided: nobody waits, only its event does.
+        case expiry
+
+        /// Set in the request ids a node gives its own internal requests (the create of a
+        /// rotation's new id at another owner).
+        static let internalRequestBit: UInt64 = 1 << 63
+
+        /// True for the create a rotation sends to the new id's owner.
+        var isRotationCreate: Bool {
+            guard case .forwarded(_, let request) = self else { return false }
+            return request.rawValue & Self.internalRequestBit != 0
+        }
     }
     var origin: Origin
     /// The sessions and versions that must reach `backupsRequired` backups: one, or two

@@ -168,7 +168,7 @@ public final class Checker {
             endAttempted.insert(id)
             ended[id] = ended[id] ?? simulation.now
         }
-        if events[event]! > 1 && event != .expired(event.id) { fail("event \(event) fired \(events[event]!) times") }
+        if events[event]! > 1 { fail("event \(event) fired \(events[event]!) times") }
     }
 
     // MARK: After every step

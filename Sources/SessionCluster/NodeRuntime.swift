@@ -37,6 +37,7 @@ final class NodeRuntime {
     let configuration: SessionClusterConfiguration
     let codec: FrameCodec
     let metrics: ClusterMetrics
+    let events: SessionEventHub
     let routing: RoutingTable
     let logger: Logger
     let errors: TransportErrorReporter
@@ -70,8 +71,9 @@ final class NodeRuntime {
 
     init(
         loop: any EventLoop, store: SessionStore, configuration: SessionClusterConfiguration, codec: FrameCodec,
-        metrics: ClusterMetrics, routing: RoutingTable, logger: Logger
+        metrics: ClusterMetrics, routing: RoutingTable, events: SessionEventHub, logger: Logger
     ) {
+        self.events = events
         self.loop = loop
         self.store = store
         self.configuration = configuration
@@ -281,6 +283,9 @@ final class NodeRuntime {
                 installed(view)
             case .event(let event):
                 metrics.event(event)
+                // Principal index records are the cluster's own sessions, not the application's.
+                if case .created(let id) = event, store.load(id, now: now, touch: false)?.isPrincipalIndex == true { continue }
+                events.publish(event)
                 logger.debug("session event", metadata: ["event": "\(event)", "session": "\(event.id.redacted)"])
             case .disconnect(let member):
                 disconnect(member.address)

@@ -49,6 +49,7 @@ public final class SessionCluster: Service, Sendable {
     private let codec: FrameCodec
     let routing: RoutingTable
     let principals: PrincipalIndex
+    private let eventHub: SessionEventHub
     private let metrics: ClusterMetrics
     private let logger: Logger
     private let state = Mutex<State>(.idle)
@@ -74,6 +75,7 @@ public final class SessionCluster: Service, Sendable {
         self.loopExecutor = LoopTaskExecutor(loop: loop)
         self.routing = RoutingTable(partitionCount: configuration.node.partitionCount)
         self.principals = PrincipalIndex(clusterKey: configuration.clusterKey)
+        self.eventHub = SessionEventHub(node: configuration.nodeID)
         self.metrics = ClusterMetrics(node: configuration.nodeID)
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
@@ -119,13 +121,13 @@ public final class SessionCluster: Service, Sendable {
     }
 
     private func bindAndStart() async throws -> (RuntimeHandle, PeerAddress) {
-        let (loop, store, configuration, codec, metrics, routing, logger) = (
-            self.loop, self.store, self.configuration, self.codec, self.metrics, self.routing, self.logger
+        let (loop, store, configuration, codec, metrics, routing, events, logger) = (
+            self.loop, self.store, self.configuration, self.codec, self.metrics, self.routing, self.eventHub, self.logger
         )
         let (handle, errors) = try await loop.submit {
             let runtime = NodeRuntime(
                 loop: loop, store: store, configuration: configuration, codec: codec, metrics: metrics, routing: routing,
-                logger: logger)
+                events: events, logger: logger)
             let handle = RuntimeHandle(runtime)
             runtime.attach(handle)
             return (handle, runtime.errors)
@@ -193,7 +195,10 @@ public final class SessionCluster: Service, Sendable {
             state = .stopped
             return handle
         }
-        guard let handle else { return }
+        guard let handle else {
+            eventHub.finish()
+            return
+        }
         _ = try? await handle.submit { $0.leave() }
         // Wait to be out of the view, then a little longer (two heartbeats) to answer the
         // state transfers the new holders of this node's partitions ask for, and for the
@@ -209,6 +214,27 @@ public final class SessionCluster: Service, Sendable {
         }
         let stopped = try? await handle.submit { $0.stop() }
         try? await stopped?.get()
+        eventHub.finish()
+    }
+
+    // MARK: - Events
+
+    /// The session events of the sessions this node owns, as they happen: `created`,
+    /// `invalidated`, `idRotated`, `expired`. The sequence ends when the node shuts down.
+    ///
+    /// Each event is announced by the node that owned the session when the change reached
+    /// the backups the write concern asks for (the default concern, for an expiry), and by
+    /// no other node: subscribe on every node to see every session. Across failovers an end
+    /// (invalidation, rotation, expiry) is announced at most once. An expiry is announced
+    /// exactly once unless the owner dies in the moment between a backup applying the
+    /// session's end and the owner hearing of it; an expiry the owner could not replicate
+    /// (it was cut off) is announced by the next owner instead. An application call that a
+    /// failover interrupts gets an error, and its event may not be announced.
+    ///
+    /// - Parameter limit: Events kept for a subscriber that does not keep up; beyond it
+    ///   the oldest are dropped (and counted), so a slow subscriber never slows the node.
+    public func events(bufferingNewest limit: Int = 4_096) -> AsyncStream<SessionEvent> {
+        eventHub.subscribe(bufferingNewest: limit)
     }
 
     // MARK: - Sessions

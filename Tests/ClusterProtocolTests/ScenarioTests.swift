@@ -113,6 +113,33 @@ import Testing
         simulation.expectNoViolations()
     }
 
+    /// The owner is cut off from the rest as the session expires: it cannot get the
+    /// tombstone to a backup, so it announces nothing; the majority's new owner still holds
+    /// the session live, expires it and announces it. Once across the cluster, also after
+    /// the heal. And an owner that crashes before the expiry leaves it to the next owner.
+    @Test(arguments: [false, true])
+    func anExpiryIsAnnouncedOnceAcrossAFailover(crash: Bool) {
+        let simulation = Simulation.formed(nodes: 3, seed: 21)
+        let id = SessionID.random(using: &simulation.random)
+        let metadata = SessionMetadata(createdAt: simulation.now, maxInactiveMilliseconds: 1_500, stamp: 1)
+        let changes = SessionChanges(updated: ["cart": AttributeValue(string: "apples")])
+        #expect(simulation.writeAndWait(through: simulation.liveIndices[0], .create(metadata, changes), to: id)?.isSuccess == true)
+        simulation.run(for: 1_000)
+        let owner = simulation.owner(of: id)!
+        if crash {
+            simulation.crash(node: owner)
+        } else {
+            simulation.partition([owner], from: simulation.liveIndices.filter { $0 != owner })
+        }
+        simulation.run(for: 5_000)
+        if !crash { simulation.heal() }
+        #expect(simulation.run(until: { $0.isStable }, within: 8_000))
+        simulation.run(for: 2_000)
+        #expect(simulation.checker.events[.expired(id)] == 1, "expiry announced \(simulation.checker.events[.expired(id)] ?? 0) times")
+        #expect(simulation.readAndWait(through: simulation.otherNode(than: owner), id)?.attribute("cart") == nil)
+        simulation.expectNoViolations()
+    }
+
     @Test func leaderCutOffIntoTheMinorityStopsAcknowledgingAndTheMajorityCarriesOn() {
         let simulation = Simulation.formed(nodes: 5, seed: 3)
         let sessions = simulation.createSessions(30)
