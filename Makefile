@@ -6,7 +6,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 
-.PHONY: deps build demo test test-swift test-fault soak bench clean
+.PHONY: deps build demo example-hummingbird example-vapor test test-swift test-fault soak bench bench-apps clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -16,6 +16,13 @@ build: deps
 
 demo: build
 	"$(BIN)/session-node" demo
+
+# The example shops of the README, three processes each behind nginx, until Ctrl-C.
+example-hummingbird: build
+	EXAMPLE_BIN_DIR="$(BIN)" python3 Examples/run.py hummingbird
+
+example-vapor: build
+	EXAMPLE_BIN_DIR="$(BIN)" python3 Examples/run.py vapor
 
 test: deps test-swift test-fault
 
@@ -42,6 +49,12 @@ BENCH_ARGS ?=
 bench: deps
 	$(SWIFT) build -c release
 	"$$($(SWIFT) build -c release --show-bin-path)/session-node" bench $(BENCH_ARGS)
+	python3 Benchmarks/apps/app_bench.py
+
+# Only the app-level comparisons (Hummingbird, Vapor, session-node through nginx): ~5 minutes.
+bench-apps: deps
+	$(SWIFT) build -c release
+	python3 Benchmarks/apps/app_bench.py $(APP_BENCH_ARGS)
 
 clean:
 	rm -rf .build results

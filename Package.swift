@@ -79,10 +79,19 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // The options every node process takes: session-node serve and the examples.
+        .target(
+            name: "NodeCommandLine",
+            dependencies: [
+                "SessionCluster",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "session-node",
             dependencies: [
-                "SessionCluster", "SessionClusterHummingbird", "SessionCore",
+                "SessionCluster", "SessionClusterHummingbird", "SessionCore", "NodeCommandLine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -92,6 +101,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        // The examples of the README: `make example-hummingbird`, `make example-vapor`.
+        .executableTarget(
+            name: "hummingbird-shop",
+            dependencies: [
+                "SessionCluster", "SessionClusterHummingbird", "NodeCommandLine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/HummingbirdShop"
+        ),
+        .executableTarget(
+            name: "vapor-shop",
+            dependencies: [
+                "SessionCluster", "SessionClusterVapor", "NodeCommandLine",
+                .product(name: "Vapor", package: "vapor"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/VaporShop"
         ),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"]),
         .testTarget(name: "ClusterProtocolTests", dependencies: ["ClusterProtocol", "ClusterSimulator", "SessionCore"]),

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import NodeCommandLine
 import Prometheus
 import SessionCluster
 import SessionClusterHummingbird
@@ -18,57 +19,18 @@ struct Serve: AsyncParsableCommand {
             is used and a warning logged.
             """)
 
-    @Option(help: "This node's id, stable across restarts.")
-    var id: String
-
-    @Option(help: "HOST:PORT of the HTTP API.")
-    var http: String
-
-    @Option(help: "HOST:PORT for peers: TCP and UDP on the same port.")
-    var bind: String
-
-    @Option(name: .customLong("seed"), help: "HOST:PORT of a node to contact at start; repeat for several.")
-    var seeds: [String] = []
-
-    @Option(help: "Copies of each session (owner plus backups).")
-    var replicas: Int = 2
-
-    @Option(help: "A file holding the cluster key (at least 16 bytes; surrounding whitespace ignored).")
-    var clusterKeyFile: String?
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
-
-    func validate() throws {
-        guard PeerAddress(http) != nil else { throw ValidationError("--http must be HOST:PORT, got '\(http)'") }
-        guard PeerAddress(bind) != nil else { throw ValidationError("--bind must be HOST:PORT, got '\(bind)'") }
-        for seed in seeds where PeerAddress(seed) == nil { throw ValidationError("--seed must be HOST:PORT, got '\(seed)'") }
-        guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1") }
-    }
+    @OptionGroup var options: ClusterOptions
 
     func run() async throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        options.bootstrapLogging()
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let id = options.id
         var logger = Logger(label: "session-node")
         logger[metadataKey: "node"] = "\(id)"
 
-        let httpAddress = PeerAddress(http)!
-        var configuration = SessionClusterConfiguration(
-            nodeID: NodeID(id), bindAddress: PeerAddress(bind)!, seeds: seeds.compactMap(PeerAddress.init),
-            clusterKey: SessionClusterConfiguration.developmentClusterKey)
-        configuration.replicationFactor = replicas
-        if let clusterKeyFile {
-            let text = try String(contentsOfFile: clusterKeyFile, encoding: .utf8)
-            configuration.clusterKey = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
-        } else {
-            logger.warning("no --cluster-key-file: using the development cluster key; anyone can join or forge frames")
-        }
+        let httpAddress = options.httpAddress
+        let configuration = try options.configuration(logger: logger)
         let cluster = try SessionCluster(configuration: configuration, logger: Logger(label: "session-cluster"))
 
         let router = Router()
@@ -90,4 +52,3 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-extension Logger.Level: @retroactive ExpressibleByArgument {}
