@@ -24,6 +24,9 @@ public struct ClusterOptions: ParsableArguments {
     @Option(help: "A file holding the cluster key (at least 16 bytes; surrounding whitespace ignored).")
     public var clusterKeyFile: String?
 
+    @Option(help: "Seconds a session may stay unused before it expires (the store's default: 1800).")
+    public var idleTimeout: Double?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     public var logLevel: Logger.Level = .info
 
@@ -34,6 +37,7 @@ public struct ClusterOptions: ParsableArguments {
         guard PeerAddress(bind) != nil else { throw ValidationError("--bind must be HOST:PORT, got '\(bind)'") }
         for seed in seeds where PeerAddress(seed) == nil { throw ValidationError("--seed must be HOST:PORT, got '\(seed)'") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1") }
+        if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be positive") }
     }
 
     /// The HTTP address.
@@ -56,6 +60,7 @@ public struct ClusterOptions: ParsableArguments {
             nodeID: NodeID(id), bindAddress: PeerAddress(bind)!, seeds: seeds.compactMap(PeerAddress.init),
             clusterKey: SessionClusterConfiguration.developmentClusterKey)
         configuration.replicationFactor = replicas
+        if let idleTimeout { configuration.store.defaultMaxInactiveMilliseconds = Int64(idleTimeout * 1000) }
         if let clusterKeyFile {
             let text = try String(contentsOfFile: clusterKeyFile, encoding: .utf8)
             configuration.clusterKey = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
