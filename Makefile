@@ -26,11 +26,13 @@ example-vapor: build
 
 test: deps test-swift test-fault
 
-# The simulation sweep keeps both cores busy for minutes; it runs on its own so that the
-# real-socket tests, whose nodes must hear heartbeats on time, do not run starved beside it.
+# The simulation sweep keeps both cores busy for minutes, and the 1,000-pair concurrency
+# suites for seconds; each runs on its own so that the real-socket tests, whose nodes must
+# hear heartbeats on time, do not run starved beside them.
 test-swift:
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
-	$(SWIFT) test $(BUILD_FLAGS) --skip-build --skip SweepTests
+	$(SWIFT) test $(BUILD_FLAGS) --skip-build --skip 'SweepTests|ConcurrentRequestTests'
+	$(SWIFT) test $(BUILD_FLAGS) --skip-build --filter ConcurrentRequestTests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build --filter SweepTests
 
 # Kills, pauses and restarts on 127.0.0.1, then network faults between nodes in network

@@ -351,11 +351,21 @@ extension ClusterNode {
     func expireRequests(now: Timestamp, into effects: inout [Effect]) {
         for key in pendingWrites.keys.sorted() {
             guard let pending = pendingWrites[key], now >= pending.deadline else { continue }
-            if case .expiry = pending.origin {
+            if case .expiry = pending.origin, let target = pending.targets.first(where: { _ in true }) {
                 // Nobody waits on an expiry but its event: while this node owns the session
                 // it keeps waiting for the backups (a view change that moves the session
-                // away drops it; the next owner decides).
-                pendingWrites[key]?.deadline = now.adding(milliseconds: configuration.writeTimeoutMilliseconds)
+                // away drops it; the next owner decides). With no backup in the view this
+                // copy is the only one: announce it. Once the tombstone is gone there is
+                // nothing left to replicate: drop it (memory stays bounded by tombstones).
+                let backups = table?.backups(of: partition(of: target.id)) ?? []
+                if store.snapshot(target.id)?.kind != .invalidate {
+                    removePendingWrite(key)
+                } else if backups.isEmpty {
+                    removePendingWrite(key)
+                    complete(pending.origin, .success(pending.result), event: pending.event, now: now, into: &effects)
+                } else {
+                    pendingWrites[key]?.deadline = now.adding(milliseconds: configuration.writeTimeoutMilliseconds)
+                }
                 continue
             }
             removePendingWrite(key)

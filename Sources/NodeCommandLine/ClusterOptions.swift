@@ -27,6 +27,9 @@ public struct ClusterOptions: ParsableArguments {
     @Option(help: "Seconds a session may stay unused before it expires (the store's default: 1800).")
     public var idleTimeout: Double?
 
+    @Option(help: "A file holding the token a backend presents to sign a session in (PUT /session/principal); without it, signing in over HTTP is refused.")
+    public var signInTokenFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     public var logLevel: Logger.Level = .info
 
@@ -51,6 +54,12 @@ public struct ClusterOptions: ParsableArguments {
             handler.logLevel = level
             return handler
         }
+    }
+
+    /// The sign-in token from `--sign-in-token-file`, if given.
+    public func signInToken() throws -> String? {
+        guard let signInTokenFile else { return nil }
+        return try String(contentsOfFile: signInTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The node's configuration. Without `--cluster-key-file` the development key is used

@@ -225,11 +225,11 @@ public final class SessionCluster: Service, Sendable {
     /// Each event is announced by the node that owned the session when the change reached
     /// the backups the write concern asks for (the default concern, for an expiry), and by
     /// no other node: subscribe on every node to see every session. Across failovers an end
-    /// (invalidation, rotation, expiry) is announced at most once. An expiry is announced
-    /// exactly once unless the owner dies in the moment between a backup applying the
-    /// session's end and the owner hearing of it; an expiry the owner could not replicate
-    /// (it was cut off) is announced by the next owner instead. An application call that a
-    /// failover interrupts gets an error, and its event may not be announced.
+    /// (invalidation, rotation, expiry) is announced at most once. An expiry the owner could
+    /// not replicate (it was cut off) is announced by the next owner instead. An expiry is
+    /// lost when the owner dies, or the session moves, after a backup applied its end but
+    /// before the owner heard of it. An application call that a failover interrupts gets an
+    /// error, and its event may not be announced.
     ///
     /// - Parameter limit: Events kept for a subscriber that does not keep up; beyond it
     ///   the oldest are dropped (and counted), so a slow subscriber never slows the node.
@@ -356,7 +356,8 @@ public final class SessionCluster: Service, Sendable {
     // MARK: - Principals
 
     /// The live sessions signed in as `principal`, on every node, oldest sign-in first.
-    /// Ended sessions still listed in the principal's index are pruned from it.
+    /// Entries of ended sessions are pruned from the principal's index (a session signed out
+    /// since is left listed there until it ends: it may be signed in again).
     public func sessions(of principal: String) async throws(SessionClusterError) -> [Session] {
         let recordID = principals.recordID(of: principal)
         guard let record = try await loadAny(recordID, touch: false), record.isPrincipalIndex else { return [] }
@@ -364,8 +365,8 @@ public final class SessionCluster: Service, Sendable {
         var ended = Set<String>()
         let now = WallClock.now().milliseconds
         for entry in PrincipalIndex.entries(of: record) {
-            if let session = try await load(entry.id, touch: false), session.principal == principal {
-                live.append(session)
+            if let session = try await load(entry.id, touch: false) {
+                if session.principal == principal { live.append(session) }
             } else if now - entry.createdAt > PrincipalIndex.pendingGraceMilliseconds {
                 ended.insert(entry.id.text)
             }
@@ -378,25 +379,44 @@ public final class SessionCluster: Service, Sendable {
     }
 
     /// Ends every session of `principal` across the cluster ("log out everywhere") and
-    /// returns how many it ended. A sign-in acknowledged before the call is never missed.
+    /// returns how many it ended. A sign-in acknowledged before the call is never missed,
+    /// nor a session whose id is rotated while the call runs.
     @discardableResult
     public func invalidateAll(of principal: String, concern: WriteConcern? = nil) async throws(SessionClusterError) -> Int {
         var ended = 0
-        for session in try await sessions(of: principal) {
-            do {
-                try await invalidate(session.id, concern: concern)
-                ended += 1
-            } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
-                continue
+        // Listed again until nothing is left: a sign-in or rotation that completes meanwhile
+        // shows up on the next pass.
+        for _ in 0..<3 {
+            let live = try await sessions(of: principal)
+            guard !live.isEmpty else { break }
+            for session in live {
+                if try await endFollowingRotations(session.id, concern: concern) { ended += 1 }
             }
         }
         return ended
+    }
+
+    /// Invalidates `id`, or the id it was rotated to meanwhile. False when it had ended.
+    func endFollowingRotations(_ id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> Bool {
+        var id = id
+        for _ in 0..<4 {
+            do {
+                try await invalidate(id, concern: concern)
+                return true
+            } catch .refused(.sessionEnded(_, .rotated(to: let next))) {
+                id = next
+            } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
+                return false
+            }
+        }
+        return false
     }
 
     /// Adds session `id` to `principal`'s index, creating the index on first use.
     private func index(_ id: SessionID, under principal: String, concern: WriteConcern?) async throws(SessionClusterError) {
         let recordID = principals.recordID(of: principal)
         let (name, value) = PrincipalIndex.entry(id, createdAt: WallClock.now())
+        var failure = SessionClusterError.viewChanged
         for _ in 0..<3 {
             do {
                 _ = try await write(.update(SessionChanges(updated: [name: value])), to: recordID, concern: concern)
@@ -411,12 +431,14 @@ public final class SessionCluster: Service, Sendable {
                 } catch .refused(.duplicateID) {
                     continue  // a concurrent sign-in created it first: add to it
                 }
-            } catch .refused(.tooManyAttributes) {
-                // Full of ended sessions' entries: prune, then try again.
+            } catch .refused(.tooManyAttributes(let count, let limit)) {
+                // Full of ended sessions' entries: prune, then try again. Still full: the user
+                // has more live sessions than a session may hold attributes (a 413).
+                failure = .refused(.tooManyAttributes(count: count, limit: limit))
                 _ = try await sessions(of: principal)
             }
         }
-        throw .viewChanged
+        throw failure
     }
 
     /// Ends `principal`'s oldest sessions beyond ``SessionClusterConfiguration/maxSessionsPerPrincipal``.
@@ -426,11 +448,7 @@ public final class SessionCluster: Service, Sendable {
         do {
             let live = try await sessions(of: principal)
             for session in live.dropLast(max(0, limit)) where live.count > limit {
-                do {
-                    try await invalidate(session.id)
-                } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
-                    continue
-                }
+                _ = try await endFollowingRotations(session.id, concern: nil)
             }
         } catch {
             logger.warning("could not enforce the per-principal session limit", metadata: ["error": "\(error)"])

@@ -8,7 +8,8 @@ import Synchronization
 /// oldest unread events (counted in `session_cluster_session_events_dropped_total`), and
 /// never slows the node down.
 final class SessionEventHub: Sendable {
-    private let subscribers = Mutex<[UInt64: AsyncStream<SessionEvent>.Continuation]>([:])
+    /// Nil once the node stopped: a late subscriber's stream ends at once.
+    private let subscribers = Mutex<[UInt64: AsyncStream<SessionEvent>.Continuation]?>([:])
     private let nextID = Atomic<UInt64>(0)
     private let dropped: Counter
 
@@ -20,14 +21,18 @@ final class SessionEventHub: Sendable {
         let id = nextID.add(1, ordering: .relaxed).newValue
         let (stream, continuation) = AsyncStream.makeStream(of: SessionEvent.self, bufferingPolicy: .bufferingNewest(max(1, limit)))
         continuation.onTermination = { [weak self] _ in
-            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+            _ = self?.subscribers.withLock { $0?.removeValue(forKey: id) }
         }
-        subscribers.withLock { $0[id] = continuation }
+        let open = subscribers.withLock { subscribers in
+            subscribers?[id] = continuation
+            return subscribers != nil
+        }
+        if !open { continuation.finish() }
         return stream
     }
 
     func publish(_ event: SessionEvent) {
-        let continuations = subscribers.withLock { Array($0.values) }
+        let continuations = subscribers.withLock { Array(($0 ?? [:]).values) }
         for continuation in continuations {
             if case .dropped = continuation.yield(event) { dropped.increment() }
         }
@@ -36,8 +41,8 @@ final class SessionEventHub: Sendable {
     /// Ends every subscription (the node stopped).
     func finish() {
         let continuations = subscribers.withLock { subscribers in
-            defer { subscribers.removeAll() }
-            return Array(subscribers.values)
+            defer { subscribers = nil }
+            return Array((subscribers ?? [:]).values)
         }
         for continuation in continuations { continuation.finish() }
     }

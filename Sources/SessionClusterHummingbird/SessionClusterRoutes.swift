@@ -14,7 +14,7 @@ import SessionCore
 /// | `GET /session` | 200, a JSON object of all attributes (values as UTF-8 text) |
 /// | `DELETE /session` | 204; the id then gives 401 on every node |
 /// | `POST /session/rotate` | 200, a new cookie and `{"id": "..."}`; the old id gives 401 |
-/// | `PUT /session/principal` (the user's name as body) | 204: the session is signed in as that user |
+/// | `PUT /session/principal` (the user's name as body, `Authorization: Bearer <sign-in token>`) | 204: the session is signed in as that user; 403 without the token |
 /// | `GET /session/principal/sessions` | 200, `{"principal": "...", "sessions": [{"id": "abc123…", "createdAt": ms, "lastAccessedAt": ms}]}`, every live session of the session's user across the cluster (ids redacted) |
 /// | `DELETE /session/principal/sessions` | 200, `{"ended": n}`: every session of the user ends, this one included ("log out everywhere") |
 /// | `GET /cluster` | 200, this node's view of the cluster as JSON |
@@ -28,10 +28,15 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
 
     /// The cluster the routes read and write.
     public let cluster: SessionCluster
+    /// The bearer token a caller of `PUT /session/principal` must present: signing a session
+    /// in as a user is for the backend that checked the user's password, not for any client.
+    /// Nil: the route answers 403.
+    public let signInToken: String?
 
     /// Creates the routes over `cluster`.
-    public init(cluster: SessionCluster) {
+    public init(cluster: SessionCluster, signInToken: String? = nil) {
         self.cluster = cluster
+        self.signInToken = signInToken.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Adds every route to `router`.
@@ -84,7 +89,12 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             _ = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.update(id, changes: changes) }
             return .noContent
         }
+        let signInToken = self.signInToken
         router.put("/session/principal") { request, _ -> HTTPResponse.Status in
+            guard let signInToken, request.headers[.authorization] == "Bearer \(signInToken)" else {
+                throw SessionAPIError(
+                    status: .forbidden, code: "sign_in_refused", message: "signing in needs the sign-in token")
+            }
             let id = try Self.sessionID(request)
             let name = String(decoding: try await Self.collect(request.body, limit: 256), as: UTF8.self)
             guard !name.isEmpty, !name.hasPrefix("\u{0}") else {

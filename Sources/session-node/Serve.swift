@@ -35,7 +35,7 @@ struct Serve: AsyncParsableCommand {
 
         let router = Router()
         router.add(middleware: NodeHeaderMiddleware(nodeID: id))
-        SessionClusterRoutes(cluster: cluster).register(on: router)
+        SessionClusterRoutes(cluster: cluster, signInToken: try options.signInToken()).register(on: router)
         router.get("/metrics") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

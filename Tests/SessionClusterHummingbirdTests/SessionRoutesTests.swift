@@ -11,12 +11,13 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct SessionRoutesTests {
     static let maxAttributeBytes = 1024
+    static let signInToken = "backend-secret"
 
     func withClient(_ body: @escaping @Sendable (any TestClientProtocol, SessionCluster) async throws -> Void) async throws {
         try await SingleNode.with(configure: { $0.limits.maxAttributeBytes = Self.maxAttributeBytes }) { cluster in
             let router = Router()
             router.add(middleware: NodeHeaderMiddleware(nodeID: "h1"))
-            SessionClusterRoutes(cluster: cluster).register(on: router)
+            SessionClusterRoutes(cluster: cluster, signInToken: Self.signInToken).register(on: router)
             try await Application(router: router).test(.router) { client in try await body(client, cluster) }
         }
     }
@@ -183,10 +184,19 @@ extension SessionRoutesTests {
             let laptop = try await Self.createSession(client)
             for cookie in [phone, laptop] {
                 let signIn = try await client.execute(
-                    uri: "/session/principal", method: .put, headers: [.cookie: cookie], body: ByteBuffer(string: "ada"))
+                    uri: "/session/principal", method: .put,
+                    headers: [.cookie: cookie, .authorization: "Bearer \(Self.signInToken)"], body: ByteBuffer(string: "ada"))
                 #expect(signIn.status == .noContent)
             }
             let anonymous = try await Self.createSession(client)
+            // A client cannot sign itself in as someone else.
+            for token in [nil, "Bearer guess"] {
+                var headers: HTTPFields = [.cookie: anonymous]
+                if let token { headers[.authorization] = token }
+                let claimed = try await client.execute(
+                    uri: "/session/principal", method: .put, headers: headers, body: ByteBuffer(string: "ada"))
+                #expect(claimed.status == .forbidden)
+            }
             let forbidden = try await client.execute(uri: "/session/principal/sessions", method: .get, headers: [.cookie: anonymous])
             #expect(forbidden.status == .forbidden)
 

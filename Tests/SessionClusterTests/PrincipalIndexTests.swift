@@ -43,6 +43,18 @@ struct PrincipalIndexTests {
         }
     }
 
+    /// "Log out everywhere" listed a session whose id is then rotated: ending the listed id
+    /// ends the id it moved to.
+    @Test func endingAListedSessionFollowsItsRotation() async throws {
+        try await TestCluster.with(2) { nodes in
+            let session = try await nodes[0].create(principal: "ada")
+            let rotated = try await nodes[1].rotateID(session.id)
+            #expect(try await nodes[1].endFollowingRotations(session.id, concern: nil))
+            #expect(try await nodes[0].load(rotated) == nil)
+            #expect(try await nodes[0].sessions(of: "ada").isEmpty)
+        }
+    }
+
     /// Ten sign-ins at once through three nodes with a limit of two: two survive, the newest.
     @Test func thePerPrincipalLimitHoldsUnderConcurrentSignIns() async throws {
         try await TestCluster.with(3, configure: { $0.maxSessionsPerPrincipal = 2 }) { nodes in

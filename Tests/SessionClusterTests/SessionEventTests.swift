@@ -49,5 +49,27 @@ struct SessionEventTests {
         let ended = Task { for await _ in stream {}; return true }
         await nodes[0].shutdown()
         #expect(await ended.value)
+        // A subscription after the shutdown ends at once rather than wait forever.
+        for await _ in nodes[0].events() {}
+    }
+
+    /// The last node standing (its backup left) has no backup to replicate an expiry to:
+    /// it announces it anyway, after the write timeout, instead of holding it forever.
+    @Test func anExpiryWithNoBackupLeftIsStillAnnounced() async throws {
+        let nodes = try await TestCluster.start(2)
+        do {
+            await nodes[1].shutdown()
+            try await TestCluster.waitUntil("n1 alone in its view") { (try? await nodes[0].status())?.members.count == 1 }
+            let collected = Collected()
+            let stream = nodes[0].events()
+            let listener = Task { for await event in stream { collected.events.withLock { $0.append(event) } } }
+            let session = try await nodes[0].create(maxInactive: .milliseconds(200), concern: .local)
+            try await TestCluster.waitUntil("the expiry announced", seconds: 10) { collected.count(.expired(session.id)) == 1 }
+            listener.cancel()
+        } catch {
+            await TestCluster.stop(nodes)
+            throw error
+        }
+        await TestCluster.stop(nodes)
     }
 }

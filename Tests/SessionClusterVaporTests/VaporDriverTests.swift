@@ -7,11 +7,12 @@ import VaporTesting
 
 /// Vapor's sessions over the cluster driver: the call sequences of Vapor's own session
 /// tests, what is saved, and what a client sees when something is wrong.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(3)))
 struct VaporDriverTests {
     /// A Vapor app on `cluster` with the routes of Vapor's session tests and a few more.
     static func withApp(_ cluster: SessionCluster, _ body: (Application) async throws -> Void) async throws {
         let app = try await Application.make(.testing)
+        app.logger.logLevel = .warning  // not a line per request
         do {
             app.sessions.use(.cluster(cluster))
             app.middleware.use(app.sessions.middleware)
@@ -151,7 +152,11 @@ struct VaporDriverTests {
         #expect(response.headers.first(name: "Retry-After") == "1")
         try await app.asyncShutdown()
     }
+}
 
+/// 1,000 pairs of concurrent requests; run apart from the other socket tests (Makefile).
+@Suite(.timeLimit(.minutes(3)))
+struct VaporConcurrentRequestTests {
     /// Sends a request again after a 503, as a client honouring `Retry-After` would: a test
     /// machine this busy may lose a lease for a moment, and an unacknowledged change is not a
     /// lost one.
@@ -170,10 +175,10 @@ struct VaporDriverTests {
     /// changing its own key: no change is lost.
     @Test func concurrentRequestsThroughTwoNodesLoseNoChange() async throws {
         try await TwoNodes.with { first, second in
-            try await Self.withApp(first) { a in
-                try await Self.withApp(second) { b in
+            try await VaporDriverTests.withApp(first) { a in
+                try await VaporDriverTests.withApp(second) { b in
                     let (left, right) = (try a.testing(), try b.testing())
-                    let headers = Self.cookie(try await Self.retryingUnavailable(left, .GET, "/set"))
+                    let headers = VaporDriverTests.cookie(try await Self.retryingUnavailable(left, .GET, "/set"))
                     var lost: [Int] = []
                     for pair in 1...1_000 {
                         async let l = Self.retryingUnavailable(left, .PUT, "/left/\(pair)", headers: headers)
