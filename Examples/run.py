@@ -29,12 +29,33 @@ def binary(app: str) -> str:
     return os.path.join(path, BINARIES[app])
 
 
+class AffinityNginx(Nginx):
+    """Round-robin for requests without a SESSION_NODE cookie; with one, the node it names
+    (the owner of the session), the others as backups should it be down."""
+
+    def __init__(self, prefix: str, nodes: list, cookie: str = "SESSION_NODE", **kw):
+        super().__init__(prefix, [n.http_port for n in nodes], **kw)
+        self.nodes, self.cookie = nodes, cookie
+
+    def render(self) -> str:
+        conf = super().render()
+        blocks = []
+        for node in self.nodes:
+            servers = [f"        server 127.0.0.1:{node.http_port} max_fails=0;"] + [
+                f"        server 127.0.0.1:{other.http_port} backup;" for other in self.nodes if other is not node]
+            blocks.append(f"    upstream node_{node.id} {{\n" + "\n".join(servers) + "\n        keepalive 32;\n    }")
+        routes = "\n".join(f"        {node.id} node_{node.id};" for node in self.nodes)
+        blocks.append(f"    map $cookie_{self.cookie} $session_upstream {{\n        default session_nodes;\n{routes}\n    }}")
+        conf = conf.replace("    server {", "\n".join(blocks) + "\n\n    server {", 1)
+        return conf.replace("proxy_pass http://session_nodes;", "proxy_pass http://$session_upstream;")
+
+
 class Shop:
     """Nodes of one app (an example shop, or session-node) and nginx round-robin in front of
     them; a context manager that stops every process by PID."""
 
     def __init__(self, app: str, workdir: str, nodes: int = 3, extra_args: list[str] | None = None,
-                 binary_path: str | None = None):
+                 binary_path: str | None = None, affinity: bool = False):
         self.app, self.workdir, self.binary = app, workdir, binary_path or binary(app)
         key_file = os.path.join(workdir, "cluster.key")
         with open(key_file, "w") as f:
@@ -44,7 +65,9 @@ class Shop:
         self.nodes = [Node(id=f"{app[0]}{i + 1}", http_port=free_port(), bind_port=peers[i], seeds=seeds,
                            replicas=min(2, nodes), key_file=key_file, logdir=workdir, extra_args=list(extra_args or []))
                       for i in range(nodes)]
-        self.nginx = Nginx(os.path.join(workdir, "nginx"), [n.http_port for n in self.nodes], read_timeout="10s")
+        prefix = os.path.join(workdir, "nginx")
+        self.nginx = (AffinityNginx(prefix, self.nodes, read_timeout="10s") if affinity
+                      else Nginx(prefix, [n.http_port for n in self.nodes], read_timeout="10s"))
 
     def start(self):
         for node in self.nodes:

@@ -11,6 +11,8 @@ Three comparisons, each as a ratio of requests per second (wrk, 2 threads, 50 co
                vs the same shop on Vapor's in-memory sessions, one process  target >= 0.8x
   node         session-node: PUT /session/attributes/visits through nginx, 3 nodes,
                vs its own no-op route (GET /health) through the same nginx  target >= 0.8x
+  hummingbird-affinity  the Hummingbird comparison again, nginx routing each session to
+               the node named by its SESSION_NODE cookie (its owner) instead of round-robin
 
 Each side runs `--rounds` times, alternating, and the medians are compared (the machine is
 noisy). Release binaries: `swift build -c release` first (`make bench` does).
@@ -80,7 +82,8 @@ def wrk(port: int, path: str, method: str, cookies: list[str], seconds: int, wor
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def cookies_from(port: int, method: str, path: str, name: str) -> list[str]:
+def cookies_from(port: int, method: str, path: str, name: str, affinity: bool = False) -> list[str]:
+    """One Cookie header value per session; with `affinity`, the SESSION_NODE cookie too."""
     client, cookies = Client(), []
     for index in range(SESSIONS):
         response = client.request(port, method, path.replace("{i}", str(index)))
@@ -89,10 +92,12 @@ def cookies_from(port: int, method: str, path: str, name: str) -> list[str]:
                 break
             time.sleep(0.2)
             response = client.request(port, method, path.replace("{i}", str(index)))
-        value = response.headers.get("set-cookie", "")
-        if response.status >= 300 or not value.startswith(f"{name}="):
-            raise HarnessError(f"{method} {path}: {response.status} {response.text[:200]}")
-        cookies.append(value.split(";", 1)[0])
+        header = response.headers.get("set-cookie", "")
+        wanted = [name] + (["SESSION_NODE"] if affinity else [])
+        found = {n: m.group(1) for n in wanted if (m := re.search(rf"(?:^|[;,]\s*){re.escape(n)}=([^;,\s]+)", header))}
+        if response.status >= 300 or len(found) != len(wanted):
+            raise HarnessError(f"{method} {path}: {response.status} {response.text[:200]} {header!r}")
+        cookies.append("; ".join(f"{n}={found[n]}" for n in wanted))
     return cookies
 
 
@@ -109,17 +114,18 @@ def compare(name: str, ours, peer, rounds: int) -> dict:
             "ours_runs": ours_runs, "baseline_runs": peer_runs}
 
 
-def shop(app: str, seconds: int, rounds: int) -> dict:
+def shop(app: str, seconds: int, rounds: int, affinity: bool = False) -> dict:
     binary, cookie = release_bin(examples.BINARIES[app]), examples.COOKIES[app]
 
-    def run(count: int, extra: list[str]) -> float:
+    def run(count: int, extra: list[str], affinity: bool = False) -> float:
         with tempfile.TemporaryDirectory(prefix=f"bench-{app}-") as workdir, \
-                examples.Shop(app, workdir, count, extra + ["--log-level", "error"], binary) as p:
-            cookies = cookies_from(p.nginx.port, "POST", "/login?user=u{i}", cookie)
+                examples.Shop(app, workdir, count, extra + ["--log-level", "error"], binary, affinity) as p:
+            cookies = cookies_from(p.nginx.port, "POST", "/login?user=u{i}", cookie, affinity)
             wrk(p.nginx.port, "/visit", "POST", cookies, 2, workdir)  # warm up
             return wrk(p.nginx.port, "/visit", "POST", cookies, seconds, workdir)
 
-    return compare(app, lambda: run(3, []), lambda: run(1, ["--sessions", "memory"]), rounds)
+    name = f"{app}-affinity" if affinity else app
+    return compare(name, lambda: run(3, [], affinity), lambda: run(1, ["--sessions", "memory"]), rounds)
 
 
 def node(seconds: int, rounds: int) -> dict:
@@ -138,19 +144,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default="hummingbird,vapor,node")
+    parser.add_argument("--only", default="hummingbird,vapor,node,hummingbird-affinity")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
     results = []
     for which in args.only.split(","):
         print(f"[{which}]", flush=True)
-        results.append(node(args.seconds, args.rounds) if which == "node" else shop(which, args.seconds, args.rounds))
+        if which == "node":
+            results.append(node(args.seconds, args.rounds))
+        elif which == "hummingbird-affinity":
+            results.append(shop("hummingbird", args.seconds, args.rounds, affinity=True))
+        else:
+            results.append(shop(which, args.seconds, args.rounds))
     print("\n| comparison | ours (median req/s) | baseline (median req/s) | ratio | target |")
     print("|---|---|---|---|---|")
     labels = {
         "hummingbird": "Hummingbird shop: ClusterSessionMiddleware, 3 nodes R=2 / MemoryPersistDriver, 1 process",
         "vapor": "Vapor shop: SessionClusterVaporDriver, 3 nodes R=2 / in-memory sessions, 1 process",
         "node": "session-node: attribute update / its no-op GET /health, both through nginx",
+        "hummingbird-affinity": "same Hummingbird shop, nginx routing each session to its owner (SESSION_NODE cookie)",
     }
     for r in results:
         print(f"| {labels[r['name']]} | {r['ours']:,.0f} | {r['baseline']:,.0f} | {r['ratio']:.2f}x | >= 0.8x |")

@@ -53,7 +53,11 @@ enum ClusterShop {
     static func router(_ cluster: SessionCluster) -> Router<BasicClusterSessionRequestContext> {
         let router = Router(context: BasicClusterSessionRequestContext.self)
         router.get("/health") { _, _ -> HTTPResponse.Status in await cluster.isReady() ? .ok : .serviceUnavailable }
-        router.add(middleware: ClusterSessionMiddleware(cluster: cluster, cookie: SessionCookie(secure: false)))
+        // SESSION_NODE names the node a session was made on, which owns it: a balancer that
+        // routes on it sends each session to its owner (Examples/run.py --affinity).
+        router.add(
+            middleware: ClusterSessionMiddleware(
+                cluster: cluster, cookie: SessionCookie(secure: false), affinityCookie: "SESSION_NODE"))
         router.post("/login") { request, context -> String in
             let user = request.uri.queryParameters["user"].map(String.init) ?? "guest"
             context.session.setPrincipal(user)

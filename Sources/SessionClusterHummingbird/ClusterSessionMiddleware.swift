@@ -46,14 +46,20 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     public let maxInactive: Duration?
     /// The absolute lifetime of new sessions, however active; nil: none.
     public let absoluteTimeout: Duration?
+    /// A cookie naming this node, set with every new or rotated session id, whose sessions
+    /// land on the node that made them: a load balancer that routes on it (nginx: `map
+    /// $cookie_NAME`) sends each session's requests to its owner, where reads and writes
+    /// need no hop between nodes. Nil (the default): none.
+    public let affinityCookie: String?
     private let malformedCookies: Counter
 
     /// Creates the middleware.
     public init(
         cluster: SessionCluster, cookie: SessionCookie = SessionCookie(),
         serializer: any SessionSerializer = JSONSessionSerializer(), touch: Bool = true,
-        maxInactive: Duration? = nil, absoluteTimeout: Duration? = nil
+        maxInactive: Duration? = nil, absoluteTimeout: Duration? = nil, affinityCookie: String? = nil
     ) {
+        self.affinityCookie = affinityCookie
         self.cluster = cluster
         self.cookie = cookie
         self.serializer = serializer
@@ -93,7 +99,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
                     attributes: create.attributes, maxInactive: maxInactive, absoluteTimeout: absoluteTimeout,
                     principal: create.principal)
             }
-            response.setCookie(cookie.cookie(for: session.id))
+            setSessionCookie(session.id, on: &response)
             return response
         }
         if let session = ending.save {
@@ -106,13 +112,22 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         if ending.rotate, !clearCookie, let id = loaded?.id {
             let newID = try await Self.unlessEnded { () async throws(SessionClusterError) in try await cluster.rotateID(id) }
             if let newID {
-                response.setCookie(cookie.cookie(for: newID))
+                setSessionCookie(newID, on: &response)
             } else {
                 clearCookie = true
             }
         }
         if clearCookie { response.setCookie(cookie.expired) }
         return response
+    }
+
+    /// The session cookie naming `id`, and the affinity cookie naming this node, which owns
+    /// the partition a new id is drawn from.
+    private func setSessionCookie(_ id: SessionID, on response: inout Response) {
+        response.setCookie(cookie.cookie(for: id))
+        if let affinityCookie {
+            response.setCookie(cookie.cookie(named: affinityCookie, value: cluster.configuration.nodeID.rawValue))
+        }
     }
 
     /// Runs a cluster call on a loaded session: nil when the session ended meanwhile,
@@ -158,7 +173,12 @@ public struct SessionCookie: Sendable {
 
     /// The cookie naming `id`. A session cookie (no expiry): the store ends the session.
     func cookie(for id: SessionID) -> Cookie {
-        Cookie(name: name, value: id.text, domain: domain, path: path, secure: secure, httpOnly: httpOnly, sameSite: sameSite)
+        cookie(named: name, value: id.text)
+    }
+
+    /// Another cookie with the same attributes.
+    func cookie(named name: String, value: String) -> Cookie {
+        Cookie(name: name, value: value, domain: domain, path: path, secure: secure, httpOnly: httpOnly, sameSite: sameSite)
     }
 
     /// The cookie that makes the browser forget the session.

@@ -97,6 +97,24 @@ struct ClusterSessionMiddlewareTests {
         }
     }
 
+    /// With an affinity cookie, every new or rotated id comes with a cookie naming the node.
+    @Test func anAffinityCookieNamesTheNodeThatMadeTheSession() async throws {
+        try await SingleNode.with { cluster in
+            let router = Router(context: Context.self)
+            router.add(middleware: ClusterSessionMiddleware(cluster: cluster, affinityCookie: "SESSION_NODE"))
+            router.post("/visit") { _, context -> HTTPResponse.Status in
+                try context.session.set("visits", 1)
+                return .noContent
+            }
+            try await Application(router: router).test(.router) { client in
+                let response = try await client.execute(uri: "/visit", method: .post)
+                let cookies = response.headers[values: .setCookie].map { String($0.prefix { $0 != ";" }) }
+                #expect(cookies.contains("SESSION_NODE=h1"), "\(cookies)")
+                #expect(cookies.contains { $0.hasPrefix("SESSION_ID=") })
+            }
+        }
+    }
+
     @Test func signInRotatesTheIDAndLogOutEndsTheSession() async throws {
         try await SingleNode.with { cluster in
             try await Application(router: Self.makeRouter(cluster)).test(.router) { client in

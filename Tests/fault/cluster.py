@@ -179,8 +179,10 @@ class Client:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
             data = resp.read()
-            result = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data,
-                              time.monotonic() - start)
+            headers: dict[str, str] = {}
+            for k, v in resp.getheaders():   # repeated headers (Set-Cookie) joined, as HTTP allows
+                headers[k.lower()] = f"{headers[k.lower()]}, {v}" if k.lower() in headers else v
+            result = Response(resp.status, headers, data, time.monotonic() - start)
             if resp.will_close:
                 self._drop(port)
             return result
