@@ -98,8 +98,10 @@ extension ClusterNode {
                     absoluteTimeoutMilliseconds: metadata.absoluteDeadline.map { $0.milliseconds(since: metadata.createdAt) },
                     principal: metadata.principal, attributes: changes.updated)
                 target = (session, 1)
-                // The new id of a rotation is announced as the rotation, by the old id's owner.
-                event = origin.isRotationCreate ? nil : .created(session)
+                // The new id of a rotation is announced as the rotation, by the old id's owner;
+                // a principal index record is the cluster's own, not the application's.
+                let announced = !origin.isRotationCreate && metadata.principal != SessionMetadata.indexRecordPrincipal
+                event = announced ? .created(session) : nil
                 unflushedBytes += changes.byteCount
             case .update(let changes):
                 let (version, changed) = try store.applyReportingChange(changes, to: session, now: now)

@@ -283,8 +283,6 @@ final class NodeRuntime {
                 installed(view)
             case .event(let event):
                 metrics.event(event)
-                // Principal index records are the cluster's own sessions, not the application's.
-                if case .created(let id) = event, store.load(id, now: now, touch: false)?.isPrincipalIndex == true { continue }
                 events.publish(event)
                 logger.debug("session event", metadata: ["event": "\(event)", "session": "\(event.id.redacted)"])
             case .disconnect(let member):

@@ -17,8 +17,8 @@ import SessionCore
 /// when the index is read. So "log out everywhere" can miss no session whose sign-in was
 /// acknowledged.
 struct PrincipalIndex: Sendable {
-    /// The principal of every index record: no application can sign a user in by this name.
-    static let recordPrincipal = "\u{0}principal-index"
+    /// The principal of every index record.
+    static let recordPrincipal = SessionMetadata.indexRecordPrincipal
 
     private let key: [UInt8]
 

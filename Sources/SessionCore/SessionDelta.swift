@@ -163,6 +163,13 @@ public struct AttributeChangesBuilder {
 }
 
 /// A session's metadata: what does not change per request.
+extension SessionMetadata {
+    /// The principal of the cluster's own principal index records (SessionCluster's
+    /// `PrincipalIndex`): no application can sign a user in by this name, and the owner
+    /// announces no event for a session created with it.
+    package static let indexRecordPrincipal = "\u{0}principal-index"
+}
+
 public struct SessionMetadata: Hashable, Sendable {
     /// When the session was created.
     public var createdAt: Timestamp
