@@ -50,7 +50,7 @@ BENCH_ARGS ?=
 
 bench: deps
 	$(SWIFT) build -c release
-	"$$($(SWIFT) build -c release --show-bin-path)/session-node" bench $(BENCH_ARGS)
+	"$$($(SWIFT) build -c release --show-bin-path)/session-bench" $(BENCH_ARGS)
 	python3 Benchmarks/apps/app_bench.py
 
 # Only the app-level comparisons (Hummingbird, Vapor, session-node through nginx): ~5 minutes.

@@ -5,9 +5,6 @@ let package = Package(
     name: "swift-session-cluster",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "SessionCore", targets: ["SessionCore"]),
-        .library(name: "ClusterProtocol", targets: ["ClusterProtocol"]),
-        .library(name: "WireFormat", targets: ["WireFormat"]),
         .library(name: "SessionCluster", targets: ["SessionCluster"]),
         .library(name: "SessionClusterHummingbird", targets: ["SessionClusterHummingbird"]),
         .library(name: "SessionClusterVapor", targets: ["SessionClusterVapor"]),
@@ -45,7 +42,7 @@ let package = Package(
             ]
         ),
         // Deterministic simulation of many nodes in one process (test support, first class).
-        .target(name: "ClusterSimulator", dependencies: ["ClusterProtocol", "SessionCore"]),
+        .target(name: "ClusterSimulator", dependencies: ["ClusterProtocol", "SessionCore", "WireFormat"]),
         // The embeddable runtime: NIO transport, timers, public API, metrics.
         .target(
             name: "SessionCluster",
@@ -88,18 +85,30 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Starts and stops `session-node serve` processes by PID on 127.0.0.1: the demo's
+        // and the failover benchmark's cluster.
+        .target(name: "NodeProcesses"),
+        // The shipped binary: `serve` runs a node, `demo` a local cluster behind nginx.
         .executableTarget(
             name: "session-node",
             dependencies: [
-                "SessionCluster", "SessionClusterHummingbird", "SessionCore", "NodeCommandLine",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "SessionCluster", "SessionClusterHummingbird", "NodeCommandLine", "NodeProcesses",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The benchmark harness (`make bench`): figures side by side with Redis.
+        .executableTarget(
+            name: "session-bench",
+            dependencies: [
+                "SessionCluster", "SessionCore", "ClusterProtocol", "NodeProcesses",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The examples of the README: `make example-hummingbird`, `make example-vapor`.
@@ -139,7 +148,7 @@ let package = Package(
         .testTarget(
             name: "SessionClusterHummingbirdTests",
             dependencies: [
-                "SessionClusterHummingbird", "SessionCluster", "ClusterTestSupport",
+                "SessionClusterHummingbird", "SessionCluster", "SessionCore", "ClusterTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
             ]
@@ -147,10 +156,29 @@ let package = Package(
         .testTarget(
             name: "SessionClusterVaporTests",
             dependencies: [
-                "SessionClusterVapor", "SessionCluster", "ClusterTestSupport",
+                "SessionClusterVapor", "SessionCluster", "SessionCore", "ClusterTestSupport",
                 .product(name: "VaporTesting", package: "vapor"),
             ]
         ),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Micro-benchmarks (ordo-one/benchmark), only when asked for, so that building and testing
+// the library never builds the benchmark harness:
+//     SESSION_CLUSTER_BENCHMARKS=1 swift package benchmark
+// They live in this package so that they reach the modules' `package` declarations.
+if Context.environment["SESSION_CLUSTER_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]))
+    package.targets.append(
+        .executableTarget(
+            name: "SessionBenchmarks",
+            dependencies: [
+                "SessionCore", "ClusterProtocol", "WireFormat",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/SessionBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ))
+}

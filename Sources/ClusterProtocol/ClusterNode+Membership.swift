@@ -100,7 +100,7 @@ extension ClusterNode {
     }
 
     /// True while this node may acknowledge writes and serve reads as owner.
-    public func leaseValid(now: Timestamp) -> Bool {
+    package func leaseValid(now: Timestamp) -> Bool {
         guard isReady else { return false }
         if role == .leader { return leaderLeaseUntil(now: now).map { now < $0 } ?? false }
         return leaseUntil.map { now < $0 } ?? false
@@ -447,7 +447,7 @@ extension ClusterNode {
     /// Graceful leave: asks the leader to remove this node. Its partitions move to the
     /// remaining members, which fetch them from their other replicas and from this node,
     /// which keeps answering state-transfer requests once it is out of the view.
-    public func leave(now: Timestamp) -> [Effect] {
+    package func leave(now: Timestamp) -> [Effect] {
         observe(now)
         guard isMember, !leaving else { return [] }
         leaving = true

@@ -161,14 +161,14 @@ extension ClusterNode {
     /// (``handleDeltaAck(_:now:into:)`` sends what waits), so an idle link costs a write
     /// no flush interval, and a busy one carries one batch per round trip, as full as the
     /// timer's. Writes nobody waits on (`.local`) keep the timer's coalescing.
-    public func flushForWaitingWrites(now: Timestamp) -> [Effect] {
+    package func flushForWaitingWrites(now: Timestamp) -> [Effect] {
         var effects = [Effect]()
         flushForWaitingWrites(now: now, into: &effects)
         return effects
     }
 
     /// ``flushForWaitingWrites(now:)``, appending the effects to `effects`.
-    public func flushForWaitingWrites(now: Timestamp, into effects: inout [Effect]) {
+    package func flushForWaitingWrites(now: Timestamp, into effects: inout [Effect]) {
         guard started, nextFlushAt != nil, !pendingWrites.isEmpty else { return }
         observe(now)
         enqueueDirtyDeltas(now: now, includeTouches: false)
@@ -611,7 +611,3 @@ extension SessionID {
     func precedes(_ other: SessionID) -> Bool { (high, low, tail) < (other.high, other.low, other.tail) }
 }
 
-extension SessionDelta {
-    /// A size estimate for batching and queue bounds: payload plus fixed per-delta fields.
-    var estimatedBytes: Int { payloadByteCount + 48 + attributeCount * 10 }
-}

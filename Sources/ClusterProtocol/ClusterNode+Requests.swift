@@ -15,7 +15,7 @@ extension ClusterNode {
     /// Writes `operation` to `session` with `concern` (nil: the configured default). The
     /// write completes with exactly one ``Effect/completeWrite(_:_:)`` for `requestID`, in the
     /// returned effects or later from ``receive(_:now:)`` or ``tick(now:)``.
-    public func write(
+    package func write(
         _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp
     ) -> [Effect] {
         var effects = [Effect]()
@@ -25,7 +25,7 @@ extension ClusterNode {
 
     /// ``write(_:to:concern:requestID:now:)``, appending the effects to `effects` (a buffer
     /// the caller reuses, so that no array is allocated per write).
-    public func write(
+    package func write(
         _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp,
         into effects: inout [Effect]
     ) {
@@ -46,7 +46,7 @@ extension ClusterNode {
 
     /// Reads `session`. Completes with exactly one ``Effect/completeRead(_:_:)`` for `requestID`.
     /// With `touch` false the last-access time stays as it is, on whichever node serves it.
-    public func read(_ session: SessionID, touch: Bool = true, requestID: RequestID, now: Timestamp) -> [Effect] {
+    package func read(_ session: SessionID, touch: Bool = true, requestID: RequestID, now: Timestamp) -> [Effect] {
         observe(now)
         var effects = [Effect]()
         guard isReady, let table, let owner = table.owner(of: partition(of: session)) else {

@@ -1,24 +1,24 @@
 /// Cheap read-outs for the simulator's invariant checks, which run after every step (the
-/// public ``ClusterNode/status`` builds a whole report each time).
+/// package ``ClusterNode/status`` builds a whole report each time).
 extension ClusterNode {
     /// This node's role.
-    @_spi(Testing) public var currentRole: ClusterStatus.Role { role }
+    package var currentRole: ClusterStatus.Role { role }
     /// This node's term.
-    @_spi(Testing) public var currentTerm: UInt64 { term }
+    package var currentTerm: UInt64 { term }
     /// The installed view, if any.
-    @_spi(Testing) public var installedView: View? { view }
+    package var installedView: View? { view }
     /// This node as a member (its incarnation rises when it rejoins after being declared down).
-    @_spi(Testing) public var currentMember: Member { me }
+    package var currentMember: Member { me }
     /// Bytes queued for the peer with the most (I6).
-    @_spi(Testing) public var queuedBytesHighWater: Int { outbound.values.map(\.queuedBytes).max() ?? 0 }
+    package var queuedBytesHighWater: Int { outbound.values.map(\.queuedBytes).max() ?? 0 }
     /// Requests and transfers this node is waiting on (I6).
-    @_spi(Testing) public var pendingCount: Int { pendingWrites.count + forwards.count + rotations.count + waiters.count }
+    package var pendingCount: Int { pendingWrites.count + forwards.count + rotations.count + waiters.count }
     /// True when nothing is queued, unacknowledged or waiting to be re-sent to any peer.
-    @_spi(Testing) public var isQuiet: Bool {
+    package var isQuiet: Bool {
         outbound.values.allSatisfy { $0.unacked.isEmpty && $0.waiting.isEmpty && !$0.isResyncing }
     }
     /// How often a peer's queue overflowed and fell back to snapshots (I6).
-    @_spi(Testing) public var queueOverflowCount: Int { queueOverflows }
+    package var queueOverflowCount: Int { queueOverflows }
     /// True when every partition this node holds has all its data.
-    @_spi(Testing) public var isFilled: Bool { held.isSubset(of: filled) }
+    package var isFilled: Bool { held.isSubset(of: filled) }
 }

@@ -34,17 +34,17 @@ import SessionCore
 ///   of different attributes through different nodes both survive.
 ///
 /// Not `Sendable`: the runtime confines a node to one executor.
-public final class ClusterNode {
+package final class ClusterNode {
     /// The configuration the node was made with.
-    public let configuration: NodeConfiguration
+    package let configuration: NodeConfiguration
     /// The node's session store; the runtime may read it directly where
     /// ``canServeReadLocally(_:now:)`` allows.
-    public let store: SessionStore
+    package let store: SessionStore
 
     /// A deliberately broken mode for testing the simulator: writes are acknowledged right
     /// after the local apply, before any backup applied them. The randomized sweep must
     /// catch it (lost acknowledged writes, I1). Never set it outside that test.
-    @_spi(Testing) public var unsafeAcknowledgeBeforeReplication = false
+    package var unsafeAcknowledgeBeforeReplication = false
 
     // MARK: Identity and time
     var incarnation: UInt64 { didSet { refreshMembership() } }
@@ -112,7 +112,7 @@ public final class ClusterNode {
     var futureTransferRequests: [StateTransferRequest] = []
 
     /// Creates a node; it does nothing until ``start(now:)``.
-    public init(configuration: NodeConfiguration, store: SessionStore) {
+    package init(configuration: NodeConfiguration, store: SessionStore) {
         self.configuration = configuration
         self.store = store
         self.incarnation = configuration.incarnation
@@ -131,12 +131,12 @@ public final class ClusterNode {
     private func refreshMembership() { isMember = view?.members.contains(me) ?? false }
 
     /// True once this node is in an installed view.
-    public var isReady: Bool { isMember && !leaving }
+    package var isReady: Bool { isMember && !leaving }
 
     // MARK: - Driving the node
 
     /// Starts the node: contacts the seeds (which may include this node's own address).
-    public func start(now: Timestamp) -> [Effect] {
+    package func start(now: Timestamp) -> [Effect] {
         guard !started else { return [] }
         started = true
         lastNow = now
@@ -151,7 +151,7 @@ public final class ClusterNode {
     }
 
     /// Handles one message from a peer.
-    public func receive(_ message: ClusterMessage, now: Timestamp) -> [Effect] {
+    package func receive(_ message: ClusterMessage, now: Timestamp) -> [Effect] {
         var effects = [Effect]()
         receive(message, now: now, into: &effects)
         return effects
@@ -159,7 +159,7 @@ public final class ClusterNode {
 
     /// Handles one message from a peer, appending the effects to `effects`: a caller that
     /// keeps one buffer across calls allocates no array per message.
-    public func receive(_ message: ClusterMessage, now: Timestamp, into effects: inout [Effect]) {
+    package func receive(_ message: ClusterMessage, now: Timestamp, into effects: inout [Effect]) {
         guard started, role != .left || message.isStateTransferRequest else { return }
         observe(now)
         switch message {
@@ -185,7 +185,7 @@ public final class ClusterNode {
 
     /// Heartbeats, failure detection, elections, flushes, retransmissions, timeouts and
     /// expiry sweeps that are due at `now`.
-    public func tick(now: Timestamp) -> [Effect] {
+    package func tick(now: Timestamp) -> [Effect] {
         guard started, role != .left else { return [] }
         observe(now)
         var effects = [Effect]()
@@ -219,7 +219,7 @@ public final class ClusterNode {
     }
 
     /// When the runtime must call ``tick(now:)`` next at the latest.
-    public var nextTickDeadline: Timestamp {
+    package var nextTickDeadline: Timestamp {
         // Not started, or gone: nothing is due for a long while.
         guard started, role != .left else { return (lastNow ?? .zero).adding(milliseconds: 3_600_000) }
         var deadline = min(nextHeartbeatAt, nextTouchFlushAt, nextSweepAt)
@@ -241,7 +241,7 @@ public final class ClusterNode {
     // MARK: - Queries
 
     /// True when this node owns the partition of `session` in its installed view.
-    public func isOwner(of session: SessionID) -> Bool {
+    package func isOwner(of session: SessionID) -> Bool {
         guard isReady, let table else { return false }
         return table.owner(of: partition(of: session)) == id
     }
@@ -249,13 +249,13 @@ public final class ClusterNode {
     /// True when the local store copy of `session` is guaranteed to hold every acknowledged
     /// write: this node owns the session's partition, holds all of its data (no state
     /// transfer running for it) and its lease is valid (no other node can own it now).
-    public func canServeReadLocally(_ session: SessionID, now: Timestamp) -> Bool {
+    package func canServeReadLocally(_ session: SessionID, now: Timestamp) -> Bool {
         let partition = partition(of: session)
         return isOwner(of: session) && filled.contains(partition) && leaseValid(now: now)
     }
 
     /// What this node knows about itself and the cluster.
-    public var status: ClusterStatus {
+    package var status: ClusterStatus {
         let now = lastNow ?? .zero
         let members = (view?.members ?? []).map { member -> ClusterStatus.MemberStatus in
             guard member.id != id, let peer = peers[member.id] else { return .init(member: member, state: .alive) }

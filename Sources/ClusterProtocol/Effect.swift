@@ -2,7 +2,7 @@ import SessionCore
 
 /// What the protocol core asks the world to do. The core returns effects; the runtime
 /// (SwiftNIO) or the simulator carries them out. This is the only way the core acts.
-public enum Effect: Hashable, Sendable {
+package enum Effect: Hashable, Sendable {
     /// Send `message` to `to` over `channel`.
     case send(ClusterMessage, to: Member, channel: Channel)
     /// A write the application asked for is done: the version written, or why not.
@@ -17,7 +17,7 @@ public enum Effect: Hashable, Sendable {
     case disconnect(Member)
 
     /// How a message travels.
-    public enum Channel: Hashable, Sendable {
+    package enum Channel: Hashable, Sendable {
         /// Unreliable and unordered (UDP): heartbeats and probes.
         case datagram
         /// Reliable and ordered per peer (TCP): everything else.

@@ -54,17 +54,17 @@ public struct Member: Hashable, Sendable, CustomStringConvertible {
 
 /// What the leader publishes: the agreed member list, from which every node derives the
 /// same partition table. `epoch` grows with every change within and across terms.
-public struct View: Hashable, Sendable {
+package struct View: Hashable, Sendable {
     /// The election term the leader was elected in.
-    public var term: UInt64
+    package var term: UInt64
     /// Grows with every published view.
-    public var epoch: UInt64
+    package var epoch: UInt64
     /// The leader that published it.
-    public var leader: NodeID
+    package var leader: NodeID
     /// The members, sorted by id.
-    public var members: [Member]
+    package var members: [Member]
     /// Creates a view; members are sorted by id.
-    public init(term: UInt64, epoch: UInt64, leader: NodeID, members: [Member]) {
+    package init(term: UInt64, epoch: UInt64, leader: NodeID, members: [Member]) {
         self.term = term
         self.epoch = epoch
         self.leader = leader
@@ -81,7 +81,7 @@ public enum WriteConcern: Hashable, Sendable {
     case replicated(Int)
 
     /// The number of backups that must have applied the write.
-    public var backupsRequired: Int {
+    package var backupsRequired: Int {
         switch self {
         case .local: 0
         case .replicated(let count): max(0, count)
@@ -90,10 +90,10 @@ public enum WriteConcern: Hashable, Sendable {
 }
 
 /// Identifies one application request inside a node, to match its completion effect.
-public struct RequestID: Hashable, Sendable, CustomStringConvertible {
+package struct RequestID: Hashable, Sendable, CustomStringConvertible {
     /// The number; unique within the node that made it.
-    public var rawValue: UInt64
+    package var rawValue: UInt64
     /// Creates a request id.
-    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
-    public var description: String { "r\(rawValue)" }
+    package init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    package var description: String { "r\(rawValue)" }
 }

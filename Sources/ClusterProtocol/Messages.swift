@@ -2,7 +2,7 @@ import SessionCore
 
 /// Every message nodes exchange. The wire format (module WireFormat) encodes each case as
 /// one frame type; the protocol core only ever sees these values.
-public enum ClusterMessage: Hashable, Sendable {
+package enum ClusterMessage: Hashable, Sendable {
     /// Liveness and the leader's lease renewal; sent over UDP.
     case heartbeat(Heartbeat)
     /// The answer to a heartbeat; sent over UDP.
@@ -42,15 +42,15 @@ public enum ClusterMessage: Hashable, Sendable {
 
 /// Sent every heartbeat interval to every member. From the leader it also renews the
 /// receiver's lease: a member acknowledges writes only while its lease is valid.
-public struct Heartbeat: Hashable, Sendable {
-    public var from: Member
-    public var term: UInt64
-    public var viewEpoch: UInt64
+package struct Heartbeat: Hashable, Sendable {
+    package var from: Member
+    package var term: UInt64
+    package var viewEpoch: UInt64
     /// Numbers heartbeats from this sender, so a reply can be matched to the send time.
-    public var sequence: UInt64
+    package var sequence: UInt64
     /// True when the sender is the leader of `term` (the receiver renews its lease).
-    public var fromLeader: Bool
-    public init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64, fromLeader: Bool) {
+    package var fromLeader: Bool
+    package init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64, fromLeader: Bool) {
         self.from = from
         self.term = term
         self.viewEpoch = viewEpoch
@@ -60,13 +60,13 @@ public struct Heartbeat: Hashable, Sendable {
 }
 
 /// The answer to a ``Heartbeat``.
-public struct HeartbeatReply: Hashable, Sendable {
-    public var from: Member
-    public var term: UInt64
-    public var viewEpoch: UInt64
+package struct HeartbeatReply: Hashable, Sendable {
+    package var from: Member
+    package var term: UInt64
+    package var viewEpoch: UInt64
     /// The sequence of the heartbeat answered.
-    public var sequence: UInt64
-    public init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64) {
+    package var sequence: UInt64
+    package init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64) {
         self.from = from
         self.term = term
         self.viewEpoch = viewEpoch
@@ -75,11 +75,11 @@ public struct HeartbeatReply: Hashable, Sendable {
 }
 
 /// Asks the receiver to check `target` and report.
-public struct ProbeRequest: Hashable, Sendable {
-    public var from: NodeID
-    public var target: NodeID
-    public var probeID: UInt64
-    public init(from: NodeID, target: NodeID, probeID: UInt64) {
+package struct ProbeRequest: Hashable, Sendable {
+    package var from: NodeID
+    package var target: NodeID
+    package var probeID: UInt64
+    package init(from: NodeID, target: NodeID, probeID: UInt64) {
         self.from = from
         self.target = target
         self.probeID = probeID
@@ -87,12 +87,12 @@ public struct ProbeRequest: Hashable, Sendable {
 }
 
 /// Whether the prober heard from the target recently.
-public struct ProbeReply: Hashable, Sendable {
-    public var from: NodeID
-    public var target: NodeID
-    public var probeID: UInt64
-    public var alive: Bool
-    public init(from: NodeID, target: NodeID, probeID: UInt64, alive: Bool) {
+package struct ProbeReply: Hashable, Sendable {
+    package var from: NodeID
+    package var target: NodeID
+    package var probeID: UInt64
+    package var alive: Bool
+    package init(from: NodeID, target: NodeID, probeID: UInt64, alive: Bool) {
         self.from = from
         self.target = target
         self.probeID = probeID
@@ -101,12 +101,12 @@ public struct ProbeReply: Hashable, Sendable {
 }
 
 /// A candidate's request for a vote in `term`.
-public struct VoteRequest: Hashable, Sendable {
-    public var candidate: Member
-    public var term: UInt64
+package struct VoteRequest: Hashable, Sendable {
+    package var candidate: Member
+    package var term: UInt64
     /// The newest view epoch the candidate knows; voters refuse candidates behind them.
-    public var lastViewEpoch: UInt64
-    public init(candidate: Member, term: UInt64, lastViewEpoch: UInt64) {
+    package var lastViewEpoch: UInt64
+    package init(candidate: Member, term: UInt64, lastViewEpoch: UInt64) {
         self.candidate = candidate
         self.term = term
         self.lastViewEpoch = lastViewEpoch
@@ -114,11 +114,11 @@ public struct VoteRequest: Hashable, Sendable {
 }
 
 /// A voter's answer.
-public struct VoteReply: Hashable, Sendable {
-    public var from: NodeID
-    public var term: UInt64
-    public var granted: Bool
-    public init(from: NodeID, term: UInt64, granted: Bool) {
+package struct VoteReply: Hashable, Sendable {
+    package var from: NodeID
+    package var term: UInt64
+    package var granted: Bool
+    package init(from: NodeID, term: UInt64, granted: Bool) {
         self.from = from
         self.term = term
         self.granted = granted
@@ -126,10 +126,10 @@ public struct VoteReply: Hashable, Sendable {
 }
 
 /// A node asks to join (or, with `leaving`, to leave) the view.
-public struct JoinRequest: Hashable, Sendable {
-    public var member: Member
-    public var leaving: Bool
-    public init(member: Member, leaving: Bool = false) {
+package struct JoinRequest: Hashable, Sendable {
+    package var member: Member
+    package var leaving: Bool
+    package init(member: Member, leaving: Bool = false) {
         self.member = member
         self.leaving = leaving
     }
@@ -137,14 +137,14 @@ public struct JoinRequest: Hashable, Sendable {
 
 /// Deltas from one sender to one receiver, numbered so the receiver's ack releases the
 /// writes waiting on them and a reconnect resends what was not acknowledged.
-public struct DeltaBatch: Hashable, Sendable {
-    public var from: NodeID
+package struct DeltaBatch: Hashable, Sendable {
+    package var from: NodeID
     /// The view epoch the sender routed the batch by.
-    public var viewEpoch: UInt64
+    package var viewEpoch: UInt64
     /// Grows by one per batch from this sender to this receiver.
-    public var sequence: UInt64
-    public var deltas: [SessionDelta]
-    public init(from: NodeID, viewEpoch: UInt64, sequence: UInt64, deltas: [SessionDelta]) {
+    package var sequence: UInt64
+    package var deltas: [SessionDelta]
+    package init(from: NodeID, viewEpoch: UInt64, sequence: UInt64, deltas: [SessionDelta]) {
         self.from = from
         self.viewEpoch = viewEpoch
         self.sequence = sequence
@@ -153,12 +153,12 @@ public struct DeltaBatch: Hashable, Sendable {
 }
 
 /// The receiver applied every batch up to and including `sequence`.
-public struct DeltaAck: Hashable, Sendable {
-    public var from: NodeID
-    public var sequence: UInt64
+package struct DeltaAck: Hashable, Sendable {
+    package var from: NodeID
+    package var sequence: UInt64
     /// Sessions the receiver could not apply (unknown, or a gap) and wants snapshots of.
-    public var needSnapshots: [SessionID]
-    public init(from: NodeID, sequence: UInt64, needSnapshots: [SessionID] = []) {
+    package var needSnapshots: [SessionID]
+    package init(from: NodeID, sequence: UInt64, needSnapshots: [SessionID] = []) {
         self.from = from
         self.sequence = sequence
         self.needSnapshots = needSnapshots
@@ -166,7 +166,7 @@ public struct DeltaAck: Hashable, Sendable {
 }
 
 /// What a forwarded write does.
-public enum WriteOperation: Hashable, Sendable {
+package enum WriteOperation: Hashable, Sendable {
     /// Create the session with this metadata and these attributes.
     case create(SessionMetadata, SessionChanges)
     /// Apply these changes.
@@ -180,13 +180,13 @@ public enum WriteOperation: Hashable, Sendable {
 }
 
 /// A write sent to the session's owner by a node that is not the owner.
-public struct ForwardedWrite: Hashable, Sendable {
-    public var from: NodeID
-    public var requestID: RequestID
-    public var sessionID: SessionID
-    public var operation: WriteOperation
-    public var concern: WriteConcern
-    public init(from: NodeID, requestID: RequestID, sessionID: SessionID, operation: WriteOperation, concern: WriteConcern) {
+package struct ForwardedWrite: Hashable, Sendable {
+    package var from: NodeID
+    package var requestID: RequestID
+    package var sessionID: SessionID
+    package var operation: WriteOperation
+    package var concern: WriteConcern
+    package init(from: NodeID, requestID: RequestID, sessionID: SessionID, operation: WriteOperation, concern: WriteConcern) {
         self.from = from
         self.requestID = requestID
         self.sessionID = sessionID
@@ -196,7 +196,7 @@ public struct ForwardedWrite: Hashable, Sendable {
 }
 
 /// Why a write or read failed, as the caller sees it.
-public enum ClusterFailure: Hashable, Sendable {
+package enum ClusterFailure: Hashable, Sendable {
     /// The store refused it (limits, unknown or ended session).
     case store(SessionStoreError)
     /// This node is not in a view with a valid lease (cut off from the majority).
@@ -210,11 +210,11 @@ public enum ClusterFailure: Hashable, Sendable {
 }
 
 /// The owner's answer to a ``ForwardedWrite``: the version written, or why not.
-public struct WriteReply: Hashable, Sendable {
-    public var from: NodeID
-    public var requestID: RequestID
-    public var result: Result<UInt64, ClusterFailure>
-    public init(from: NodeID, requestID: RequestID, result: Result<UInt64, ClusterFailure>) {
+package struct WriteReply: Hashable, Sendable {
+    package var from: NodeID
+    package var requestID: RequestID
+    package var result: Result<UInt64, ClusterFailure>
+    package init(from: NodeID, requestID: RequestID, result: Result<UInt64, ClusterFailure>) {
         self.from = from
         self.requestID = requestID
         self.result = result
@@ -224,14 +224,14 @@ public struct WriteReply: Hashable, Sendable {
 extension ClusterFailure: Error {}
 
 /// Asks for every session of `partitions` that the receiver holds.
-public struct StateTransferRequest: Hashable, Sendable {
-    public var from: NodeID
-    public var transferID: UInt64
-    public var viewEpoch: UInt64
-    public var partitions: [Int]
+package struct StateTransferRequest: Hashable, Sendable {
+    package var from: NodeID
+    package var transferID: UInt64
+    package var viewEpoch: UInt64
+    package var partitions: [Int]
     /// Single sessions wanted (gap repair); empty for a partition transfer.
-    public var sessions: [SessionID]
-    public init(from: NodeID, transferID: UInt64, viewEpoch: UInt64, partitions: [Int], sessions: [SessionID] = []) {
+    package var sessions: [SessionID]
+    package init(from: NodeID, transferID: UInt64, viewEpoch: UInt64, partitions: [Int], sessions: [SessionID] = []) {
         self.from = from
         self.transferID = transferID
         self.viewEpoch = viewEpoch
@@ -241,13 +241,13 @@ public struct StateTransferRequest: Hashable, Sendable {
 }
 
 /// Part of a state transfer: snapshot deltas. `last` closes the transfer.
-public struct StateTransferChunk: Hashable, Sendable {
-    public var from: NodeID
-    public var transferID: UInt64
-    public var index: UInt32
-    public var last: Bool
-    public var snapshots: [SessionDelta]
-    public init(from: NodeID, transferID: UInt64, index: UInt32, last: Bool, snapshots: [SessionDelta]) {
+package struct StateTransferChunk: Hashable, Sendable {
+    package var from: NodeID
+    package var transferID: UInt64
+    package var index: UInt32
+    package var last: Bool
+    package var snapshots: [SessionDelta]
+    package init(from: NodeID, transferID: UInt64, index: UInt32, last: Bool, snapshots: [SessionDelta]) {
         self.from = from
         self.transferID = transferID
         self.index = index
@@ -259,13 +259,13 @@ public struct StateTransferChunk: Hashable, Sendable {
 /// Asks a replica for a session. With `knownVersion`, the reply omits the session when the
 /// asker's cached copy is current. With `touch` false the read leaves the last-access time
 /// alone on the owner too: a read through any node slides the idle timeout only when asked.
-public struct ReadRequest: Hashable, Sendable {
-    public var from: NodeID
-    public var requestID: RequestID
-    public var sessionID: SessionID
-    public var knownVersion: UInt64?
-    public var touch: Bool
-    public init(from: NodeID, requestID: RequestID, sessionID: SessionID, knownVersion: UInt64? = nil, touch: Bool = true) {
+package struct ReadRequest: Hashable, Sendable {
+    package var from: NodeID
+    package var requestID: RequestID
+    package var sessionID: SessionID
+    package var knownVersion: UInt64?
+    package var touch: Bool
+    package init(from: NodeID, requestID: RequestID, sessionID: SessionID, knownVersion: UInt64? = nil, touch: Bool = true) {
         self.from = from
         self.requestID = requestID
         self.sessionID = sessionID
@@ -275,7 +275,7 @@ public struct ReadRequest: Hashable, Sendable {
 }
 
 /// What a read found.
-public enum ReadResult: Hashable, Sendable {
+package enum ReadResult: Hashable, Sendable {
     /// The session (a snapshot delta, or an invalidate delta for an ended one).
     case found(SessionDelta)
     /// The asker's cached version is current.
@@ -287,11 +287,11 @@ public enum ReadResult: Hashable, Sendable {
 }
 
 /// The answer to a ``ReadRequest``.
-public struct ReadReply: Hashable, Sendable {
-    public var from: NodeID
-    public var requestID: RequestID
-    public var result: ReadResult
-    public init(from: NodeID, requestID: RequestID, result: ReadResult) {
+package struct ReadReply: Hashable, Sendable {
+    package var from: NodeID
+    package var requestID: RequestID
+    package var result: ReadResult
+    package init(from: NodeID, requestID: RequestID, result: ReadResult) {
         self.from = from
         self.requestID = requestID
         self.result = result
@@ -299,11 +299,11 @@ public struct ReadReply: Hashable, Sendable {
 }
 
 /// A refusal the receiver sends before closing a link.
-public struct ProtocolErrorMessage: Hashable, Sendable {
+package struct ProtocolErrorMessage: Hashable, Sendable {
     /// Stable codes; see WireFormat's `WireError` for the decoding ones.
-    public var code: UInt16
-    public var message: String
-    public init(code: UInt16, message: String) {
+    package var code: UInt16
+    package var message: String
+    package init(code: UInt16, message: String) {
         self.code = code
         self.message = message
     }

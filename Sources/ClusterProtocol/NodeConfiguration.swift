@@ -21,59 +21,59 @@ import SessionCore
 /// renewed a lease: about 1.5 s. Shortening these means a smaller lease, hence more
 /// heartbeat traffic per lease and less tolerance for a lost heartbeat reply (a lease of
 /// 500 ms survives four lost beats of 100 ms); the process defaults (`local`) halve them.
-public struct NodeConfiguration: Hashable, Sendable {
+package struct NodeConfiguration: Hashable, Sendable {
     /// This node.
-    public var id: NodeID
+    package var id: NodeID
     /// Where this node listens for peers.
-    public var address: PeerAddress
+    package var address: PeerAddress
     /// Raised on every start (the runtime uses the start time in milliseconds).
-    public var incarnation: UInt64
+    package var incarnation: UInt64
     /// Addresses to contact at start; may include this node's own address.
-    public var seeds: [PeerAddress]
+    package var seeds: [PeerAddress]
     /// Partitions sessions hash to. 271 (prime) spreads well over up to a few dozen nodes.
-    public var partitionCount: Int = 271
+    package var partitionCount: Int = 271
     /// Copies of each session: the owner plus `replicationFactor - 1` backups. Default 2.
-    public var replicationFactor: Int = 2
+    package var replicationFactor: Int = 2
     /// The write concern used when the caller names none. Default `.replicated(1)`.
-    public var defaultWriteConcern: WriteConcern = .replicated(1)
+    package var defaultWriteConcern: WriteConcern = .replicated(1)
     /// Heartbeat period. Default 100 ms.
-    public var heartbeatIntervalMilliseconds: Int64 = 100
+    package var heartbeatIntervalMilliseconds: Int64 = 100
     /// Silence after which a peer is suspect and probed through others. Default 300 ms.
-    public var suspectAfterMilliseconds: Int64 = 300
+    package var suspectAfterMilliseconds: Int64 = 300
     /// Silence after which the leader declares a peer down. Default 600 ms: equal to
     /// `lease + maxClockDrift`, the wait lease safety imposes anyway, so a shorter value
     /// would not fail over sooner and a longer one would delay every failover.
-    public var downAfterMilliseconds: Int64 = 600
+    package var downAfterMilliseconds: Int64 = 600
     /// Election timeout range; each node draws within it from its seeded generator.
-    public var electionTimeoutMilliseconds: ClosedRange<Int64> = 400...800
+    package var electionTimeoutMilliseconds: ClosedRange<Int64> = 400...800
     /// How long a heartbeat from the leader lets a member acknowledge writes. Default 500 ms:
     /// five heartbeat intervals, so four lost replies in a row do not stop a healthy owner,
     /// yet with the drift bound it keeps owner-crash failover near 0.6-0.7 s.
-    public var leaseMilliseconds: Int64 = 500
+    package var leaseMilliseconds: Int64 = 500
     /// The most two nodes' clocks may run apart over a lease. Default 100 ms: 20 % of the
     /// lease, far above the rate error of any real clock (NTP slews at most 0.05 %).
-    public var maxClockDriftMilliseconds: Int64 = 100
+    package var maxClockDriftMilliseconds: Int64 = 100
     /// Deltas wait at most this long before they are flushed. Default 1 ms. Deltas that an
     /// acknowledged write waits for leave sooner, when the runtime calls
     /// ``ClusterNode/flushForWaitingWrites(now:)`` at the end of its event-loop turn.
-    public var flushIntervalMilliseconds: Int64 = 1
+    package var flushIntervalMilliseconds: Int64 = 1
     /// A batch is flushed at once when it reaches this many payload bytes. Default 64 KiB.
-    public var flushThresholdBytes: Int = 64 * 1024
+    package var flushThresholdBytes: Int = 64 * 1024
     /// Touches (last-access moves) travel on this slower beat. Default 5 s.
-    public var touchFlushIntervalMilliseconds: Int64 = 5000
+    package var touchFlushIntervalMilliseconds: Int64 = 5000
     /// A write not acknowledged by enough replicas within this fails. Default 2 s.
-    public var writeTimeoutMilliseconds: Int64 = 2000
+    package var writeTimeoutMilliseconds: Int64 = 2000
     /// Unacknowledged bytes queued for one peer beyond which the queue is dropped and the
     /// peer is repaired by state transfer instead. Default 32 MiB.
-    public var maxQueuedBytesPerPeer: Int = 32 * 1024 * 1024
+    package var maxQueuedBytesPerPeer: Int = 32 * 1024 * 1024
     /// Payload bytes per state-transfer chunk. Default 256 KiB.
-    public var stateTransferChunkBytes: Int = 256 * 1024
+    package var stateTransferChunkBytes: Int = 256 * 1024
     /// Seed of the core's own generator (election jitter). The runtime passes a random seed;
     /// the simulator passes one derived from the run's seed.
-    public var randomSeed: UInt64 = 0
+    package var randomSeed: UInt64 = 0
 
     /// A configuration with the documented defaults.
-    public init(id: NodeID, address: PeerAddress, incarnation: UInt64, seeds: [PeerAddress]) {
+    package init(id: NodeID, address: PeerAddress, incarnation: UInt64, seeds: [PeerAddress]) {
         self.id = id
         self.address = address
         self.incarnation = incarnation
@@ -81,5 +81,5 @@ public struct NodeConfiguration: Hashable, Sendable {
     }
 
     /// This node as a member.
-    public var member: Member { Member(id: id, address: address, incarnation: incarnation) }
+    package var member: Member { Member(id: id, address: address, incarnation: incarnation) }
 }

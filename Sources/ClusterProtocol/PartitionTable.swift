@@ -12,16 +12,16 @@ import SessionCore
 /// let table = PartitionTable(members: ["n1", "n2", "n3"], partitionCount: 271, replicationFactor: 2)
 /// table.owner(of: 17)      // the same answer on every node
 /// ```
-public struct PartitionTable: Hashable, Sendable {
+package struct PartitionTable: Hashable, Sendable {
     /// Partitions sessions hash to.
-    public let partitionCount: Int
+    package let partitionCount: Int
     /// Copies of each partition (fewer when the view has fewer members).
-    public let replicationFactor: Int
+    package let replicationFactor: Int
     /// For each partition, its replicas in rank order: the owner first, then the backups.
-    public let replicas: [[NodeID]]
+    package let replicas: [[NodeID]]
 
     /// Derives the table for `members`.
-    public init(members: [NodeID], partitionCount: Int, replicationFactor: Int) {
+    package init(members: [NodeID], partitionCount: Int, replicationFactor: Int) {
         self.partitionCount = partitionCount
         self.replicationFactor = replicationFactor
         let ids = Array(Set(members)).sorted()
@@ -41,21 +41,21 @@ public struct PartitionTable: Hashable, Sendable {
     }
 
     /// The owner of `partition`, or nil for an empty view.
-    public func owner(of partition: Int) -> NodeID? { replicas[partition].first }
+    package func owner(of partition: Int) -> NodeID? { replicas[partition].first }
 
     /// The backups of `partition`, in rank order (the first is promoted if the owner goes).
-    public func backups(of partition: Int) -> ArraySlice<NodeID> { replicas[partition].dropFirst() }
+    package func backups(of partition: Int) -> ArraySlice<NodeID> { replicas[partition].dropFirst() }
 
     /// True when `node` is the owner or a backup of `partition`.
-    public func holds(_ node: NodeID, _ partition: Int) -> Bool { replicas[partition].contains(node) }
+    package func holds(_ node: NodeID, _ partition: Int) -> Bool { replicas[partition].contains(node) }
 
     /// The partitions `node` owns, ascending.
-    public func partitions(ownedBy node: NodeID) -> [Int] {
+    package func partitions(ownedBy node: NodeID) -> [Int] {
         (0..<partitionCount).filter { replicas[$0].first == node }
     }
 
     /// The partitions `node` owns or backs up, ascending.
-    public func partitions(heldBy node: NodeID) -> [Int] {
+    package func partitions(heldBy node: NodeID) -> [Int] {
         (0..<partitionCount).filter { replicas[$0].contains(node) }
     }
 

@@ -1,4 +1,4 @@
-@_spi(Testing) import ClusterProtocol
+import ClusterProtocol
 import SessionCore
 
 /// Keeps a model of every acknowledged write and checks the invariants of ARCHITECTURE.md.
@@ -8,17 +8,17 @@ import SessionCore
 /// read was issued) and I5 (it does not show a session whose end was acknowledged). Once
 /// the cluster is stable after the faults: I1 (every acknowledged `.replicated` write is on
 /// every replica), I3 (all replicas of every session agree) and I5 again, on the stores.
-public final class Checker {
+package final class Checker {
     /// Violations found, in order; the first is the one to debug.
-    public private(set) var violations: [String] = []
+    package private(set) var violations: [String] = []
     /// Writes acknowledged with a replicated concern.
-    public private(set) var acknowledgedWrites = 0
+    package private(set) var acknowledgedWrites = 0
     /// Reads completed with a session.
-    public private(set) var completedReads = 0
+    package private(set) var completedReads = 0
     /// Completions of any kind, successful or not.
-    public private(set) var completions = 0
+    package private(set) var completions = 0
     /// Session events seen, by event.
-    public private(set) var events: [SessionEvent: Int] = [:]
+    package private(set) var events: [SessionEvent: Int] = [:]
 
     unowned(unsafe) var simulation: Simulation!
 
@@ -35,29 +35,29 @@ public final class Checker {
     }
 
     /// One acknowledged attribute write in the model.
-    public struct AcknowledgedWrite {
-        public var attribute: String
-        public var version: UInt64
-        public var value: AttributeValue?
-        public var acknowledgedAt: Timestamp
+    package struct AcknowledgedWrite {
+        package var attribute: String
+        package var version: UInt64
+        package var value: AttributeValue?
+        package var acknowledgedAt: Timestamp
     }
 
     var issued: [RequestID: Issued] = [:]
     /// How each write completed (the last completion, should there be several).
-    public private(set) var writeResults: [RequestID: Result<UInt64, ClusterFailure>] = [:]
+    package private(set) var writeResults: [RequestID: Result<UInt64, ClusterFailure>] = [:]
     /// How each read completed.
-    public private(set) var readResults: [RequestID: ReadResult] = [:]
+    package private(set) var readResults: [RequestID: ReadResult] = [:]
     /// Per session, the acknowledged attribute writes.
-    public internal(set) var model: [SessionID: [AcknowledgedWrite]] = [:]
+    package internal(set) var model: [SessionID: [AcknowledgedWrite]] = [:]
     /// Sessions whose creation was acknowledged, and when.
-    public internal(set) var created: [SessionID: Timestamp] = [:]
+    package internal(set) var created: [SessionID: Timestamp] = [:]
     /// Sessions someone tried to end (any outcome): their attributes are not checked.
-    public internal(set) var endAttempted: Set<SessionID> = []
+    package internal(set) var endAttempted: Set<SessionID> = []
     /// Sessions whose end was acknowledged, and when (I5).
-    public internal(set) var ended: [SessionID: Timestamp] = [:]
+    package internal(set) var ended: [SessionID: Timestamp] = [:]
     var leaders: [UInt64: NodeID] = [:]
     /// The session the last final-check violation is about, for debugging.
-    public internal(set) var problemSession: SessionID?
+    package internal(set) var problemSession: SessionID?
 
     init() {}
 
@@ -173,7 +173,7 @@ public final class Checker {
 
     // MARK: After every step
 
-    public func checkAfterStep() {
+    package func checkAfterStep() {
         for index in simulation.nodes.indices {
             guard let node = simulation.nodes[index].node else { continue }
             if node.currentRole == .leader {
@@ -195,7 +195,7 @@ public final class Checker {
 
     /// Checks I1, I3 and I5 on the replicas of the stable cluster, and that every request
     /// made through a node that is still up completed.
-    public func checkFinal() {
+    package func checkFinal() {
         guard let leader = simulation.leader, let view = simulation.nodes[leader].node?.installedView else {
             fail("I3: no leader at the end")
             return

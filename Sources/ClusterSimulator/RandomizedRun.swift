@@ -1,4 +1,4 @@
-@_spi(Testing) import ClusterProtocol
+import ClusterProtocol
 import SessionCore
 
 /// One randomized run of the sweep: form a cluster, run traffic through one fault episode
@@ -21,32 +21,32 @@ import SessionCore
 ///    through every live node acknowledged, with reads through every node agreeing; then
 ///    no node may start a new term, and the cluster must stay stable, for a further
 ///    ``quietMilliseconds``. Then the final checks of I1, I3 and I5 run.
-public struct RandomizedRun {
+package struct RandomizedRun {
     /// L1's bound: from the heal to a stable cluster that acknowledges a write through
     /// every live node.
     /// Over the 2,001 seeds it took at most 1.8 s (median 0.4 s), so 5 s is a bound with room.
-    public static let steadyStateBoundMilliseconds: Int64 = 5_000
+    package static let steadyStateBoundMilliseconds: Int64 = 5_000
     /// How long a steady cluster must then go without a new term (L1).
-    public static let quietMilliseconds: Int64 = 10_000
+    package static let quietMilliseconds: Int64 = 10_000
 
     /// What a run did.
-    public struct Report: Sendable {
-        public var seed: UInt64
-        public var nodes: Int
-        public var steps: Int
-        public var virtualMilliseconds: Int64
-        public var acknowledgedWrites: Int
-        public var fault: String
+    package struct Report: Sendable {
+        package var seed: UInt64
+        package var nodes: Int
+        package var steps: Int
+        package var virtualMilliseconds: Int64
+        package var acknowledgedWrites: Int
+        package var fault: String
         /// Times a queue to a peer overflowed and fell back to snapshots (I6 at work).
-        public var queueOverflows: Int
-        public var violations: [String]
+        package var queueOverflows: Int
+        package var violations: [String]
         /// From the heal to steady state (stable, and a write through every node
         /// acknowledged); nil when it was not reached.
-        public var healToSteadyMilliseconds: Int64?
+        package var healToSteadyMilliseconds: Int64?
         /// The transport model the run used, when not the runtime's.
-        public var transport: TransportModel
+        package var transport: TransportModel
         /// The one-line command that replays this run.
-        public var replayCommand: String {
+        package var replayCommand: String {
             let variant =
                 transport == .brokenEndpointClosedForGood ? " SIM_BROKEN=endpoint"
                 : transport == .brokenLinksNeverReconnect ? " SIM_BROKEN=links" : ""
@@ -55,7 +55,7 @@ public struct RandomizedRun {
     }
 
     /// Runs the seed.
-    public static func run(
+    package static func run(
         seed: UInt64, nodes: Int, broken: Bool = false, transport: TransportModel = .runtime, trace: ((String) -> Void)? = nil
     ) -> Report {
         var configuration = SimulationConfiguration(nodes: nodes, seed: seed)

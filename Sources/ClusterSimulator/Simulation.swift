@@ -1,4 +1,4 @@
-@_spi(Testing) import ClusterProtocol
+import ClusterProtocol
 import SessionCore
 
 /// N cluster nodes in one process on virtual time, driven by one seeded random source.
@@ -26,30 +26,30 @@ import SessionCore
 /// let id = simulation.write(through: 2, .create(metadata, changes), to: sessionID)
 /// simulation.crash(node: 0)
 /// ```
-public final class Simulation {
+package final class Simulation {
     /// The run's settings.
-    public let configuration: SimulationConfiguration
+    package let configuration: SimulationConfiguration
     /// Virtual time, in milliseconds since the run began.
-    public private(set) var now = Timestamp(milliseconds: 1_000_000)
+    package private(set) var now = Timestamp(milliseconds: 1_000_000)
     /// The nodes, by index.
-    public private(set) var nodes: [SimulatedNode]
+    package private(set) var nodes: [SimulatedNode]
     /// The seeded source of every random choice the simulator makes.
-    public var random: SeededRandom
-    /// The size of a message on the wire: an estimate by default; tests may plug in the encoder.
-    public var messageSize: (ClusterMessage) -> Int = MessageSize.estimate
+    package var random: SeededRandom
+    /// The size of a message on the wire, from the encoder (before compression).
+    package var messageSize: (ClusterMessage) -> Int = MessageSize.encoded
     /// Bytes sent, by message kind.
-    public private(set) var bytesSent: [String: Int] = [:]
+    package private(set) var bytesSent: [String: Int] = [:]
     /// Messages sent, by message kind.
-    public private(set) var messagesSent: [String: Int] = [:]
+    package private(set) var messagesSent: [String: Int] = [:]
     /// Message faults in force (drop, duplicate, delay, connection resets).
-    public var faults: MessageFaults
+    package var faults: MessageFaults
     /// The model of acknowledged writes and the invariant checks.
-    public let checker: Checker
+    package let checker: Checker
     /// Steps taken (deliveries and ticks).
-    public private(set) var steps = 0
+    package private(set) var steps = 0
     /// Whether the checker runs after every step. A caller that turns it off for a long
     /// quiet stretch checks at its own pace (``Checker/checkAfterStep()``).
-    public var checksEveryStep = true
+    package var checksEveryStep = true
 
     private var queue = EventQueue()
     /// Links whose messages vanish in the network.
@@ -57,12 +57,12 @@ public final class Simulation {
     /// Links whose sender's own sends fail at once.
     private var refused: Set<Link> = []
     /// Counts ``heal()`` calls, so that scheduled faults of an episode already healed do nothing.
-    public private(set) var heals = 0
+    package private(set) var heals = 0
     private var lastStreamDelivery: [Link: Timestamp] = [:]
     private var nextRequest: UInt64 = 0
 
     /// Creates the nodes (not started).
-    public init(_ configuration: SimulationConfiguration) {
+    package init(_ configuration: SimulationConfiguration) {
         self.configuration = configuration
         self.random = SeededRandom(seed: configuration.seed)
         self.faults = configuration.faults
@@ -88,12 +88,12 @@ public final class Simulation {
     }
 
     /// Starts every node (a few milliseconds apart, as processes do).
-    public func startAll() {
+    package func startAll() {
         for index in nodes.indices { start(node: index) }
     }
 
     /// Starts node `index` with an empty store (a first start or a restart).
-    public func start(node index: Int) {
+    package func start(node index: Int) {
         nodes[index].generation += 1
         let incarnation = UInt64(nodes[index].generation) * 1000
         let store = SessionStore(configuration: SessionStore.Configuration(shardCount: 4))
@@ -108,7 +108,7 @@ public final class Simulation {
     }
 
     /// Kills node `index`: its memory is gone and its links reset.
-    public func crash(node index: Int) {
+    package func crash(node index: Int) {
         nodes[index].node = nil
         nodes[index].generation += 1
         nodes[index].deferred = []
@@ -117,16 +117,16 @@ public final class Simulation {
     }
 
     /// Restarts a crashed node with empty memory and a new incarnation.
-    public func restart(node index: Int) {
+    package func restart(node index: Int) {
         if nodes[index].node != nil { crash(node: index) }
         start(node: index)
     }
 
     /// Stops node `index` without losing its state; stream messages wait, datagrams are lost.
-    public func pause(node index: Int) { nodes[index].paused = true }
+    package func pause(node index: Int) { nodes[index].paused = true }
 
     /// Resumes a paused node, which sees time jump and works on from its stale state.
-    public func resume(node index: Int) {
+    package func resume(node index: Int) {
         guard nodes[index].paused else { return }
         nodes[index].paused = false
         let waiting = nodes[index].deferred
@@ -135,32 +135,32 @@ public final class Simulation {
     }
 
     /// Moves node `index`'s clock by `milliseconds` (either way).
-    public func jumpClock(node index: Int, by milliseconds: Int64) {
+    package func jumpClock(node index: Int, by milliseconds: Int64) {
         nodes[index].clockOffset += milliseconds
     }
 
     /// Asks node `index` to leave the cluster gracefully.
-    public func leave(node index: Int) {
+    package func leave(node index: Int) {
         guard let node = nodes[index].node else { return }
         perform(node.leave(now: localTime(index)), by: index)
     }
 
     /// Cuts every link between the two groups, both ways; with `sendErrors` the senders'
     /// own sends fail, otherwise packets vanish.
-    public func partition(_ side: [Int], from other: [Int], sendErrors: Bool = false) {
+    package func partition(_ side: [Int], from other: [Int], sendErrors: Bool = false) {
         cutOneWay(from: side, to: other, sendErrors: sendErrors)
         cutOneWay(from: other, to: side, sendErrors: sendErrors)
     }
 
     /// Cuts the links from `senders` to `receivers` only.
-    public func cutOneWay(from senders: [Int], to receivers: [Int], sendErrors: Bool = false) {
+    package func cutOneWay(from senders: [Int], to receivers: [Int], sendErrors: Bool = false) {
         for a in senders {
             for b in receivers { _ = sendErrors ? refused.insert(Link(from: a, to: b)) : blocked.insert(Link(from: a, to: b)) }
         }
     }
 
     /// Restores the links between the two groups, both ways (a flapping link comes back).
-    public func restore(_ side: [Int], from other: [Int]) {
+    package func restore(_ side: [Int], from other: [Int]) {
         for a in side {
             for b in other {
                 for link in [Link(from: a, to: b), Link(from: b, to: a)] {
@@ -172,23 +172,23 @@ public final class Simulation {
     }
 
     /// Restores every link.
-    public func heal() {
+    package func heal() {
         blocked.removeAll()
         refused.removeAll()
         heals += 1
     }
 
     /// The time node `index` reads on its clock.
-    public func localTime(_ index: Int) -> Timestamp { now.adding(milliseconds: nodes[index].clockOffset) }
+    package func localTime(_ index: Int) -> Timestamp { now.adding(milliseconds: nodes[index].clockOffset) }
 
     /// The running, unpaused nodes.
-    public var liveIndices: [Int] { nodes.indices.filter { nodes[$0].node != nil && !nodes[$0].paused } }
+    package var liveIndices: [Int] { nodes.indices.filter { nodes[$0].node != nil && !nodes[$0].paused } }
 
     // MARK: Requests
 
     /// Sends a write through node `index`; the completion lands in ``checker``.
     @discardableResult
-    public func write(
+    package func write(
         through index: Int, _ operation: WriteOperation, to session: SessionID, concern: WriteConcern? = nil
     ) -> RequestID? {
         guard let node = nodes[index].node, !nodes[index].paused else { return nil }
@@ -202,7 +202,7 @@ public final class Simulation {
 
     /// Reads through node `index`; the completion lands in ``checker``.
     @discardableResult
-    public func read(through index: Int, _ session: SessionID) -> RequestID? {
+    package func read(through index: Int, _ session: SessionID) -> RequestID? {
         guard let node = nodes[index].node, !nodes[index].paused else { return nil }
         nextRequest += 1
         let requestID = RequestID(nextRequest)
@@ -213,7 +213,7 @@ public final class Simulation {
     }
 
     /// Schedules `action` at virtual time `at`.
-    public func schedule(at time: Timestamp, _ action: @escaping (Simulation) -> Void) {
+    package func schedule(at time: Timestamp, _ action: @escaping (Simulation) -> Void) {
         queue.push(time: time, .action(action))
     }
 
@@ -222,7 +222,7 @@ public final class Simulation {
     /// Takes one step: the earliest due tick or delivery. Returns false when nothing is due
     /// before `limit`.
     @discardableResult
-    public func step(limit: Timestamp) -> Bool {
+    package func step(limit: Timestamp) -> Bool {
         var tickIndex: Int?
         var tickTime = limit
         for index in nodes.indices {
@@ -252,7 +252,7 @@ public final class Simulation {
     }
 
     /// Runs for `milliseconds` of virtual time.
-    public func run(for milliseconds: Int64) {
+    package func run(for milliseconds: Int64) {
         let limit = now.adding(milliseconds: milliseconds)
         while step(limit: limit) {}
     }
@@ -260,7 +260,7 @@ public final class Simulation {
     /// Runs until `condition` holds (checked every `every` ms) or `milliseconds` pass.
     /// Returns whether it held.
     @discardableResult
-    public func run(until condition: (Simulation) -> Bool, within milliseconds: Int64, every: Int64 = 10) -> Bool {
+    package func run(until condition: (Simulation) -> Bool, within milliseconds: Int64, every: Int64 = 10) -> Bool {
         let end = now.adding(milliseconds: milliseconds)
         while now < end {
             if condition(self) { return true }
@@ -441,13 +441,13 @@ public final class Simulation {
     // MARK: Observations
 
     /// The node currently leading with the highest term among the live ones.
-    public var leader: Int? {
+    package var leader: Int? {
         liveIndices.filter { nodes[$0].node!.currentRole == .leader }.max { nodes[$0].node!.currentTerm < nodes[$1].node!.currentTerm }
     }
 
     /// True when every live node is in one view of all of them, with one leader, all
     /// partitions filled and nothing queued.
-    public var isStable: Bool {
+    package var isStable: Bool {
         let live = liveIndices
         guard !live.isEmpty, let leader, let view = nodes[leader].node!.installedView else { return false }
         guard view.members.count == live.count else { return false }
@@ -462,39 +462,39 @@ public final class Simulation {
     }
 
     /// The live node that owns `session`, by its own view.
-    public func owner(of session: SessionID) -> Int? {
+    package func owner(of session: SessionID) -> Int? {
         liveIndices.first { nodes[$0].node!.isOwner(of: session) }
     }
 
     /// The bytes sent of the given kinds, summed.
-    public func bytes(of kinds: [String]) -> Int { kinds.reduce(0) { $0 + (bytesSent[$1] ?? 0) } }
+    package func bytes(of kinds: [String]) -> Int { kinds.reduce(0) { $0 + (bytesSent[$1] ?? 0) } }
 
     /// Forgets the traffic counted so far.
-    public func resetTraffic() {
+    package func resetTraffic() {
         bytesSent.removeAll()
         messagesSent.removeAll()
     }
 }
 
 /// One simulated process.
-public struct SimulatedNode {
+package struct SimulatedNode {
     /// Its index in ``Simulation/nodes``.
-    public let index: Int
+    package let index: Int
     /// Its id.
-    public let id: NodeID
+    package let id: NodeID
     /// Its address.
-    public let address: PeerAddress
+    package let address: PeerAddress
     /// The running protocol core; nil while crashed.
-    public internal(set) var node: ClusterNode?
+    package internal(set) var node: ClusterNode?
     /// Counts starts and crashes; stream messages from an older generation are lost.
-    public internal(set) var generation = 0
+    package internal(set) var generation = 0
     /// True while paused.
-    public internal(set) var paused = false
+    package internal(set) var paused = false
     /// How far its clock is from virtual time.
-    public internal(set) var clockOffset: Int64 = 0
+    package internal(set) var clockOffset: Int64 = 0
     var deferred: [Event] = []
     /// False while its UDP endpoint is closed (a broken transport model closes it).
-    public internal(set) var datagramOpen = true
+    package internal(set) var datagramOpen = true
     var datagramRecovery = TransportModel.runtime.datagramRecovery()
     /// Its outbound stream links, by peer index, once one has failed.
     var links: [Int: SimulatedLink] = [:]

@@ -1,9 +1,9 @@
-@_exported import ClusterProtocol
+import ClusterProtocol
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-@_exported import SessionCore
+import SessionCore
 import Synchronization
 import WireFormat
 
@@ -43,7 +43,7 @@ public final class SessionCluster: Service, Sendable {
     public let configuration: SessionClusterConfiguration
     /// The local store. Reading it directly skips routing: use ``load(_:touch:)`` instead,
     /// which knows whether the local copy is current.
-    public let store: SessionStore
+    package let store: SessionStore
     private let loop: any EventLoop
     private let loopExecutor: LoopTaskExecutor
     private let codec: FrameCodec
@@ -62,14 +62,17 @@ public final class SessionCluster: Service, Sendable {
     ///     every socket there. Default: NIO's shared singleton group.
     ///   - logger: Logs lifecycle, views, links and refused frames; never session contents
     ///     and never a whole session id.
-    /// - Throws: `ClusterKeyError` when the cluster key is too short.
+    /// - Throws: ``SessionClusterError/invalidConfiguration(_:)`` when the cluster key is
+    ///   shorter than 16 bytes.
     public init(
         configuration: SessionClusterConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "session-cluster")
-    ) throws(ClusterKeyError) {
+    ) throws(SessionClusterError) {
         self.configuration = configuration
-        self.codec = FrameCodec(configuration: try WireConfiguration(clusterKey: configuration.clusterKey))
+        let wire: WireConfiguration
+        do { wire = try WireConfiguration(clusterKey: configuration.clusterKey) } catch { throw SessionClusterError(error) }
+        self.codec = FrameCodec(configuration: wire)
         self.store = SessionStore(configuration: configuration.store)
         self.loop = eventLoopGroup.next()
         self.loopExecutor = LoopTaskExecutor(loop: loop)
@@ -85,7 +88,7 @@ public final class SessionCluster: Service, Sendable {
     /// An executor that runs tasks on the node's event loop. Request handlers that run with
     /// it as their preference (`withTaskExecutorPreference(cluster.taskExecutor) { ... }`)
     /// reach the node without a hop between threads and resume on the same thread when the
-    /// write concern is met (on 2 cores, over three runs of `session-node bench`: 10-22% less
+    /// write concern is met (on 2 cores, over three runs of `session-bench`: 10-22% less
     /// CPU per replicated update and 5-24% more updates per second than from the shared pool).
     /// Keep blocking work off it: while a handler blocks, so does the node.
     public var taskExecutor: any TaskExecutor { loopExecutor }

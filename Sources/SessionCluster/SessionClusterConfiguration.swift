@@ -16,11 +16,9 @@ import SessionCore
 /// let cluster = try SessionCluster(configuration: configuration)
 /// ```
 public struct SessionClusterConfiguration: Sendable {
-    /// The protocol core's configuration: node id, seeds, replication factor, default write
-    /// concern and every timing knob (heartbeats, failure detection, leases, flushing,
-    /// write timeout), each with its documented default. The runtime fills in the bound
-    /// address, the incarnation (start time in milliseconds) and a random seed at start.
-    public var node: NodeConfiguration
+    /// The protocol core's configuration, which the public properties below read and write.
+    /// The runtime fills in the bound address, the incarnation and a random seed at start.
+    package var node: NodeConfiguration
     /// Where to listen for peers: TCP for data and UDP for heartbeats, on the same port.
     /// Port 0 picks a free port; ``SessionCluster/boundAddress`` tells which.
     public var bindAddress: PeerAddress
@@ -28,7 +26,7 @@ public struct SessionClusterConfiguration: Sendable {
     /// Nodes with different keys cannot talk to each other.
     public var clusterKey: [UInt8]
     /// The store's sizing, limits and default idle timeout (30 minutes).
-    public var store: SessionStore.Configuration
+    public var store: SessionStoreConfiguration
     /// Frames queued for one peer while its link is down or slow, in bytes, beyond which
     /// the queue is dropped (and counted) and the protocol repairs that peer by state
     /// transfer. Default: the core's `maxQueuedBytesPerPeer` (32 MiB).
@@ -68,7 +66,7 @@ public struct SessionClusterConfiguration: Sendable {
         self.node = NodeConfiguration(id: nodeID, address: bindAddress, incarnation: 0, seeds: seeds)
         self.bindAddress = bindAddress
         self.clusterKey = clusterKey
-        self.store = SessionStore.Configuration()
+        self.store = SessionStoreConfiguration()
         self.maxQueuedBytesPerPeer = node.maxQueuedBytesPerPeer
     }
 
@@ -105,6 +103,64 @@ public struct SessionClusterConfiguration: Sendable {
         set { node.defaultWriteConcern = newValue }
     }
 
+    /// Partitions sessions hash to; every node of a cluster must use the same number.
+    /// Default 271 (prime), which spreads well over up to a few dozen nodes.
+    public var partitionCount: Int {
+        get { node.partitionCount }
+        set { node.partitionCount = newValue }
+    }
+
+    /// Heartbeat period. Default 100 ms.
+    public var heartbeatInterval: Duration {
+        get { .milliseconds(node.heartbeatIntervalMilliseconds) }
+        set { node.heartbeatIntervalMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// Silence after which a peer is suspect and probed through others. Default 300 ms.
+    public var suspectAfter: Duration {
+        get { .milliseconds(node.suspectAfterMilliseconds) }
+        set { node.suspectAfterMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// Silence after which the leader removes a peer. Default 600 ms, equal to ``lease``
+    /// plus ``maxClockDrift``: the wait lease safety imposes anyway.
+    public var downAfter: Duration {
+        get { .milliseconds(node.downAfterMilliseconds) }
+        set { node.downAfterMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// The range each node draws its election timeout from. Default 400–800 ms.
+    public var electionTimeout: ClosedRange<Duration> {
+        get { .milliseconds(node.electionTimeoutMilliseconds.lowerBound) ... .milliseconds(node.electionTimeoutMilliseconds.upperBound) }
+        set { node.electionTimeoutMilliseconds = newValue.lowerBound.wholeMilliseconds...newValue.upperBound.wholeMilliseconds }
+    }
+
+    /// How long a heartbeat answered by the leader lets a member acknowledge writes.
+    /// Default 500 ms (five heartbeats, so four lost replies do not stop a healthy owner).
+    public var lease: Duration {
+        get { .milliseconds(node.leaseMilliseconds) }
+        set { node.leaseMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// The most two nodes' clocks may run apart in rate over a lease. Default 100 ms.
+    public var maxClockDrift: Duration {
+        get { .milliseconds(node.maxClockDriftMilliseconds) }
+        set { node.maxClockDriftMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// A write not acknowledged by enough replicas within this fails with
+    /// ``SessionClusterError/replicationTimeout``. Default 2 s.
+    public var writeTimeout: Duration {
+        get { .milliseconds(node.writeTimeoutMilliseconds) }
+        set { node.writeTimeoutMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// How often last-access moves (touches) are shipped to backups. Default 5 s.
+    public var touchFlushInterval: Duration {
+        get { .milliseconds(node.touchFlushIntervalMilliseconds) }
+        set { node.touchFlushIntervalMilliseconds = newValue.wholeMilliseconds }
+    }
+
     /// Size and count limits of sessions and attributes.
     public var limits: SessionLimits {
         get { store.limits }
@@ -132,14 +188,14 @@ public struct SessionClusterConfiguration: Sendable {
         var configuration = SessionClusterConfiguration(
             nodeID: id, bindAddress: PeerAddress(host: "127.0.0.1", port: 0), seeds: seeds,
             clusterKey: developmentClusterKey)
-        configuration.node.heartbeatIntervalMilliseconds = 50
-        configuration.node.suspectAfterMilliseconds = 200
-        configuration.node.downAfterMilliseconds = 400
-        configuration.node.electionTimeoutMilliseconds = 150...300
-        configuration.node.leaseMilliseconds = 300
-        configuration.node.maxClockDriftMilliseconds = 50
+        configuration.heartbeatInterval = .milliseconds(50)
+        configuration.suspectAfter = .milliseconds(200)
+        configuration.downAfter = .milliseconds(400)
+        configuration.electionTimeout = .milliseconds(150) ... .milliseconds(300)
+        configuration.lease = .milliseconds(300)
+        configuration.maxClockDrift = .milliseconds(50)
         // Generous: tests assert what happens, not how fast, and share the machine with others.
-        configuration.node.writeTimeoutMilliseconds = 5000
+        configuration.writeTimeout = .seconds(5)
         configuration.reconnectInitialDelay = .milliseconds(20)
         configuration.reconnectMaxDelay = .milliseconds(500)
         configuration.shutdownDrainTime = .seconds(1)

@@ -1,5 +1,6 @@
 import ClusterProtocol
 import SessionCore
+import WireFormat
 
 /// Why a ``SessionCluster`` call failed. Every case has a stable meaning, so an HTTP layer
 /// can map it to a status once (see ``SessionClusterError/isClientError``).
@@ -19,6 +20,14 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
     case viewChanged
     /// The cluster is not running (not started yet, or shut down).
     case notRunning
+    /// The configuration cannot work (for example a cluster key shorter than 16 bytes);
+    /// found when the cluster is created, before any socket is opened.
+    case invalidConfiguration(String)
+
+    /// Maps the wire layer's refusal of a key to the public error.
+    init(_ error: ClusterKeyError) {
+        self = .invalidConfiguration(error.description)
+    }
 
     /// Maps the protocol core's failure to the public error.
     init(_ failure: ClusterFailure) {
@@ -42,13 +51,14 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
     /// The HTTP status a web framework answers with when this error ends a request: 401 for
     /// an unknown or ended session, 413 for a size or count limit, 409 for a taken id, 503
     /// when the cluster cannot serve right now (see ``retryAfterSeconds``). Never 500: each
-    /// case is an expected condition.
+    /// case is an expected condition, except a configuration that cannot work.
     public var httpStatus: Int {
         switch self {
         case .refused(.sessionNotFound), .refused(.sessionEnded): 401
         case .refused(.attributeTooLarge), .refused(.sessionTooLarge), .refused(.tooManyAttributes): 413
         case .refused(.duplicateID): 409
         case .refused, .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning: 503
+        case .invalidConfiguration: 500
         }
     }
 
@@ -65,6 +75,7 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
         case .ownerUnreachable: "the session's owner could not be reached"
         case .viewChanged: "the cluster view changed during the request; retry"
         case .notRunning: "the session cluster is not running"
+        case .invalidConfiguration(let reason): "invalid configuration: \(reason)"
         }
     }
 }

@@ -46,6 +46,7 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
         case .refused(.tooManySessions): code = "store_full"
         case .refused: code = "too_large"
         case .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning: code = "cluster_unavailable"
+        case .invalidConfiguration: code = "misconfigured"
         }
         self.init(
             status: HTTPResponse.Status(code: error.httpStatus), code: code, message: error.description,

@@ -90,22 +90,12 @@ struct BinaryReader {
     /// An unsigned LEB128 varint of at most 128 bits, in its shortest form.
     private mutating func readVarint() throws -> UInt128 {
         let start = offset
-        var result: UInt128 = 0
-        var shift = 0
-        while true {
-            let byte = try readByte()
-            // The 19th byte carries bits 126 and 127 only, and ends the varint.
-            guard shift < 126 || byte <= 0b11 else {
-                throw DecodingError.corrupted("Varint longer than 128 bits at byte \(start)")
-            }
-            result |= UInt128(byte & 0x7F) << shift
-            if byte & 0x80 == 0 {
-                guard byte != 0 || shift == 0 else {
-                    throw DecodingError.corrupted("Varint not in its shortest form at byte \(start)")
-                }
-                return result
-            }
-            shift += 7
+        let read = bytes.withUnsafeBytes { LEB128.read(UInt128.self, from: $0, at: &offset) }
+        switch read {
+        case .success(let value): return value
+        case .failure(.truncated): throw DecodingError.corrupted("Input ends at byte \(bytes.count) inside a value")
+        case .failure(.overflow): throw DecodingError.corrupted("Varint longer than 128 bits at byte \(start)")
+        case .failure(.notShortest): throw DecodingError.corrupted("Varint not in its shortest form at byte \(start)")
         }
     }
 

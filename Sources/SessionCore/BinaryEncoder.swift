@@ -249,12 +249,7 @@ struct BinaryWriter {
     }
 
     private mutating func writeVarint(_ number: UInt128) {
-        var rest = number
-        while rest >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest >>= 7
-        }
-        bytes.append(UInt8(rest))
+        LEB128.append(number, to: &bytes)
     }
 
     private mutating func writeLittleEndian(_ bits: UInt64, byteCount: Int) {

@@ -340,40 +340,25 @@ struct PackedAttributes: Sendable {
     }
 
     private static func lengthByteCount(_ length: Int) -> Int {
-        var length = length
-        var count = 1
-        while length >= 0x80 {
-            length >>= 7
-            count += 1
-        }
-        return count
+        LEB128.byteCount(length)
     }
 
     fileprivate static func writeLength(_ length: Int, into out: UnsafeMutableBufferPointer<UInt8>, at cursor: inout Int) {
-        var length = length
-        while length >= 0x80 {
-            out[cursor] = UInt8(truncatingIfNeeded: length) | 0x80
-            length >>= 7
-            cursor += 1
-        }
-        out[cursor] = UInt8(length)
-        cursor += 1
+        LEB128.write(UInt(length), into: UnsafeMutableRawBufferPointer(out), at: &cursor)
     }
 
+    /// A length of a record this store wrote itself, so it is well formed.
     @inline(__always)
     fileprivate static func readLength(_ buffer: UnsafeBufferPointer<UInt8>, _ offset: inout Int) -> Int {
         // Names and most values are shorter than 128 bytes: one byte, one branch.
         let first = buffer[offset]
-        offset += 1
-        guard first & 0x80 != 0 else { return Int(first) }
-        var result = Int(first & 0x7F)
-        var shift = 7
-        while true {
-            let byte = buffer[offset]
+        guard first & 0x80 != 0 else {
             offset += 1
-            result |= Int(byte & 0x7F) << shift
-            guard byte & 0x80 != 0 else { return result }
-            shift += 7
+            return Int(first)
+        }
+        switch LEB128.read(UInt.self, from: UnsafeRawBufferPointer(buffer), at: &offset) {
+        case .success(let length): return Int(length)
+        case .failure(let failure): preconditionFailure("packed attribute record corrupted: \(failure)")
         }
     }
 }

@@ -9,9 +9,9 @@
 /// buffer (shared, not copied) until someone reads ``attributes``; wire codecs read and
 /// build that form in place through ``forEachAttributeChange(_:)`` and
 /// ``AttributeChangesBuilder``, so a state transfer does not allocate per attribute.
-public struct SessionDelta: Hashable, Sendable {
+package struct SessionDelta: Hashable, Sendable {
     /// What the delta carries.
-    public enum Kind: UInt8, Hashable, Sendable, CaseIterable {
+    package enum Kind: UInt8, Hashable, Sendable, CaseIterable {
         /// Attribute or metadata changes.
         case update = 0
         /// Only a newer last-access time: travels lazily, never bumps the version.
@@ -23,20 +23,20 @@ public struct SessionDelta: Hashable, Sendable {
     }
 
     /// The session.
-    public var id: SessionID
+    package var id: SessionID
     /// What the delta carries.
-    public var kind: Kind
+    package var kind: Kind
     /// The owner's session version after this delta.
-    public var version: UInt64
+    package var version: UInt64
     /// The version the previous delta to the same replicas ended at. A replica behind it
     /// missed a delta and asks for a snapshot.
-    public var previousVersion: UInt64
+    package var previousVersion: UInt64
     /// The newest last-access time the owner knows.
-    public var lastAccessedAt: Timestamp
+    package var lastAccessedAt: Timestamp
     /// Present when the session was created, its metadata changed, and in snapshots.
-    public var metadata: SessionMetadata?
+    package var metadata: SessionMetadata?
     /// Changed attributes; in a snapshot, every attribute and recent removal.
-    public var attributes: [AttributeChange] {
+    package var attributes: [AttributeChange] {
         get {
             guard packedValues.count > 0 else { return otherChanges }
             var changes = [AttributeChange]()
@@ -56,10 +56,10 @@ public struct SessionDelta: Hashable, Sendable {
     /// The changes not in ``packedValues``: all of them, or a snapshot's removals.
     var otherChanges: [AttributeChange]
     /// Why the session ended, for ``Kind/invalidate``.
-    public var invalidation: InvalidationReason?
+    package var invalidation: InvalidationReason?
 
     /// Creates a delta.
-    public init(
+    package init(
         id: SessionID, kind: Kind, version: UInt64, previousVersion: UInt64, lastAccessedAt: Timestamp,
         metadata: SessionMetadata? = nil, attributes: [AttributeChange] = [], invalidation: InvalidationReason? = nil
     ) {
@@ -74,7 +74,7 @@ public struct SessionDelta: Hashable, Sendable {
     }
 
     /// Creates a delta whose attribute changes were built in place (a wire decoder's path).
-    public init(
+    package init(
         id: SessionID, kind: Kind, version: UInt64, previousVersion: UInt64, lastAccessedAt: Timestamp,
         metadata: SessionMetadata? = nil, attributes: AttributeChangesBuilder, invalidation: InvalidationReason? = nil
     ) {
@@ -85,17 +85,29 @@ public struct SessionDelta: Hashable, Sendable {
     }
 
     /// The bytes of attribute names and values carried, a measure for batching.
-    public var payloadByteCount: Int {
+    package var payloadByteCount: Int {
         otherChanges.reduce(packedValues.payloadByteCount) { $0 + $1.name.utf8.count + ($1.value?.bytes.count ?? 0) }
     }
 
     /// The number of attribute changes, without building them.
-    public var attributeCount: Int { packedValues.count + otherChanges.count }
+    package var attributeCount: Int { packedValues.count + otherChanges.count }
+
+    /// The project's one size estimate of encoded deltas, before compression: payload plus
+    /// the fixed fields of each delta and change. Send queues, batch thresholds and frame
+    /// buffers are sized with it before (or without) encoding; the simulator measures with
+    /// the encoder itself.
+    package static func estimatedBytes(of deltas: [SessionDelta]) -> Int {
+        let totals = totals(of: deltas)
+        return 48 * deltas.count + totals.payloadBytes + 10 * totals.attributes
+    }
+
+    /// ``estimatedBytes(of:)`` of this delta alone.
+    package var estimatedBytes: Int { payloadByteCount + 48 + attributeCount * 10 }
 
     /// ``payloadByteCount`` and ``attributeCount`` summed over `deltas`, read where they
     /// are: a caller in another module copies each delta (a retain per reference it holds)
     /// to call the getters, and send queues ask this for every batch.
-    public static func totals(of deltas: [SessionDelta]) -> (payloadBytes: Int, attributes: Int) {
+    package static func totals(of deltas: [SessionDelta]) -> (payloadBytes: Int, attributes: Int) {
         var bytes = 0
         var attributes = 0
         for index in deltas.indices {
@@ -109,7 +121,7 @@ public struct SessionDelta: Hashable, Sendable {
     /// Calls `body` with each attribute change, in the order of ``attributes``: the name's
     /// UTF-8 bytes, the stamp, and the encoding and bytes of the value (nil for a removal).
     /// The buffers are valid only during the call; nothing is copied out.
-    public func forEachAttributeChange(
+    package func forEachAttributeChange(
         _ body: (_ name: UnsafeRawBufferPointer, _ stamp: UInt64, _ value: (AttributeEncoding, UnsafeRawBufferPointer)?) -> Void
     ) {
         packedValues.forEach { record, buffer in
@@ -127,13 +139,13 @@ public struct SessionDelta: Hashable, Sendable {
         }
     }
 
-    public static func == (lhs: SessionDelta, rhs: SessionDelta) -> Bool {
+    package static func == (lhs: SessionDelta, rhs: SessionDelta) -> Bool {
         lhs.id == rhs.id && lhs.kind == rhs.kind && lhs.version == rhs.version && lhs.previousVersion == rhs.previousVersion
             && lhs.lastAccessedAt == rhs.lastAccessedAt && lhs.metadata == rhs.metadata && lhs.invalidation == rhs.invalidation
             && lhs.attributes == rhs.attributes
     }
 
-    public func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         hasher.combine(id)
         hasher.combine(version)
         hasher.combine(attributes)
@@ -143,21 +155,21 @@ public struct SessionDelta: Hashable, Sendable {
 /// Attribute values set (not removals) appended one by one into a delta's packed form:
 /// for wire decoders, which know each change's size before they copy it, so the buffer
 /// is allocated once at its exact size.
-public struct AttributeChangesBuilder {
+package struct AttributeChangesBuilder {
     var packed: PackedAttributes
 
     /// The bytes one change takes in the buffer.
-    public static func byteCount(nameCount: Int, valueCount: Int) -> Int {
+    package static func byteCount(nameCount: Int, valueCount: Int) -> Int {
         PackedAttributes.recordByteCount(nameCount: nameCount, valueCount: valueCount)
     }
 
     /// An empty builder for changes taking `byteCount` bytes in all (sum of ``byteCount(nameCount:valueCount:)``).
-    public init(byteCount: Int) {
+    package init(byteCount: Int) {
         packed = PackedAttributes(reservingCapacity: byteCount)
     }
 
     /// Appends a change that sets the attribute `name` (UTF-8, already validated).
-    public mutating func append(name: UnsafeRawBufferPointer, stamp: UInt64, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
+    package mutating func append(name: UnsafeRawBufferPointer, stamp: UInt64, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
         packed.append(name: name, stamp: stamp, encoding: encoding, value: value)
     }
 }
@@ -170,20 +182,20 @@ extension SessionMetadata {
     package static let indexRecordPrincipal = "\u{0}principal-index"
 }
 
-public struct SessionMetadata: Hashable, Sendable {
+package struct SessionMetadata: Hashable, Sendable {
     /// When the session was created.
-    public var createdAt: Timestamp
+    package var createdAt: Timestamp
     /// The idle timeout in milliseconds (0: never idles out).
-    public var maxInactiveMilliseconds: Int64
+    package var maxInactiveMilliseconds: Int64
     /// The absolute deadline, if any.
-    public var absoluteDeadline: Timestamp?
+    package var absoluteDeadline: Timestamp?
     /// The signed-in user's name, if any.
-    public var principal: String?
+    package var principal: String?
     /// The version that last wrote the metadata.
-    public var stamp: UInt64
+    package var stamp: UInt64
 
     /// Creates metadata.
-    public init(
+    package init(
         createdAt: Timestamp, maxInactiveMilliseconds: Int64, absoluteDeadline: Timestamp? = nil,
         principal: String? = nil, stamp: UInt64
     ) {
@@ -196,16 +208,16 @@ public struct SessionMetadata: Hashable, Sendable {
 }
 
 /// One attribute in a delta: set to a value, or removed (nil), at version `stamp`.
-public struct AttributeChange: Hashable, Sendable {
+package struct AttributeChange: Hashable, Sendable {
     /// The attribute's name.
-    public var name: String
+    package var name: String
     /// The version that wrote this change.
-    public var stamp: UInt64
+    package var stamp: UInt64
     /// The new value; nil when the attribute was removed.
-    public var value: AttributeValue?
+    package var value: AttributeValue?
 
     /// Creates a change.
-    public init(name: String, stamp: UInt64, value: AttributeValue?) {
+    package init(name: String, stamp: UInt64, value: AttributeValue?) {
         self.name = name
         self.stamp = stamp
         self.value = value

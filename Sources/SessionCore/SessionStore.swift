@@ -10,46 +10,12 @@ import Synchronization
 /// Concurrency: sessions are spread over ``Configuration/shardCount`` shards, each behind
 /// its own `Mutex`. A read holds one shard's lock for a dictionary lookup and a
 /// copy-on-write retain of the attributes, so readers on different shards never meet.
-public final class SessionStore: Sendable {
+package final class SessionStore: Sendable {
     /// How the store is sized and when things are dropped.
-    public struct Configuration: Hashable, Sendable {
-        /// Size and count limits.
-        public var limits: SessionLimits
-        /// Lock shards; more shards, less contention. Default 64.
-        public var shardCount: Int
-        /// The idle timeout of new sessions in milliseconds. Default 30 minutes.
-        public var defaultMaxInactiveMilliseconds: Int64
-        /// How long a tombstone keeps an ended session from coming back. Default 10 minutes,
-        /// well above any delta's time in flight.
-        public var tombstoneLifetimeMilliseconds: Int64
-        /// The most tombstones kept; the oldest go first. Default 1,000,000.
-        public var maxTombstones: Int
-        /// The most recent attribute removals remembered per session, so a stale set of a
-        /// removed attribute cannot bring it back. Default 64.
-        public var maxRemovalsPerSession: Int
-        /// A read moves the last-access time only when it advanced by at least this much,
-        /// so that a burst of reads makes one lazy touch. Default 1 second.
-        public var touchGranularityMilliseconds: Int64
-
-        /// The defaults, each explained on its property.
-        public init(
-            limits: SessionLimits = SessionLimits(), shardCount: Int = 64,
-            defaultMaxInactiveMilliseconds: Int64 = 30 * 60 * 1000,
-            tombstoneLifetimeMilliseconds: Int64 = 10 * 60 * 1000, maxTombstones: Int = 1_000_000,
-            maxRemovalsPerSession: Int = 64, touchGranularityMilliseconds: Int64 = 1000
-        ) {
-            self.limits = limits
-            self.shardCount = max(1, shardCount)
-            self.defaultMaxInactiveMilliseconds = defaultMaxInactiveMilliseconds
-            self.tombstoneLifetimeMilliseconds = tombstoneLifetimeMilliseconds
-            self.maxTombstones = maxTombstones
-            self.maxRemovalsPerSession = maxRemovalsPerSession
-            self.touchGranularityMilliseconds = touchGranularityMilliseconds
-        }
-    }
+    package typealias Configuration = SessionStoreConfiguration
 
     /// The configuration the store was made with.
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let shards: [Shard]
     private let liveSessions = Atomic<Int>(0)
     /// Bit `i % 64` is set when shard `i` may have dirty sessions, so a drain (once per
@@ -59,16 +25,16 @@ public final class SessionStore: Sendable {
     private let principalIndex = Mutex<[String: Set<SessionID>]>([:])
 
     /// Creates an empty store.
-    public init(configuration: Configuration = Configuration()) {
+    package init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
         self.shards = (0..<configuration.shardCount).map { _ in Shard() }
     }
 
     /// The number of live sessions.
-    public var count: Int { liveSessions.load(ordering: .relaxed) }
+    package var count: Int { liveSessions.load(ordering: .relaxed) }
 
     /// The number of tombstones (ended sessions remembered).
-    public var tombstoneCount: Int {
+    package var tombstoneCount: Int {
         shards.reduce(0) { total, shard in total + shard.state.withLock { $0.tombstoneCount } }
     }
 
@@ -84,7 +50,7 @@ public final class SessionStore: Sendable {
 
     /// Creates a session with a new id and its first attributes, or nothing at all when they
     /// break a limit.
-    public func create(
+    package func create(
         id: SessionID = .random(), now: Timestamp, maxInactiveMilliseconds: Int64? = nil,
         absoluteTimeoutMilliseconds: Int64? = nil, principal: String? = nil, attributes: [String: AttributeValue] = [:]
     ) throws(SessionStoreError) -> Session {
@@ -99,7 +65,7 @@ public final class SessionStore: Sendable {
     ///
     /// With `touch`, the read also moves the last-access time (a local touch that
     /// replicates lazily, coalesced with other touches; never a write per request).
-    public func load(_ id: SessionID, now: Timestamp, touch: Bool = true) -> Session? {
+    package func load(_ id: SessionID, now: Timestamp, touch: Bool = true) -> Session? {
         let granularity = configuration.touchGranularityMilliseconds
         return shard(for: id).state.withLock { state -> Session? in
             guard case .live(let entry)? = state.slots[id], !entry.isExpired(at: now) else { return nil }
@@ -117,7 +83,7 @@ public final class SessionStore: Sendable {
     /// concurrent save of other attributes of the same session is kept. A session without
     /// changes writes nothing and keeps its version.
     @discardableResult
-    public func save(_ session: Session, now: Timestamp) throws(SessionStoreError) -> UInt64 {
+    package func save(_ session: Session, now: Timestamp) throws(SessionStoreError) -> UInt64 {
         try apply(session.changes, to: session.id, now: now)
     }
 
@@ -125,13 +91,13 @@ public final class SessionStore: Sendable {
     /// that does not own the session forwards the changes to the owner, which calls this).
     /// Returns the session's version after the write.
     @discardableResult
-    public func apply(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError) -> UInt64 {
+    package func apply(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError) -> UInt64 {
         try applyReportingChange(changes, to: id, now: now).version
     }
 
     /// Like ``apply(_:to:now:)``, and tells whether the write changed anything: changes to
     /// values the session already has keep its version and make no delta.
-    public func applyReportingChange(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError)
+    package func applyReportingChange(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError)
         -> (version: UInt64, changed: Bool)
     {
         let limits = configuration.limits
@@ -182,13 +148,13 @@ public final class SessionStore: Sendable {
     /// tombstone keeps any late delta from bringing it back. Returns false when there was
     /// no live session.
     @discardableResult
-    public func invalidate(_ id: SessionID, now: Timestamp, reason: InvalidationReason = .invalidated) -> Bool {
+    package func invalidate(_ id: SessionID, now: Timestamp, reason: InvalidationReason = .invalidated) -> Bool {
         end(id, now: now, reason: reason) != nil
     }
 
     /// Moves the session's attributes to `newID` and ends the old id (the defence against
     /// session fixation). Returns the session under its new id.
-    public func rotate(_ id: SessionID, to newID: SessionID = .random(), now: Timestamp) throws(SessionStoreError) -> Session {
+    package func rotate(_ id: SessionID, to newID: SessionID = .random(), now: Timestamp) throws(SessionStoreError) -> Session {
         let previous: Result<Session, SessionStoreError> = shard(for: id).state.withLock { state in
             switch state.slots[id] {
             case nil: return .failure(.sessionNotFound(id))
@@ -208,7 +174,7 @@ public final class SessionStore: Sendable {
     }
 
     /// The ids of the live sessions signed in as `principal` that this store holds.
-    public func sessions(ofPrincipal principal: String) -> Set<SessionID> {
+    package func sessions(ofPrincipal principal: String) -> Set<SessionID> {
         principalIndex.withLock { $0[principal] ?? [] }
     }
 
@@ -219,7 +185,7 @@ public final class SessionStore: Sendable {
     ///
     /// Touches (last-access moves alone) are taken only with `includeTouches`, so they
     /// can travel lazily on a slower beat than writes.
-    public func drainDeltas(includeTouches: Bool) -> [SessionDelta] {
+    package func drainDeltas(includeTouches: Bool) -> [SessionDelta] {
         var deltas = [SessionDelta]()
         let dirty = dirtyShards.exchange(0, ordering: .relaxed)
         for (index, shard) in shards.enumerated() where includeTouches || dirty & (1 << UInt64(index % 64)) != 0 {
@@ -251,14 +217,14 @@ public final class SessionStore: Sendable {
     }
 
     /// True when a drain would yield a write delta (touches aside).
-    public var hasPendingWrites: Bool {
+    package var hasPendingWrites: Bool {
         shards.contains { shard in shard.state.withLock { !$0.dirty.isEmpty } }
     }
 
     /// Applies a delta from the session's owner. Idempotent and version-checked: see
     /// ``SessionDelta``. Never marks anything for replication: replicas do not re-send.
     @discardableResult
-    public func apply(_ delta: SessionDelta, now: Timestamp) -> ApplyOutcome {
+    package func apply(_ delta: SessionDelta, now: Timestamp) -> ApplyOutcome {
         let limits = configuration.limits
         let maxRemovals = configuration.maxRemovalsPerSession
         var principalChange: (old: String?, new: String?)?
@@ -306,7 +272,7 @@ public final class SessionStore: Sendable {
 
     /// The whole session as a snapshot delta (for state transfer, read replies and gap
     /// repair); for an ended session, its invalidate delta; nil when unknown.
-    public func snapshot(_ id: SessionID) -> SessionDelta? {
+    package func snapshot(_ id: SessionID) -> SessionDelta? {
         shard(for: id).state.withLock { state in
             switch state.slots[id] {
             case .live(let entry)?: entry.snapshotDelta(id: id)
@@ -318,7 +284,7 @@ public final class SessionStore: Sendable {
 
     /// Snapshots of every live session and tombstone whose id satisfies `include` (a
     /// partition filter for state transfer), in no particular order.
-    public func snapshots(where include: (SessionID) -> Bool) -> [SessionDelta] {
+    package func snapshots(where include: (SessionID) -> Bool) -> [SessionDelta] {
         var result = [SessionDelta]()
         for shard in shards {
             shard.state.withLock { state in
@@ -335,7 +301,7 @@ public final class SessionStore: Sendable {
 
     /// The ids of the live and ended sessions whose id satisfies `include`: what a state
     /// transfer walks, reading each snapshot only when it sends it.
-    public func sessionIDs(where include: (SessionID) -> Bool) -> [SessionID] {
+    package func sessionIDs(where include: (SessionID) -> Bool) -> [SessionID] {
         var result = [SessionID]()
         for shard in shards {
             shard.state.withLock { state in
@@ -348,7 +314,7 @@ public final class SessionStore: Sendable {
     /// Forgets the live sessions whose id satisfies `include` without tombstones: for
     /// partitions this node no longer holds after the view changed. Returns how many.
     @discardableResult
-    public func evict(where include: (SessionID) -> Bool) -> Int {
+    package func evict(where include: (SessionID) -> Bool) -> Int {
         var evicted = 0
         var principals = [(SessionID, String)]()
         for shard in shards {
@@ -371,7 +337,7 @@ public final class SessionStore: Sendable {
     /// Forgets every session and every tombstone, as if the store were new: for a node that
     /// was declared down, whose copy may hold writes and ends nobody acknowledged. It is
     /// refilled from the replicas that stayed, whose tombstones keep ended sessions ended.
-    public func removeAll() {
+    package func removeAll() {
         var removed = 0
         for shard in shards {
             shard.state.withLock { state in
@@ -390,7 +356,7 @@ public final class SessionStore: Sendable {
     /// Ends the expired sessions this node owns (the owner's clock decides expiry) and
     /// drops tombstones past their lifetime or over the count limit. Returns one
     /// ``SessionEvent/expired(_:)`` per session ended.
-    public func sweepExpired(now: Timestamp, isOwner: (SessionID) -> Bool) -> [SessionEvent] {
+    package func sweepExpired(now: Timestamp, isOwner: (SessionID) -> Bool) -> [SessionEvent] {
         var expired = [SessionID]()
         let tombstoneBudget = max(1, configuration.maxTombstones / shards.count)
         let lifetime = configuration.tombstoneLifetimeMilliseconds
@@ -467,7 +433,7 @@ public final class SessionStore: Sendable {
 }
 
 /// What applying a delta did.
-public enum ApplyOutcome: Hashable, Sendable {
+package enum ApplyOutcome: Hashable, Sendable {
     /// The delta changed the replica.
     case applied
     /// Nothing changed: the delta was a duplicate or older than what the replica has.
@@ -745,5 +711,42 @@ private final class Entry {
             metadata: metadata, attributes: removals.map { AttributeChange(name: $0.key, stamp: $0.value.stamp, value: nil) })
         delta.packedValues = attributes
         return delta
+    }
+}
+
+/// How the store is sized and when things are dropped.
+public struct SessionStoreConfiguration: Hashable, Sendable {
+    /// Size and count limits.
+    public var limits: SessionLimits
+    /// Lock shards; more shards, less contention. Default 64.
+    public var shardCount: Int
+    /// The idle timeout of new sessions in milliseconds. Default 30 minutes.
+    public var defaultMaxInactiveMilliseconds: Int64
+    /// How long a tombstone keeps an ended session from coming back. Default 10 minutes,
+    /// well above any delta's time in flight.
+    public var tombstoneLifetimeMilliseconds: Int64
+    /// The most tombstones kept; the oldest go first. Default 1,000,000.
+    public var maxTombstones: Int
+    /// The most recent attribute removals remembered per session, so a stale set of a
+    /// removed attribute cannot bring it back. Default 64.
+    public var maxRemovalsPerSession: Int
+    /// A read moves the last-access time only when it advanced by at least this much,
+    /// so that a burst of reads makes one lazy touch. Default 1 second.
+    public var touchGranularityMilliseconds: Int64
+
+    /// The defaults, each explained on its property.
+    public init(
+        limits: SessionLimits = SessionLimits(), shardCount: Int = 64,
+        defaultMaxInactiveMilliseconds: Int64 = 30 * 60 * 1000,
+        tombstoneLifetimeMilliseconds: Int64 = 10 * 60 * 1000, maxTombstones: Int = 1_000_000,
+        maxRemovalsPerSession: Int = 64, touchGranularityMilliseconds: Int64 = 1000
+    ) {
+        self.limits = limits
+        self.shardCount = max(1, shardCount)
+        self.defaultMaxInactiveMilliseconds = defaultMaxInactiveMilliseconds
+        self.tombstoneLifetimeMilliseconds = tombstoneLifetimeMilliseconds
+        self.maxTombstones = maxTombstones
+        self.maxRemovalsPerSession = maxRemovalsPerSession
+        self.touchGranularityMilliseconds = touchGranularityMilliseconds
     }
 }

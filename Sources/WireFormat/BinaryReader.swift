@@ -41,19 +41,11 @@ struct BinaryReader {
 
     /// An unsigned LEB128 varint in its shortest form.
     mutating func readVarint(_ field: StaticString) throws(WireError) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < buffer.count else { throw Self.fail(field, "truncated") }
-            let byte = buffer[position]
-            position += 1
-            if shift == 63, byte > 1 { throw Self.fail(field, "varint overflows 64 bits") }
-            result |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 {
-                if byte == 0, shift > 0 { throw Self.fail(field, "varint not in its shortest form") }
-                return result
-            }
-            shift += 7
+        switch LEB128.read(UInt64.self, from: buffer, at: &position) {
+        case .success(let value): return value
+        case .failure(.truncated): throw Self.fail(field, "truncated")
+        case .failure(.overflow): throw Self.fail(field, "varint overflows 64 bits")
+        case .failure(.notShortest): throw Self.fail(field, "varint not in its shortest form")
         }
     }
 

@@ -46,15 +46,9 @@ struct BinaryWriter {
         // At most 10 bytes: assemble them on the stack and append once.
         var scratch: (UInt64, UInt64) = (0, 0)
         let length = withUnsafeMutableBytes(of: &scratch) { raw in
-            var remaining = value
-            var index = 0
-            while remaining >= 0x80 {
-                raw[index] = UInt8(truncatingIfNeeded: remaining) | 0x80
-                remaining >>= 7
-                index += 1
-            }
-            raw[index] = UInt8(truncatingIfNeeded: remaining)
-            return index + 1
+            var length = 0
+            LEB128.write(value, into: raw, at: &length)
+            return length
         }
         withUnsafeBytes(of: &scratch) { raw in
             bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[..<length]))

@@ -1,5 +1,6 @@
 import ClusterProtocol
 import Crypto
+import SessionCore
 
 /// Turns ``ClusterMessage`` values into authenticated frames and back. A value type with no
 /// I/O: the runtime feeds it bytes from its links, a fuzzer feeds it anything.
@@ -60,23 +61,23 @@ import Crypto
 /// message at a known version is a new frame type, which older nodes refuse with a typed
 /// error rather than misread. Version 2 (short tag, bundles, link history) replaced
 /// version 1 before any release shipped it, so it does not read version 1.
-public struct FrameCodec: Sendable {
+package struct FrameCodec: Sendable {
     /// The protocol version this build writes.
-    public static let protocolVersion: UInt8 = 2
+    package static let protocolVersion: UInt8 = 2
     /// The protocol versions this build reads.
-    public static let supportedVersions: ClosedRange<UInt8> = 2...2
+    package static let supportedVersions: ClosedRange<UInt8> = 2...2
     /// The most bytes ``frameLength(peeking:)`` needs to see before it can answer: the
     /// header of a compressed frame with 5-byte lengths.
-    public static let maximumHeaderBytes = FrameHeader.maximumLength
+    package static let maximumHeaderBytes = FrameHeader.maximumLength
     /// The frame type of a bundle of several messages.
     static let bundleType: UInt8 = 18
 
     /// The settings this codec was made with.
-    public let configuration: WireConfiguration
+    package let configuration: WireConfiguration
     private let key: AuthenticationKey
 
     /// Creates a codec; every member of a cluster uses the same configuration.
-    public init(configuration: WireConfiguration) {
+    package init(configuration: WireConfiguration) {
         self.configuration = configuration
         self.key = AuthenticationKey(SymmetricKey(data: configuration.clusterKey))
     }
@@ -88,7 +89,7 @@ public struct FrameCodec: Sendable {
     /// Encoding never fails. It does not enforce ``WireConfiguration/maxFrameBytes``: the
     /// sender keeps its batches below the limit (`bytes.count` tells), since a receiver
     /// refuses a larger frame.
-    public func encode(_ message: ClusterMessage) -> EncodedFrame {
+    package func encode(_ message: ClusterMessage) -> EncodedFrame {
         let type = message.frameType
         return seal(type: type.rawValue, body: Self.body(of: message), mayCompress: type.alwaysCompressed)
     }
@@ -97,13 +98,20 @@ public struct FrameCodec: Sendable {
     /// alone when there is one, else a bundle. The body is compressed against `history`
     /// when that makes it smaller, and recorded in it: the frame must then be sent on that
     /// link, after every frame encoded over it before.
-    public func encode(_ messages: [ClusterMessage], over history: LinkHistory) -> EncodedFrame {
+    package func encode(_ messages: [ClusterMessage], over history: LinkHistory) -> EncodedFrame {
         precondition(!messages.isEmpty, "a frame carries at least one message")
         if messages.count == 1 {
             let message = messages[0]
             return seal(type: message.frameType.rawValue, body: Self.body(of: message), mayCompress: true, history: history)
         }
         return seal(type: Self.bundleType, body: Self.bundleBody(of: messages), mayCompress: true, history: history)
+    }
+
+    /// The bytes `message` takes as a frame of its own before compression: what the
+    /// simulator counts, so that its traffic tables are the encoder's, not an estimate.
+    package static func uncompressedFrameLength(of message: ClusterMessage) -> Int {
+        let bodyLength = body(of: message).count
+        return FrameHeader.fixedLength + FrameHeader.varintLength(bodyLength) + bodyLength + FrameHeader.macLength
     }
 
     /// A bundle's body: the count, then each message's type, length and body.
@@ -198,13 +206,13 @@ public struct FrameCodec: Sendable {
     /// ``WireError/decompressedTooLarge(claimed:limit:)``), so the link can be closed
     /// before the rest is buffered. Nothing here is authenticated yet: ``decode(_:over:)``
     /// checks the HMAC.
-    public func frameLength(peeking bytes: UnsafeRawBufferPointer) throws(WireError) -> Int? {
+    package func frameLength(peeking bytes: UnsafeRawBufferPointer) throws(WireError) -> Int? {
         try FrameHeader.parse(bytes, configuration: configuration)?.totalLength
     }
 
     /// Decodes exactly one whole frame that carries one message and no link history (a
     /// datagram); see ``decode(_:over:)``. A bundle is ``WireError/malformed(_:)`` here.
-    public func decode(_ frame: UnsafeRawBufferPointer) throws(WireError) -> ClusterMessage {
+    package func decode(_ frame: UnsafeRawBufferPointer) throws(WireError) -> ClusterMessage {
         let messages = try decode(frame, over: nil)
         guard messages.count == 1 else { throw .malformed("bundle: \(messages.count) messages where one was expected") }
         return messages[0]
@@ -215,7 +223,7 @@ public struct FrameCodec: Sendable {
     /// Extra bytes after the frame are ``WireError/malformed(_:)``, and so is a frame
     /// compressed against a link history when `history` is nil. A frame that decodes is
     /// recorded in `history`.
-    public func decode(_ frame: UnsafeRawBufferPointer, over history: LinkHistory?) throws(WireError) -> [ClusterMessage] {
+    package func decode(_ frame: UnsafeRawBufferPointer, over history: LinkHistory?) throws(WireError) -> [ClusterMessage] {
         guard let header = try FrameHeader.parse(frame, configuration: configuration) else { throw .truncated }
         guard frame.count >= header.totalLength else { throw .truncated }
         guard frame.count == header.totalLength else {
@@ -239,7 +247,7 @@ public struct FrameCodec: Sendable {
     }
 
     /// Decodes exactly one whole frame; see ``decode(_:)-(UnsafeRawBufferPointer)``.
-    public func decode(_ frame: [UInt8]) throws(WireError) -> ClusterMessage {
+    package func decode(_ frame: [UInt8]) throws(WireError) -> ClusterMessage {
         try frame.withUnsafeBytesTyped { (buffer) throws(WireError) in try decode(buffer) }
     }
 
@@ -308,13 +316,7 @@ struct FrameHeader {
     var totalLength: Int { headerLength + bodyLength + Self.macLength }
 
     static func varintLength(_ value: Int) -> Int {
-        var length = 1
-        var rest = value >> 7
-        while rest > 0 {
-            length += 1
-            rest >>= 7
-        }
-        return length
+        LEB128.byteCount(value)
     }
 
     /// The header at the start of `bytes`; nil until all of it is there. Throws as soon as
@@ -355,19 +357,12 @@ struct FrameHeader {
 
     /// A varint length at `offset`, advancing past it; nil while it is incomplete.
     private static func readVarint(_ bytes: UnsafeRawBufferPointer, at offset: inout Int, _ field: String) throws(WireError) -> Int? {
-        var value = 0
-        for index in 0..<maximumVarintLength {
-            guard offset + index < bytes.count else { return nil }
-            let byte = bytes[offset + index]
-            value |= Int(byte & 0x7F) << (7 * index)
-            guard byte & 0x80 != 0 else {
-                if byte == 0, index > 0 { throw .malformed("\(field): varint not in its shortest form") }
-                guard value <= Int(UInt32.max) else { throw .malformed("\(field): over 32 bits") }
-                offset += index + 1
-                return value
-            }
+        switch LEB128.read(UInt32.self, from: bytes, at: &offset) {
+        case .success(let value): return Int(value)
+        case .failure(.truncated): return nil
+        case .failure(.overflow): throw .malformed("\(field): over 32 bits")
+        case .failure(.notShortest): throw .malformed("\(field): varint not in its shortest form")
         }
-        throw .malformed("\(field): varint longer than \(maximumVarintLength) bytes")
     }
 
     /// Appends the header to an empty frame.
@@ -382,26 +377,21 @@ struct FrameHeader {
     }
 
     private static func appendVarint(_ value: Int, to frame: inout [UInt8]) {
-        var rest = value
-        while rest >= 0x80 {
-            frame.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest >>= 7
-        }
-        frame.append(UInt8(rest))
+        LEB128.append(UInt(value), to: &frame)
     }
 }
 
 /// A frame ready to send, with the sizes that byte counters need.
-public struct EncodedFrame: Sendable {
+package struct EncodedFrame: Sendable {
     /// The whole frame: header, body and authentication code.
-    public var bytes: [UInt8]
+    package var bytes: [UInt8]
     /// The body's size before compression (equal to its wire size when not compressed).
-    public var uncompressedBodyBytes: Int
+    package var uncompressedBodyBytes: Int
     /// Whether the body travels LZ4-compressed.
-    public var compressed: Bool
+    package var compressed: Bool
 
     /// Creates a frame description.
-    public init(bytes: [UInt8], uncompressedBodyBytes: Int, compressed: Bool) {
+    package init(bytes: [UInt8], uncompressedBodyBytes: Int, compressed: Bool) {
         self.bytes = bytes
         self.uncompressedBodyBytes = uncompressedBodyBytes
         self.compressed = compressed

@@ -36,7 +36,7 @@ enum FrameType: UInt8, CaseIterable, Sendable {
 
 extension ClusterMessage {
     /// The name of the message's frame type (`deltaBatch`, `deltaAck`, ...), for metrics.
-    public var frameTypeName: String { FrameType.names[Int(frameType.rawValue)] }
+    package var frameTypeName: String { FrameType.names[Int(frameType.rawValue)] }
 
     var frameType: FrameType {
         switch self {
@@ -62,7 +62,7 @@ extension ClusterMessage {
 
     /// A guess at the body size before compression, to reserve the frame buffer once and
     /// to bound send queues before encoding.
-    public var estimatedBodyBytes: Int {
+    package var estimatedBodyBytes: Int {
         switch self {
         case .deltaBatch(let batch):
             return 32 + Self.estimatedBytes(of: batch.deltas)
@@ -92,8 +92,7 @@ extension ClusterMessage {
     }
 
     private static func estimatedBytes(of deltas: [SessionDelta]) -> Int {
-        let totals = SessionDelta.totals(of: deltas)
-        return 64 * deltas.count + totals.payloadBytes + totals.attributes * 12
+        SessionDelta.estimatedBytes(of: deltas)
     }
 
     func writeBody(to writer: inout BinaryWriter) {

@@ -16,10 +16,10 @@ import Darwin
 /// Datagrams have none: each is compressed on its own.
 ///
 /// Not thread-safe: it belongs to the one event loop that serves the link.
-public final class LinkHistory {
+package final class LinkHistory {
     /// How many of the latest body bytes serve as dictionary. 8 KiB holds dozens of small
     /// frames.
-    public static let defaultWindowBytes = 8 * 1024
+    package static let defaultWindowBytes = 8 * 1024
     /// Bodies up to this size are compressed in place after the history, where the LZ4
     /// stream already knows the dictionary; a larger one (a snapshot) reloads it.
     static let streamedBodyBytes = 64 * 1024
@@ -28,7 +28,7 @@ public final class LinkHistory {
     private static let senderWindows = 8
 
     /// The dictionary size; sender and receiver of a link must agree on it.
-    public let windowBytes: Int
+    package let windowBytes: Int
     /// The history, oldest first, in one buffer that does not move while the LZ4 stream
     /// points into it; only the last `windowBytes` of `count` are ever the dictionary.
     private var storage: UnsafeMutableRawBufferPointer
@@ -43,7 +43,7 @@ public final class LinkHistory {
     private var staged = 0
 
     /// Creates an empty history: the start of a connection.
-    public init(windowBytes: Int = LinkHistory.defaultWindowBytes) {
+    package init(windowBytes: Int = LinkHistory.defaultWindowBytes) {
         precondition(windowBytes > 0 && windowBytes <= 64 * 1024, "LZ4 looks back at most 64 KiB")
         self.windowBytes = windowBytes
         storage = .allocate(byteCount: 2 * windowBytes, alignment: 16)

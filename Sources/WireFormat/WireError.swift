@@ -4,7 +4,7 @@
 /// Each case has a stable ``code`` that a node can send to its peer in a
 /// `ProtocolErrorMessage` before closing the link. The codes never change meaning; new
 /// cases get new codes.
-public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
+package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The bytes end before the frame does (code 100).
     case truncated
     /// The frame does not start with the magic bytes "SC" (code 101).
@@ -41,7 +41,7 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// | 106 | ``decompressedTooLarge(claimed:limit:)`` |
     /// | 107 | ``decompressionFailed`` |
     /// | 108 | ``malformed(_:)`` |
-    public var code: UInt16 {
+    package var code: UInt16 {
         switch self {
         case .truncated: 100
         case .badMagic: 101
@@ -56,7 +56,7 @@ public enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A one-line explanation for logs.
-    public var description: String {
+    package var description: String {
         switch self {
         case .truncated: "frame truncated"
         case .badMagic: "bad magic: not a session-cluster frame"

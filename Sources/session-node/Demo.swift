@@ -2,6 +2,7 @@
 // every session still readable and writable. Builds nothing: it runs its own executable.
 import ArgumentParser
 import Foundation
+import NodeProcesses
 
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +49,7 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         let run = try DemoRun(nodes: nodes, sessions: sessions, replicas: replicas)
-        let sources = installDemoSignalHandlers { run.cleanup() }
+        let sources = stopChildrenOnSignals("demo") { run.cleanup() }
         defer { _ = sources }
         do {
             try run.go(keepRunning: keepRunning, proxy: proxy)
@@ -64,20 +65,15 @@ struct Demo: AsyncParsableCommand {
 
 /// One demo run: its temp dir, nodes, proxy; every step bounded in time.
 final class DemoRun: @unchecked Sendable {
-    struct NodeProc {
-        let id: String
-        let httpPort: Int
-        let bindPort: Int
-        var process: Process?
-        var log: URL
-    }
-
     let nodeCount: Int
     let sessionCount: Int
     let replicas: Int
     let executable: String
     let tmp: URL
-    var nodes: [NodeProc] = []
+    var cluster: NodeProcessCluster?
+    var nodes: [NodeProcessCluster.Node] { cluster?.nodes ?? [] }
+    /// Ports in use by this run, so the proxy's port never collides with a node's.
+    var taken = Set<Int>()
     var proxyPort = 0
     var proxyName = ""
     var builtinProxy: RoundRobinProxy?
@@ -88,7 +84,7 @@ final class DemoRun: @unchecked Sendable {
         nodeCount = nodes
         sessionCount = sessions
         self.replicas = replicas
-        executable = try ownExecutable()
+        executable = Executables.current
         tmp = FileManager.default.temporaryDirectory.appendingPathComponent("session-demo-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     }
@@ -108,7 +104,7 @@ final class DemoRun: @unchecked Sendable {
         var ids: [String] = []
         for i in 0..<sessionCount {
             let id = try retrying("create session \(i)") { () -> String? in
-                guard let r = httpRequest(port: self.proxyPort, "POST", "/session"), r.status == 201 else { return nil }
+                guard let r = LoopbackHTTPClient.once(port: self.proxyPort, "POST", "/session"), r.status == 201 else { return nil }
                 return r.sessionCookie
             }
             try put(id, "1")
@@ -125,11 +121,10 @@ final class DemoRun: @unchecked Sendable {
         let perUpdate = after.total.map { a in before.total.map { (a - $0) / Double(ids.count) } } ?? nil
 
         // SIGKILL one node: the leader, if /cluster names one.
-        let victimIndex = leaderIndex() ?? 0
-        let victim = nodes[victimIndex]
-        say("demo: SIGKILL \(victim.id) (pid \(victim.process?.processIdentifier ?? 0))")
+        let victim = cluster?.leader() ?? nodes[0]
+        say("demo: SIGKILL \(victim.id) (pid \(victim.process.pid))")
         let killed = Date()
-        if let p = victim.process { DemoChildren.shared.sigkill(p) }
+        victim.process.sigkill()
 
         // Until every session took a write again (bounded): that is the failover time.
         var pending = Set(ids)
@@ -139,13 +134,13 @@ final class DemoRun: @unchecked Sendable {
         let deadline = killed.addingTimeInterval(60)
         while !pending.isEmpty && Date() < deadline {
             for id in pending {
-                let r = httpRequest(port: proxyPort, "PUT", "/session/attributes/counter", body: "3", session: id)
+                let r = LoopbackHTTPClient.once(port: proxyPort, "PUT", "/session/attributes/counter", body: "3", session: id)
                 if r?.status == 204 {
                     pending.remove(id)
                     firstOK = firstOK ?? Date().timeIntervalSince(killed)
                 } else {
                     failed += 1
-                    lastAnswer[id] = r.map { "\($0.status) from \($0.node): " + oneLine($0.body) } ?? "no answer"
+                    lastAnswer[id] = r.map { "\($0.status) from \($0.node): " + oneLine($0.text) } ?? "no answer"
                 }
             }
             if !pending.isEmpty { usleep(50_000) }
@@ -153,23 +148,23 @@ final class DemoRun: @unchecked Sendable {
         let failover = Date().timeIntervalSince(killed)
         guard pending.isEmpty else {
             let detail = pending.prefix(5).map { "\($0.prefix(8))…: last PUT \(lastAnswer[$0] ?? "?")" }
-            throw DemoError("\(pending.count) of \(ids.count) sessions still not writable 60 s after the SIGKILL "
+            throw HarnessError("\(pending.count) of \(ids.count) sessions still not writable 60 s after the SIGKILL "
                 + "of \(victim.id):\n  " + detail.joined(separator: "\n  "))
         }
 
         // Every session readable through the proxy and directly on every surviving node.
-        let survivors = nodes.enumerated().filter { $0.offset != victimIndex }.map(\.element)
+        let survivors = nodes.filter { $0.id != victim.id }
         var unreadable: [String] = []
         for id in ids {
             for port in [proxyPort] + survivors.map(\.httpPort) {
-                let r = httpRequest(port: port, "GET", "/session/attributes/counter", session: id)
-                if r?.status != 200 || r?.body != "3" {
-                    unreadable.append("\(id.prefix(8)) on port \(port): \(r.map { "\($0.status) " + oneLine($0.body) } ?? "no answer")")
+                let r = LoopbackHTTPClient.once(port: port, "GET", "/session/attributes/counter", session: id)
+                if r?.status != 200 || r?.text != "3" {
+                    unreadable.append("\(id.prefix(8)) on port \(port): \(r.map { "\($0.status) " + oneLine($0.text) } ?? "no answer")")
                 }
             }
         }
         guard unreadable.isEmpty else {
-            throw DemoError("\(unreadable.count) reads wrong after the SIGKILL:\n  " + unreadable.prefix(10).joined(separator: "\n  "))
+            throw HarnessError("\(unreadable.count) reads wrong after the SIGKILL:\n  " + unreadable.prefix(10).joined(separator: "\n  "))
         }
 
         say("""
@@ -199,28 +194,11 @@ final class DemoRun: @unchecked Sendable {
         for i in keyBytes.indices { keyBytes[i] = UInt8.random(in: 0...255) }
         try Data(keyBytes.map { String(format: "%02x", $0) }.joined().utf8).write(to: key)
         chmod(key.path, 0o600)
-        var taken = Set<Int>()
-        for i in 1...nodeCount {
-            nodes.append(NodeProc(id: "n\(i)", httpPort: try freePort(avoiding: &taken),
-                                  bindPort: try freePort(udpToo: true, avoiding: &taken),
-                                  log: tmp.appendingPathComponent("n\(i).log")))
-        }
-        let seeds = nodes.flatMap { ["--seed", "127.0.0.1:\($0.bindPort)"] }
-        for i in nodes.indices {
-            let n = nodes[i]
-            let args = ["serve", "--id", n.id, "--http", "127.0.0.1:\(n.httpPort)", "--bind", "127.0.0.1:\(n.bindPort)"]
-                + seeds + ["--replicas", "\(replicas)", "--cluster-key-file", key.path]
-            nodes[i].process = try startChild(n.id, executable: executable, arguments: args, log: n.log)
-            say("demo: started \(n.id) pid \(nodes[i].process!.processIdentifier) http 127.0.0.1:\(n.httpPort)")
-        }
-        let deadline = Date().addingTimeInterval(60)
-        for n in nodes {
-            while httpRequest(port: n.httpPort, "GET", "/health", timeout: 1)?.status != 200 {
-                if n.process?.isRunning != true { throw DemoError("\(n.id) exited before /health was 200") }
-                if Date() > deadline { throw DemoError("\(n.id): /health not 200 within 60 s") }
-                usleep(200_000)
-            }
-        }
+        cluster = try NodeProcessCluster(
+            count: nodeCount, executable: executable, logDirectory: tmp.path,
+            arguments: ["--replicas", "\(replicas)", "--cluster-key-file", key.path], taken: &taken)
+        for n in nodes { say("demo: started \(n.id) pid \(n.process.pid) http 127.0.0.1:\(n.httpPort)") }
+        try cluster?.waitUntilHealthy(seconds: 60)
         say("demo: all \(nodeCount) nodes answer /health 200")
     }
 
@@ -233,8 +211,7 @@ final class DemoRun: @unchecked Sendable {
                     + "directory: using the built-in round-robin proxy instead of nginx")
                 return try startBuiltinProxy(upstreams)
             }
-            var taken = Set(nodes.flatMap { [$0.httpPort, $0.bindPort] })
-            proxyPort = try freePort(avoiding: &taken)
+            proxyPort = try FreePort.pick(avoiding: &taken)
             let prefix = tmp.appendingPathComponent("nginx")
             try FileManager.default.createDirectory(at: prefix, withIntermediateDirectories: true)
             chmod(tmp.path, 0o755)
@@ -246,19 +223,19 @@ final class DemoRun: @unchecked Sendable {
             for (k, v) in values { conf = conf.replacingOccurrences(of: "@\(k)@", with: v) }
             let confPath = prefix.appendingPathComponent("nginx.conf")
             try conf.write(to: confPath, atomically: true, encoding: .utf8)
-            let process = try startChild("nginx", executable: nginx,
-                                         arguments: ["-p", prefix.path, "-c", confPath.path, "-g", "daemon off;"],
-                                         log: prefix.appendingPathComponent("nginx.out.log"), stopSignal: SIGQUIT)
+            let process = try ChildProcess(
+                name: "nginx", executable: nginx, arguments: ["-p", prefix.path, "-c", confPath.path, "-g", "daemon off;"],
+                logFile: prefix.appendingPathComponent("nginx.out.log").path, stopSignal: SIGQUIT)
             let deadline = Date().addingTimeInterval(10)
-            while !isListening(port: proxyPort) {
-                if !process.isRunning { throw DemoError("nginx exited: see \(prefix.path)/error.log") }
-                if Date() > deadline { throw DemoError("nginx not listening within 10 s") }
+            while !FreePort.isListening(proxyPort) {
+                if !process.isRunning { throw HarnessError("nginx exited: see \(prefix.path)/error.log") }
+                if Date() > deadline { throw HarnessError("nginx not listening within 10 s") }
                 usleep(100_000)
             }
             proxyName = "nginx 127.0.0.1:\(proxyPort)"
-            say("demo: nginx pid \(process.processIdentifier) on 127.0.0.1:\(proxyPort), config \(confPath.path)")
+            say("demo: nginx pid \(process.pid) on 127.0.0.1:\(proxyPort), config \(confPath.path)")
         case .failure(let why):
-            if required { throw DemoError("nginx is not installed and could not be installed: \(why)") }
+            if required { throw HarnessError("nginx is not installed and could not be installed: \(why)") }
             say("demo: nginx is not installed and could not be installed (\(why)); "
                 + "using the built-in round-robin proxy instead")
             try startBuiltinProxy(upstreams)
@@ -276,7 +253,7 @@ final class DemoRun: @unchecked Sendable {
 
     private func put(_ id: String, _ value: String) throws {
         _ = try retrying("update session \(id.prefix(8))") { () -> Bool? in
-            httpRequest(port: proxyPort, "PUT", "/session/attributes/counter", body: value, session: id)?.status == 204 ? true : nil
+            LoopbackHTTPClient.once(port: proxyPort, "PUT", "/session/attributes/counter", body: value, session: id)?.status == 204 ? true : nil
         }
     }
 
@@ -286,17 +263,7 @@ final class DemoRun: @unchecked Sendable {
             if let value = attempt() { return value }
             usleep(50_000)
         }
-        throw DemoError("\(what): no success after 100 tries")
-    }
-
-    private func leaderIndex() -> Int? {
-        for n in nodes {
-            guard let r = httpRequest(port: n.httpPort, "GET", "/cluster"), r.status == 200,
-                  let json = try? JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any],
-                  let leader = json["leader"] as? String else { continue }
-            if let i = nodes.firstIndex(where: { $0.id == leader || "127.0.0.1:\($0.bindPort)" == leader }) { return i }
-        }
-        return nil
+        throw HarnessError("\(what): no success after 100 tries")
     }
 
     /// Sum over live nodes of session_cluster_bytes_sent_total{stage="wire"} in /metrics:
@@ -304,9 +271,9 @@ final class DemoRun: @unchecked Sendable {
     private func bytesSent() -> (total: Double?, metric: String?) {
         var total: Double?
         var names = Set<String>()
-        for n in nodes where n.process?.isRunning == true {
-            guard let r = httpRequest(port: n.httpPort, "GET", "/metrics"), r.status == 200 else { continue }
-            for line in r.body.split(separator: "\n") where !line.hasPrefix("#") {
+        for n in nodes where n.process.isRunning {
+            guard let r = LoopbackHTTPClient.once(port: n.httpPort, "GET", "/metrics"), r.status == 200 else { continue }
+            for line in r.text.split(separator: "\n") where !line.hasPrefix("#") {
                 let parts = line.split(separator: " ")
                 guard parts.count >= 2, let value = Double(parts[1]) else { continue }
                 let name = String(parts[0].prefix { $0 != "{" })
@@ -321,8 +288,8 @@ final class DemoRun: @unchecked Sendable {
 
     func printLogTails() {
         for n in nodes {
-            let text = (try? String(contentsOf: n.log, encoding: .utf8)) ?? ""
-            say("--- \(n.id) log (\(n.log.path)):\n" + text.split(separator: "\n").suffix(15).joined(separator: "\n"))
+            let text = (try? String(contentsOfFile: n.logFile, encoding: .utf8)) ?? ""
+            say("--- \(n.id) log (\(n.logFile)):\n" + text.split(separator: "\n").suffix(15).joined(separator: "\n"))
         }
     }
 
@@ -334,7 +301,7 @@ final class DemoRun: @unchecked Sendable {
         lock.unlock()
         guard first else { return }
         builtinProxy?.stop()
-        DemoChildren.shared.stopAll()
+        ChildProcess.stopAll()
         if keepLogs {
             say("demo: logs kept in \(tmp.path)")
         } else {
@@ -350,22 +317,10 @@ private func oneLine(_ body: String) -> String {
     String(body.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(100))
 }
 
-/// This executable: /proc/self/exe, else argv[0] resolved against the cwd and PATH.
-func ownExecutable() throws -> String {
-    if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
-    let arg0 = CommandLine.arguments[0]
-    if arg0.contains("/") { return URL(fileURLWithPath: arg0).standardizedFileURL.path }
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-        let candidate = "\(dir)/\(arg0)"
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    throw DemoError("cannot find my own executable (\(arg0))")
-}
-
 /// Fixtures/nginx/nginx.conf.template in the current directory or above the executable.
 func findNginxTemplate() -> String? {
     var dirs = [FileManager.default.currentDirectoryPath]
-    var dir = URL(fileURLWithPath: (try? ownExecutable()) ?? "").deletingLastPathComponent()
+    var dir = URL(fileURLWithPath: Executables.current).deletingLastPathComponent()
     for _ in 0..<6 {
         dirs.append(dir.path)
         dir = dir.deletingLastPathComponent()
@@ -374,14 +329,14 @@ func findNginxTemplate() -> String? {
 }
 
 /// nginx from PATH or /usr/sbin; if missing, one bounded attempt with apt-get (as root).
-func findOrInstallNginx() -> Result<String, DemoError> {
+func findOrInstallNginx() -> Result<String, HarnessError> {
     func find() -> String? {
         let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/sbin"]
         return dirs.map { "\($0)/nginx" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
     if let path = find() { return .success(path) }
     guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/apt-get") else {
-        return .failure(DemoError("not root or no apt-get; run scripts/install-deps.sh"))
+        return .failure(HarnessError("not root or no apt-get; run scripts/install-deps.sh"))
     }
     say("demo: nginx not found: installing Debian's nginx with apt-get")
     for args in [["update", "-qq"], ["install", "-y", "-qq", "nginx"]] {
@@ -390,13 +345,13 @@ func findOrInstallNginx() -> Result<String, DemoError> {
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(["DEBIAN_FRONTEND": "noninteractive"]) { $1 }
         p.standardOutput = FileHandle.nullDevice
-        do { try p.run() } catch { return .failure(DemoError("apt-get: \(error)")) }
+        do { try p.run() } catch { return .failure(HarnessError("apt-get: \(error)")) }
         let deadline = Date().addingTimeInterval(300)
         while p.isRunning && Date() < deadline { usleep(200_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); return .failure(DemoError("apt-get timed out")) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); return .failure(HarnessError("apt-get timed out")) }
         if p.terminationStatus != 0 && args[0] == "install" {
-            return .failure(DemoError("apt-get install nginx exited with \(p.terminationStatus)"))
+            return .failure(HarnessError("apt-get install nginx exited with \(p.terminationStatus)"))
         }
     }
-    return find().map { .success($0) } ?? .failure(DemoError("apt-get ran but nginx is still missing"))
+    return find().map { .success($0) } ?? .failure(HarnessError("apt-get ran but nginx is still missing"))
 }

@@ -5,6 +5,5 @@ extension SessionNode {
     static let subcommandTypes: [any ParsableCommand.Type] = [
         Serve.self,
         Demo.self,
-        Bench.self,
     ]
 }

@@ -1,4 +1,4 @@
-@_spi(Testing) import ClusterProtocol
+import ClusterProtocol
 @testable import ClusterSimulator
 import SessionCore
 import Testing

@@ -1,4 +1,4 @@
-@_spi(Testing) import ClusterProtocol
+import ClusterProtocol
 import ClusterSimulator
 import SessionCore
 import Testing

@@ -4,8 +4,8 @@ import SessionCore
 import Testing
 
 /// Bytes on the wire per single-attribute update: with R = 2 they do not depend on the
-/// cluster size; with R = N they grow with it. Counted with the simulator's size estimate
-/// (``MessageSize``; the WireFormat encoder plugs into ``Simulation/messageSize``).
+/// cluster size; with R = N they grow with it. Counted by the simulator with the wire
+/// encoder (``MessageSize/encoded(_:)``), before compression.
 @Suite struct TrafficModelTests {
     static let dataPath = ["deltaBatch", "deltaAck", "forwardedWrite", "writeReply"]
 

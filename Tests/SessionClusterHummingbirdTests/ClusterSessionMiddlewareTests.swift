@@ -4,6 +4,7 @@ import HummingbirdAuth
 import HummingbirdTesting
 import ClusterTestSupport
 import SessionCluster
+import struct SessionCore.SessionDelta
 import Testing
 
 @testable import SessionClusterHummingbird

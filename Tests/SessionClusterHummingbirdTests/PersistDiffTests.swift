@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import ClusterTestSupport
 import SessionCluster
+import struct SessionCore.SessionDelta
 import Testing
 
 @testable import SessionClusterHummingbird

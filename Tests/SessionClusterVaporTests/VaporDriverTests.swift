@@ -1,5 +1,7 @@
 import ClusterTestSupport
 import SessionCluster
+import struct SessionCore.SessionID
+import struct SessionCore.SessionDelta
 import Testing
 import VaporTesting
 

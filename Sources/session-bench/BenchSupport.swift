@@ -6,7 +6,7 @@ import Metrics
 import SessionCluster
 import Synchronization
 
-// Helpers of `session-node bench`: the fixture sessions, percentiles, RSS and load
+// Helpers of `session-bench`: the fixture sessions, percentiles, RSS and load
 // average, the byte counters (a swift-metrics factory), free ports and child processes.
 
 enum BenchLog {
@@ -202,77 +202,4 @@ final class ByteCounters: MetricsFactory, Sendable {
     func destroyCounter(_ handler: any CounterHandler) {}
     func destroyRecorder(_ handler: any RecorderHandler) {}
     func destroyTimer(_ handler: any TimerHandler) {}
-}
-
-enum FreePort {
-    /// A port free for both TCP and UDP on 127.0.0.1 right now (bind port 0, check UDP).
-    static func pick() throws -> Int {
-        for _ in 0..<50 {
-            let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(tcp) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, length) }
-            }
-            guard bound == 0 else { continue }
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(tcp, $0, &length) }
-            }
-            let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            defer { close(udp) }
-            let udpBound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, length) }
-            }
-            if udpBound == 0 { return Int(UInt16(bigEndian: address.sin_port)) }
-        }
-        throw BenchError("no free port found")
-    }
-}
-
-/// A child process started by the bench, stopped by its PID.
-final class ChildProcess: @unchecked Sendable {
-    let process = Process()
-    let name: String
-
-    init(name: String, executable: String, arguments: [String], logFile: String?) throws {
-        self.name = name
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let logFile {
-            _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-            process.standardError = handle
-            process.standardOutput = handle
-        }
-        try process.run()
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    func kill(_ signal: Int32) {
-        if process.isRunning { Glibc.kill(pid, signal) }
-    }
-
-    /// SIGTERM, then SIGKILL after `grace`; waits (bounded) for the exit.
-    func stop(grace: Double = 2) {
-        guard process.isRunning else { return }
-        Glibc.kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(grace)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            Glibc.kill(pid, SIGKILL)
-            let hard = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < hard { usleep(20_000) }
-        }
-    }
-}
-
-enum SelfExecutable {
-    static var path: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }
 }

@@ -2,13 +2,16 @@ import ArgumentParser
 import Foundation
 import Logging
 import Metrics
+import NodeProcesses
 import SessionCluster
 
-/// `session-node bench`: measures this store, runs the Redis peer benchmark in the same
+/// `session-bench`: measures this store, runs the Redis peer benchmark in the same
 /// run, and writes `results/ours.json`, `results/RESULTS.md`, `results/bench.png` and the
 /// README's performance section (Benchmarks/peer/report.py).
+@main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "session-bench",
         abstract: "Benchmark the store side by side with Redis; regenerate the README's performance section.",
         discussion: """
             Run from the repository root (make bench). Figures: read, replicated update, bytes per \
@@ -24,8 +27,28 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Where the JSON, the Markdown table and the chart go.")
     var out: String = "results"
 
+    /// One figure (or step) of the benchmark, for `--only`.
+    enum Figure: String, CaseIterable, Sendable {
+        case read, update, bytes, failover, memory, transfer, redis, report
+    }
+
+    /// A comma list of figures; an unknown name is refused when the arguments are parsed.
+    struct Figures: ExpressibleByArgument, Sendable {
+        var set: Set<Figure>
+        init?(argument: String) {
+            var set = Set<Figure>()
+            for name in argument.split(separator: ",") {
+                guard let figure = Figure(rawValue: name.trimmingCharacters(in: .whitespaces)) else { return nil }
+                set.insert(figure)
+            }
+            guard !set.isEmpty else { return nil }
+            self.set = set
+        }
+        static var allValueStrings: [String] { Figure.allCases.map(\.rawValue) }
+    }
+
     @Option(help: "Comma list of: read, update, bytes, failover, memory, transfer, redis, report. Default: all. The figures measured replace theirs in an existing ours.json.")
-    var only: String?
+    var only: Figures?
 
     @Option(help: "The repository root (fixtures, peer scripts, README). Default: the current directory.")
     var repo: String = "."
@@ -59,9 +82,8 @@ struct Bench: AsyncParsableCommand {
                 memorySizes: [100_000, 1_000_000], transferSessions: 1_000_000)
     }
 
-    func selected(_ name: String) -> Bool {
-        guard let only else { return true }
-        return only.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == name }
+    func selected(_ figure: Figure) -> Bool {
+        only?.set.contains(figure) ?? true
     }
 
     func run() async throws {
@@ -104,12 +126,12 @@ struct Bench: AsyncParsableCommand {
         }
 
         // 1 + 2: one 3-node cluster, R = 2, .replicated(1), in this process.
-        if selected("read") || selected("update") {
+        if selected(.read) || selected(.update) {
             do {
                 let cluster = try await BenchCluster.start(3, prefix: "main")
                 BenchLog.say("3 in-process nodes, R = 2, .replicated(1), in one view")
                 let ids1k = try await cluster.createSessions(sizes.updateKeyspace, fixture: fixture1k)
-                if selected("read") {
+                if selected(.read) {
                     await record("read") {
                         let r = try await BenchFigures.read(
                             node: cluster.nodes[0], id: ids1k[0][0], tasks: 50, operations: sizes.readOperations)
@@ -120,7 +142,7 @@ struct Bench: AsyncParsableCommand {
                         return r
                     }
                 }
-                if selected("update") {
+                if selected(.update) {
                     await record("update") {
                         let ids4k = try await cluster.createSessions(sizes.updateKeyspace, fixture: fixture4k)
                         var result: [String: Any] = [
@@ -174,7 +196,7 @@ struct Bench: AsyncParsableCommand {
 
         // 3. Bytes per update at N = 3, 5, 7, under three load shapes: how much there is to
         // batch per peer link decides how far the fixed cost of a frame and its ack spreads.
-        if selected("bytes") {
+        if selected(.bytes) {
             await record("repl_bytes") {
                 var series: [String: [String: Double]] = [:]
                 var runs: [[String: Any]] = []
@@ -208,7 +230,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         // 4. Failover with real processes.
-        if selected("failover") {
+        if selected(.failover) {
             await record("failover") {
                 var runs: [[String: Any]] = []
                 for index in 0..<sizes.failoverRuns {
@@ -239,7 +261,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         // 5. Memory per session, each size in a fresh child process.
-        if selected("memory") {
+        if selected(.memory) {
             await record("memory") {
                 var runs: [[String: Any]] = []
                 for count in sizes.memorySizes {
@@ -258,7 +280,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         // 6. State transfer.
-        if selected("transfer") {
+        if selected(.transfer) {
             await record("state_transfer") {
                 // The defaults: the transfer is paced in a window of chunks, so it fits the
                 // default peer queue at any size.
@@ -277,7 +299,7 @@ struct Bench: AsyncParsableCommand {
         doc["meta"] = [
             "commit": Self.shell(["git", "-C", repoURL.path, "rev-parse", "--short", "HEAD"]) ?? "unknown",
             "mode": mode, "duration_s": (ourSeconds * 10).rounded() / 10,
-            "loadavg_start": loadStart, "loadavg_end": BenchLog.loadAverage(), "only": only ?? "all",
+            "loadavg_start": loadStart, "loadavg_end": BenchLog.loadAverage(), "only": only.map { $0.set.map(\.rawValue).sorted().joined(separator: ",") } ?? "all",
             "notes": "read/update/bytes/state transfer: SessionCluster nodes in the bench process over TCP/UDP on 127.0.0.1; "
                 + "failover: 3 session-node serve processes; memory: a child process per size",
         ]
@@ -293,14 +315,14 @@ struct Bench: AsyncParsableCommand {
         BenchLog.say(String(format: "ours done in %.0f s; wrote %@ (load %@)", ourSeconds, oursURL.path, BenchLog.loadAverageText()))
 
         let peerURL = outURL.appendingPathComponent("redis-\(mode).json")
-        if selected("redis") {
+        if selected(.redis) {
             BenchLog.say("running Benchmarks/peer/redis_peer.py\(quick ? " --quick" : "")")
             let status = Self.runPython(
                 ["Benchmarks/peer/redis_peer.py"] + (quick ? ["--quick"] : []) + ["--out", peerURL.path], in: repoURL.path,
                 discardStdout: true)
             if status != 0 { BenchLog.say("redis_peer.py exited with \(status)") }
         }
-        if selected("report") {
+        if selected(.report) {
             guard FileManager.default.fileExists(atPath: peerURL.path) else {
                 throw BenchError("no \(peerURL.path): run without --only, or with redis")
             }
@@ -329,8 +351,8 @@ struct Bench: AsyncParsableCommand {
     static func memoryInChild(count: Int, repo: String) throws -> [String: Any] {
         let pipe = Pipe()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: SelfExecutable.path)
-        process.arguments = ["bench", "--memory-child", "\(count)", "--repo", repo]
+        process.executableURL = URL(fileURLWithPath: Executables.current)
+        process.arguments = ["--memory-child", "\(count)", "--repo", repo]
         process.standardOutput = pipe
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()

@@ -1,7 +1,9 @@
 import Foundation
+import struct ClusterProtocol.NodeConfiguration
 import SessionCluster
+import struct SessionCore.SeededRandom
 
-/// The in-process figures of `session-node bench`: read, replicated update, bytes per
+/// The in-process figures of `session-bench`: read, replicated update, bytes per
 /// update and state transfer. Every cluster here is N `SessionCluster` nodes in this
 /// process on 127.0.0.1, talking over real TCP/UDP sockets.
 enum BenchFigures {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import struct ClusterProtocol.NodeConfiguration
 import SessionCluster
 
 /// In-process clusters for the bench: N `SessionCluster` nodes on 127.0.0.1 (free ports,

@@ -1,0 +1,81 @@
+/// The project's one variable-length integer: unsigned LEB128, seven bits per byte, low
+/// bits first, the high bit set on every byte but the last. The session serializer, the
+/// packed attribute records, the wire messages and the frame header all use it; each
+/// caller turns a ``ReadFailure`` into its own typed error.
+///
+/// Readers accept only the shortest form, so that one value has one encoding (a frame's
+/// MAC and the golden files depend on it), and refuse a value that does not fit the type.
+package enum LEB128 {
+    /// Why bytes are not a varint of the asked type.
+    package enum ReadFailure: Error, Hashable, Sendable {
+        /// The input ended inside the varint.
+        case truncated
+        /// The value needs more bits than the type has.
+        case overflow
+        /// A longer encoding than needed (a trailing zero byte).
+        case notShortest
+    }
+
+    /// The bytes `value` takes: 1 for 0...127, then one more per 7 bits.
+    @inlinable
+    package static func byteCount<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value) -> Int {
+        max(1, (Value.bitWidth - value.leadingZeroBitCount + 6) / 7)
+    }
+
+    /// The bytes a non-negative `Int` takes.
+    @inlinable
+    package static func byteCount(_ value: Int) -> Int { byteCount(UInt(value)) }
+
+    /// Appends `value`.
+    @inlinable
+    package static func append<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value, to bytes: inout [UInt8]) {
+        var rest = value
+        while rest >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        bytes.append(UInt8(truncatingIfNeeded: rest))
+    }
+
+    /// Writes `value` at `cursor` of a buffer the caller sized with ``byteCount(_:)-5q7fm``,
+    /// advancing the cursor.
+    @inlinable
+    package static func write<Value: FixedWidthInteger & UnsignedInteger>(
+        _ value: Value, into buffer: UnsafeMutableRawBufferPointer, at cursor: inout Int
+    ) {
+        var rest = value
+        while rest >= 0x80 {
+            buffer[cursor] = UInt8(truncatingIfNeeded: rest) | 0x80
+            rest >>= 7
+            cursor += 1
+        }
+        buffer[cursor] = UInt8(truncatingIfNeeded: rest)
+        cursor += 1
+    }
+
+    /// Reads one varint of type `Value` from `bytes` at `offset`, advancing past it only
+    /// when it succeeds.
+    @inlinable
+    package static func read<Value: FixedWidthInteger & UnsignedInteger>(
+        _ type: Value.Type, from bytes: UnsafeRawBufferPointer, at offset: inout Int
+    ) -> Result<Value, ReadFailure> {
+        var result: Value = 0
+        var shift = 0
+        var index = offset
+        while true {
+            guard index < bytes.count else { return .failure(.truncated) }
+            let byte = bytes[index]
+            index += 1
+            // Past the type's last full group of seven, the byte may carry only the bits left
+            // (and no continuation bit).
+            if shift > Value.bitWidth - 7, UInt(byte) >> (Value.bitWidth - shift) != 0 { return .failure(.overflow) }
+            result |= Value(byte & 0x7F) << shift
+            if byte & 0x80 == 0 {
+                if byte == 0, shift > 0 { return .failure(.notShortest) }
+                offset = index
+                return .success(result)
+            }
+            shift += 7
+        }
+    }
+}
