@@ -331,7 +331,7 @@ extension ClusterNode {
         var needSnapshots = [SessionID]()
         if batch.sequence == stream.expected {
             for delta in batch.deltas {
-                switch store.apply(delta, now: now) {
+                switch store.apply(delta, now: wall(now)) {
                 case .gap, .unknownSession, .rejected: needSnapshots.append(delta.id)
                 case .applied, .unchanged, .sessionEnded: break
                 }
@@ -562,7 +562,7 @@ extension ClusterNode {
         }
         let partitions = Set(state.partitions)
         for snapshot in chunk.snapshots where partitions.contains(partition(of: snapshot.id)) {
-            store.apply(snapshot, now: now)
+            store.apply(snapshot, now: wall(now))
         }
         if chunk.last {
             state.awaiting.removeValue(forKey: chunk.from)
@@ -592,7 +592,7 @@ extension ClusterNode {
         // once the tombstone is on as many backups as the default write concern asks. A node
         // cut off from its backups announces nothing; the next owner, which still holds the
         // session live, expires it and announces it instead, so no end is announced twice.
-        for event in store.sweepExpired(now: now, isOwner: { serving.contains(self.partition(of: $0)) }) {
+        for event in store.sweepExpired(now: wall(now), isOwner: { serving.contains(self.partition(of: $0)) }) {
             let version = store.snapshot(event.id)?.version ?? 0
             register(
                 targets: InlineFirstList((id: event.id, version: version)), concern: configuration.defaultWriteConcern,

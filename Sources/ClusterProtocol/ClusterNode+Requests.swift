@@ -66,7 +66,7 @@ extension ClusterNode {
     func readLocally(_ session: SessionID, touch: Bool, now: Timestamp) -> ReadResult {
         guard isOwner(of: session), filled.contains(partition(of: session)) else { return .failed(.retry) }
         guard leaseValid(now: now) else { return .failed(.notInMajority) }
-        if store.load(session, now: now, touch: touch) != nil, let snapshot = store.snapshot(session), snapshot.kind == .snapshot {
+        if store.load(session, now: wall(now), touch: touch) != nil, let snapshot = store.snapshot(session), snapshot.kind == .snapshot {
             return .found(snapshot)
         }
         if let ended = store.snapshot(session), ended.kind == .invalidate { return .found(ended) }
@@ -94,7 +94,7 @@ extension ClusterNode {
             switch operation {
             case .create(let metadata, let changes):
                 _ = try store.create(
-                    id: session, now: now, maxInactiveMilliseconds: metadata.maxInactiveMilliseconds,
+                    id: session, now: wall(now), maxInactiveMilliseconds: metadata.maxInactiveMilliseconds,
                     absoluteTimeoutMilliseconds: metadata.absoluteDeadline.map { $0.milliseconds(since: metadata.createdAt) },
                     principal: metadata.principal, attributes: changes.updated)
                 target = (session, 1)
@@ -104,7 +104,7 @@ extension ClusterNode {
                 event = announced ? .created(session) : nil
                 unflushedBytes += changes.byteCount
             case .update(let changes):
-                let (version, changed) = try store.applyReportingChange(changes, to: session, now: now)
+                let (version, changed) = try store.applyReportingChange(changes, to: session, now: wall(now))
                 target = (session, version)
                 unflushedBytes += changes.byteCount
                 if !changed, !changes.isEmpty { replicateUnchanged(session, concern: concern) }
@@ -113,12 +113,12 @@ extension ClusterNode {
                     return
                 }
             case .touch(let at):
-                guard store.load(session, now: max(at, now)) != nil else { throw SessionStoreError.sessionNotFound(session) }
+                guard store.load(session, now: max(at, wall(now))) != nil else { throw SessionStoreError.sessionNotFound(session) }
                 let version = store.snapshot(session)?.version ?? 0
                 complete(origin, .success(version), event: nil, now: now, into: &effects)
                 return
             case .invalidate:
-                guard store.invalidate(session, now: now) else {
+                guard store.invalidate(session, now: wall(now)) else {
                     throw store.snapshot(session).flatMap { $0.invalidation.map { SessionStoreError.sessionEnded(session, $0) } }
                         ?? SessionStoreError.sessionNotFound(session)
                 }
@@ -179,7 +179,7 @@ extension ClusterNode {
     ) {
         if owned.contains(partition(of: newID)), filled.contains(partition(of: newID)) {
             do {
-                let session = try store.rotate(oldID, to: newID, now: now)
+                let session = try store.rotate(oldID, to: newID, now: wall(now))
                 let ended = store.snapshot(oldID)?.version ?? 0
                 var targets = InlineFirstList((id: newID, version: session.version))
                 targets.append((oldID, ended))
@@ -191,7 +191,7 @@ extension ClusterNode {
             }
             return
         }
-        guard let session = store.load(oldID, now: now, touch: false), let table,
+        guard let session = store.load(oldID, now: wall(now), touch: false), let table,
             let owner = table.owner(of: partition(of: newID))
         else {
             complete(origin, .failure(.store(.sessionNotFound(oldID))), event: nil, now: now, into: &effects)
@@ -216,7 +216,7 @@ extension ClusterNode {
             return
         }
         guard isOwner(of: rotation.oldID), leaseValid(now: now),
-            store.invalidate(rotation.oldID, now: now, reason: .rotated(to: rotation.newID))
+            store.invalidate(rotation.oldID, now: wall(now), reason: .rotated(to: rotation.newID))
         else {
             complete(rotation.origin, .failure(.retry), event: nil, now: now, into: &effects)
             return

@@ -46,6 +46,17 @@ package final class ClusterNode {
     /// catch it (lost acknowledged writes, I1). Never set it outside that test.
     package var unsafeAcknowledgeBeforeReplication = false
 
+    /// Two clocks, both inputs. Every `now` the core is given is the runtime's monotonic
+    /// clock: heartbeats, failure detection, elections, leases, flushes and timeouts run on
+    /// it, so a step of the wall clock (NTP, an operator) moves none of them. Sessions'
+    /// times (creation, last access, expiry, tombstones) are wall-clock times, shared by
+    /// every node: this maps the core's `now` to that time. The runtime reads
+    /// `CLOCK_REALTIME`; the simulator's default is its virtual time, and a test may skew it.
+    package var sessionClock: @Sendable (_ now: Timestamp) -> Timestamp = { $0 }
+
+    /// The wall-clock time for session timestamps at the core's `now`.
+    func wall(_ now: Timestamp) -> Timestamp { sessionClock(now) }
+
     // MARK: Identity and time
     var incarnation: UInt64 { didSet { refreshMembership() } }
     var random: SeededRandom

@@ -109,7 +109,7 @@ package struct RandomizedRun {
                 if roll < 15 || sessions.count < 4 {
                     let id = SessionID.random(using: &random)
                     sessions.append(id)
-                    let metadata = SessionMetadata(createdAt: simulation.localTime(through), maxInactiveMilliseconds: 3_600_000, stamp: 1)
+                    let metadata = SessionMetadata(createdAt: simulation.wallTime(through), maxInactiveMilliseconds: 3_600_000, stamp: 1)
                     simulation.write(through: through, .create(metadata, changes), to: id, concern: concern)
                 } else if roll < 70 {
                     simulation.write(through: through, .update(changes), to: sessions.randomElement(using: &random)!, concern: concern)
@@ -188,7 +188,7 @@ package struct RandomizedRun {
             var acknowledged = false
             while !acknowledged && simulation.now < deadline {
                 let id = SessionID.random(using: &random)
-                let metadata = SessionMetadata(createdAt: simulation.localTime(through), maxInactiveMilliseconds: 3_600_000, stamp: 1)
+                let metadata = SessionMetadata(createdAt: simulation.wallTime(through), maxInactiveMilliseconds: 3_600_000, stamp: 1)
                 let changes = SessionChanges(updated: ["probe": AttributeValue(string: "n\(through + 1)")])
                 guard let request = simulation.write(through: through, .create(metadata, changes), to: id) else { break }
                 simulation.run(until: { $0.checker.writeResults[request] != nil }, within: deadline.milliseconds(since: simulation.now), every: 1)
@@ -296,8 +296,8 @@ package struct RandomizedRun {
             return "flapping link of n\(victim + 1), every \(period) ms until the heal\(sendErrors ? ", sends refused" : "")"
         case 4:
             let jump = Int64.random(in: -1_500...1_500, using: &random)
-            simulation.jumpClock(node: victim, by: jump)
-            return "clock of n\(victim + 1) jumps \(jump) ms"
+            simulation.stepWallClock(node: victim, by: jump)
+            return "wall clock of n\(victim + 1) steps \(jump) ms"
         default:
             return "message faults only"
         }

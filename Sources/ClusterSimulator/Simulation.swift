@@ -99,12 +99,14 @@ package final class Simulation {
         let store = SessionStore(configuration: SessionStore.Configuration(shardCount: 4))
         let node = ClusterNode(configuration: nodeConfiguration(index, incarnation: incarnation), store: store)
         node.unsafeAcknowledgeBeforeReplication = configuration.brokenAcknowledgeBeforeReplication
+        let offset = nodes[index].wallClockOffset
+        node.sessionClock = { $0.adding(milliseconds: offset) }
         nodes[index].node = node
         nodes[index].paused = false
         nodes[index].deferred = []
         resetTransport(of: index)
         checker.forgetRequests(of: index)
-        perform(node.start(now: localTime(index)), by: index)
+        perform(node.start(now: now), by: index)
     }
 
     /// Kills node `index`: its memory is gone and its links reset.
@@ -134,15 +136,19 @@ package final class Simulation {
         for event in waiting { queue.push(time: now, event) }
     }
 
-    /// Moves node `index`'s clock by `milliseconds` (either way).
-    package func jumpClock(node index: Int, by milliseconds: Int64) {
-        nodes[index].clockOffset += milliseconds
+    /// Steps node `index`'s wall clock by `milliseconds`, either way, as NTP or an operator
+    /// setting the time does. Only session times (last access, expiry) see it: the core's
+    /// own clock is monotonic, as the runtime's is.
+    package func stepWallClock(node index: Int, by milliseconds: Int64) {
+        nodes[index].wallClockOffset += milliseconds
+        let offset = nodes[index].wallClockOffset
+        nodes[index].node?.sessionClock = { $0.adding(milliseconds: offset) }
     }
 
     /// Asks node `index` to leave the cluster gracefully.
     package func leave(node index: Int) {
         guard let node = nodes[index].node else { return }
-        perform(node.leave(now: localTime(index)), by: index)
+        perform(node.leave(now: now), by: index)
     }
 
     /// Cuts every link between the two groups, both ways; with `sendErrors` the senders'
@@ -178,8 +184,8 @@ package final class Simulation {
         heals += 1
     }
 
-    /// The time node `index` reads on its clock.
-    package func localTime(_ index: Int) -> Timestamp { now.adding(milliseconds: nodes[index].clockOffset) }
+    /// Node `index`'s wall-clock time, for session timestamps made outside the core.
+    package func wallTime(_ index: Int) -> Timestamp { now.adding(milliseconds: nodes[index].wallClockOffset) }
 
     /// The running, unpaused nodes.
     package var liveIndices: [Int] { nodes.indices.filter { nodes[$0].node != nil && !nodes[$0].paused } }
@@ -195,7 +201,7 @@ package final class Simulation {
         nextRequest += 1
         let requestID = RequestID(nextRequest)
         checker.issuedWrite(requestID, through: index, operation, to: session, concern: concern ?? node.configuration.defaultWriteConcern)
-        perform(node.write(operation, to: session, concern: concern, requestID: requestID, now: localTime(index)), by: index)
+        perform(node.write(operation, to: session, concern: concern, requestID: requestID, now: now), by: index)
         endTurn(of: index)
         return requestID
     }
@@ -207,7 +213,7 @@ package final class Simulation {
         nextRequest += 1
         let requestID = RequestID(nextRequest)
         checker.issuedRead(requestID, through: index, session)
-        perform(node.read(session, requestID: requestID, now: localTime(index)), by: index)
+        perform(node.read(session, requestID: requestID, now: now), by: index)
         endTurn(of: index)
         return requestID
     }
@@ -227,7 +233,7 @@ package final class Simulation {
         var tickTime = limit
         for index in nodes.indices {
             guard let node = nodes[index].node, !nodes[index].paused else { continue }
-            let due = max(now, node.nextTickDeadline.adding(milliseconds: -nodes[index].clockOffset))
+            let due = max(now, node.nextTickDeadline)
             if due < tickTime || (due == tickTime && tickIndex == nil && due < limit) {
                 tickTime = due
                 tickIndex = index
@@ -240,7 +246,7 @@ package final class Simulation {
         } else if let tickIndex, tickTime <= limit {
             now = tickTime
             let node = nodes[tickIndex].node!
-            perform(node.tick(now: localTime(tickIndex)), by: tickIndex)
+            perform(node.tick(now: now), by: tickIndex)
             endTurn(of: tickIndex)
         } else {
             now = max(now, limit)
@@ -291,7 +297,7 @@ package final class Simulation {
             return
         }
         if let trace = configuration.trace { trace("\(now.milliseconds - 1_000_000) n\(delivery.from + 1)->n\(target + 1) \(delivery.message)") }
-        perform(node.receive(delivery.message, now: localTime(target)), by: target)
+        perform(node.receive(delivery.message, now: now), by: target)
         endTurn(of: target)
     }
 
@@ -299,7 +305,7 @@ package final class Simulation {
     /// that writes wait on. Here every input is a turn of its own.
     private func endTurn(of index: Int) {
         guard configuration.flushAtEndOfTurn, let node = nodes[index].node else { return }
-        perform(node.flushForWaitingWrites(now: localTime(index)), by: index)
+        perform(node.flushForWaitingWrites(now: now), by: index)
     }
 
     /// Carries out a node's effects: sends go on the network; completions go to the checker.
@@ -490,8 +496,8 @@ package struct SimulatedNode {
     package internal(set) var generation = 0
     /// True while paused.
     package internal(set) var paused = false
-    /// How far its clock is from virtual time.
-    package internal(set) var clockOffset: Int64 = 0
+    /// How far its wall clock is from virtual time (its monotonic clock is virtual time).
+    package internal(set) var wallClockOffset: Int64 = 0
     var deferred: [Event] = []
     /// False while its UDP endpoint is closed (a broken transport model closes it).
     package internal(set) var datagramOpen = true

@@ -69,7 +69,7 @@ public struct ClusterOptions: ParsableArguments {
             nodeID: NodeID(id), bindAddress: PeerAddress(bind)!, seeds: seeds.compactMap(PeerAddress.init),
             clusterKey: SessionClusterConfiguration.developmentClusterKey)
         configuration.replicationFactor = replicas
-        if let idleTimeout { configuration.store.defaultMaxInactiveMilliseconds = Int64(idleTimeout * 1000) }
+        if let idleTimeout { configuration.store.defaultMaxInactive = .milliseconds(Int64(idleTimeout * 1000)) }
         if let clusterKeyFile {
             let text = try String(contentsOfFile: clusterKeyFile, encoding: .utf8)
             configuration.clusterKey = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)

@@ -105,16 +105,17 @@ final class NodeRuntime {
         nodeConfiguration.randomSeed = UInt64.random(in: .min ... .max)
         if nodeConfiguration.seeds.isEmpty { nodeConfiguration.seeds = [address] }
         let node = ClusterNode(configuration: nodeConfiguration, store: store)
+        node.sessionClock = { _ in WallClock.now() }
         self.node = node
         logger.info("session cluster node starting", metadata: ["address": "\(address)", "seeds": "\(nodeConfiguration.seeds)"])
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         run(node.start(now: now), now: now)
     }
 
     /// Tells the cluster this node leaves, so the leader hands its partitions over.
     func leave() {
         guard let node, !stopped else { return }
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         run(node.leave(now: now), now: now)
     }
 
@@ -170,15 +171,15 @@ final class NodeRuntime {
         guard let node, !stopped else { return continuation.resume(returning: .failure(.notRunning)) }
         let requestID = makeRequestID()
         pendingWrites[requestID] = PendingWrite(continuation: continuation, started: .now, concern: concern)
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         run(now: now) { node.write(operation, to: id, concern: concern, requestID: requestID, now: now, into: &$0) }
     }
 
     func read(_ id: SessionID, touch: Bool, continuation: ReadContinuation) {
         guard let node, !stopped else { return continuation.resume(returning: .failure(.notRunning)) }
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         if node.canServeReadLocally(id, now: now) {
-            return continuation.resume(returning: .success(store.load(id, now: now, touch: touch)))
+            return continuation.resume(returning: .success(store.load(id, now: WallClock.now(), touch: touch)))
         }
         let requestID = makeRequestID()
         pendingReads[requestID] = PendingRead(continuation: continuation, id: id, touch: touch)
@@ -199,7 +200,7 @@ final class NodeRuntime {
     func receive(_ frame: ReceivedFrame) {
         guard let node, !stopped else { return }
         metrics.received(frame)
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         for message in frame.messages {
             // A message of the bundle may stop the node (it left the view): the rest are moot.
             guard !stopped else { return }
@@ -221,7 +222,7 @@ final class NodeRuntime {
         tickTask = nil
         scheduledTick = nil
         guard let node, !stopped else { return }
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         run(node.tick(now: now), now: now)
     }
 
@@ -260,7 +261,7 @@ final class NodeRuntime {
     private func endTurn() {
         turnEndScheduled = false
         guard let node, !stopped else { return }
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         // A closed-loop writer's throughput is its latency: rather than wait for the flush
         // timer, writes waiting for backups ship at the end of the turn that made them.
         executeReusingBuffer(now: now) { node.flushForWaitingWrites(now: now, into: &$0) }
@@ -528,7 +529,7 @@ final class NodeRuntime {
     /// frame for this peer reconnects.
     private func scheduleReconnect(_ link: PeerLink) {
         guard !stopped, link.retry == nil else { return }
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         guard let at = link.recovery.failed(now: now) else { return }
         link.retry = loop.assumeIsolated().scheduleTask(in: .milliseconds(at.milliseconds(since: now))) {
             link.retry = nil
@@ -615,7 +616,7 @@ final class NodeRuntime {
 
     private func scheduleDatagramReopen() {
         guard !stopped, datagramRetry == nil else { return }
-        let now = WallClock.now()
+        let now = MonotonicClock.now()
         guard let at = datagramRecovery.failed(now: now) else { return }
         datagramRetry = loop.assumeIsolated().scheduleTask(in: .milliseconds(at.milliseconds(since: now))) {
             self.datagramRetry = nil

@@ -40,7 +40,13 @@ final class RoutingTable: Sendable {
 
     var validUntil: Timestamp { snapshot.withLock { $0.validUntil } }
 
-    /// True when the read of `id` at `now` may be served from the local store.
+    /// True when the read of `id` may be served from the local store now (leases are on
+    /// the monotonic clock).
+    func canServeLocally(_ id: SessionID) -> Bool {
+        canServeLocally(id, now: MonotonicClock.now())
+    }
+
+    /// True when the read of `id` at `now` (monotonic) may be served from the local store.
     func canServeLocally(_ id: SessionID, now: Timestamp) -> Bool {
         let partition = id.partition(of: partitionCount)
         return snapshot.withLock { now <= $0.validUntil && $0.servable[partition] }

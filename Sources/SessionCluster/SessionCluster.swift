@@ -290,9 +290,8 @@ public final class SessionCluster: Service, Sendable {
 
     /// ``load(_:touch:)``, principal index records included.
     func loadAny(_ id: SessionID, touch: Bool) async throws(SessionClusterError) -> Session? {
-        let now = WallClock.now()
-        if routing.canServeLocally(id, now: now) {
-            return store.load(id, now: now, touch: touch)
+        if routing.canServeLocally(id) {
+            return store.load(id, now: WallClock.now(), touch: touch)
         }
         return try await read(id, touch: touch)
     }

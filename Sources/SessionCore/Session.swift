@@ -21,8 +21,11 @@ public struct Session: Sendable {
     public let lastAccessedAt: Timestamp
     /// The absolute deadline, if the session has one: it expires then however active it is.
     public let absoluteDeadline: Timestamp?
-    /// The idle timeout in milliseconds: the session expires this long after its last use.
-    public private(set) var maxInactiveMilliseconds: Int64
+    /// The idle timeout in milliseconds (``maxInactive`` for applications).
+    package private(set) var maxInactiveMilliseconds: Int64
+
+    /// The idle timeout: the session expires this long after its last use.
+    public var maxInactive: Duration { .milliseconds(maxInactiveMilliseconds) }
     /// The signed-in user's name, indexed so that all of a user's sessions can be found.
     public private(set) var principal: String?
     /// The attributes as loaded, shared copy-on-write with the store's copy.
@@ -41,7 +44,7 @@ public struct Session: Sendable {
     }
 
     /// Creates a snapshot. The store makes these; applications get them from it.
-    public init(
+    package init(
         id: SessionID,
         version: UInt64,
         createdAt: Timestamp,
@@ -129,8 +132,13 @@ public struct Session: Sendable {
         }
     }
 
-    /// Changes the idle timeout.
-    public mutating func setMaxInactive(milliseconds: Int64) {
+    /// Changes the idle timeout (whole milliseconds count; zero or less never expires).
+    public mutating func setMaxInactive(_ timeout: Duration) {
+        setMaxInactive(milliseconds: timeout.wholeMilliseconds)
+    }
+
+    /// ``setMaxInactive(_:)`` in milliseconds, for the modules that keep time as such.
+    package mutating func setMaxInactive(milliseconds: Int64) {
         guard milliseconds != maxInactiveMilliseconds else { return }
         maxInactiveMilliseconds = milliseconds
         changes.maxInactiveMilliseconds = milliseconds

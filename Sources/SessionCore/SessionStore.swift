@@ -721,10 +721,10 @@ public struct SessionStoreConfiguration: Hashable, Sendable {
     /// Lock shards; more shards, less contention. Default 64.
     public var shardCount: Int
     /// The idle timeout of new sessions in milliseconds. Default 30 minutes.
-    public var defaultMaxInactiveMilliseconds: Int64
+    package var defaultMaxInactiveMilliseconds: Int64
     /// How long a tombstone keeps an ended session from coming back. Default 10 minutes,
     /// well above any delta's time in flight.
-    public var tombstoneLifetimeMilliseconds: Int64
+    package var tombstoneLifetimeMilliseconds: Int64
     /// The most tombstones kept; the oldest go first. Default 1,000,000.
     public var maxTombstones: Int
     /// The most recent attribute removals remembered per session, so a stale set of a
@@ -732,21 +732,39 @@ public struct SessionStoreConfiguration: Hashable, Sendable {
     public var maxRemovalsPerSession: Int
     /// A read moves the last-access time only when it advanced by at least this much,
     /// so that a burst of reads makes one lazy touch. Default 1 second.
-    public var touchGranularityMilliseconds: Int64
+    package var touchGranularityMilliseconds: Int64
+
+    /// The idle timeout of sessions created without one. Default 30 minutes.
+    public var defaultMaxInactive: Duration {
+        get { .milliseconds(defaultMaxInactiveMilliseconds) }
+        set { defaultMaxInactiveMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// How long an ended session's tombstone keeps it from coming back. Default 10 minutes.
+    public var tombstoneLifetime: Duration {
+        get { .milliseconds(tombstoneLifetimeMilliseconds) }
+        set { tombstoneLifetimeMilliseconds = newValue.wholeMilliseconds }
+    }
+
+    /// The least move of the last-access time a read records. Default 1 second.
+    public var touchGranularity: Duration {
+        get { .milliseconds(touchGranularityMilliseconds) }
+        set { touchGranularityMilliseconds = newValue.wholeMilliseconds }
+    }
 
     /// The defaults, each explained on its property.
     public init(
         limits: SessionLimits = SessionLimits(), shardCount: Int = 64,
-        defaultMaxInactiveMilliseconds: Int64 = 30 * 60 * 1000,
-        tombstoneLifetimeMilliseconds: Int64 = 10 * 60 * 1000, maxTombstones: Int = 1_000_000,
-        maxRemovalsPerSession: Int = 64, touchGranularityMilliseconds: Int64 = 1000
+        defaultMaxInactive: Duration = .seconds(30 * 60),
+        tombstoneLifetime: Duration = .seconds(10 * 60), maxTombstones: Int = 1_000_000,
+        maxRemovalsPerSession: Int = 64, touchGranularity: Duration = .seconds(1)
     ) {
         self.limits = limits
         self.shardCount = max(1, shardCount)
-        self.defaultMaxInactiveMilliseconds = defaultMaxInactiveMilliseconds
-        self.tombstoneLifetimeMilliseconds = tombstoneLifetimeMilliseconds
+        self.defaultMaxInactiveMilliseconds = defaultMaxInactive.wholeMilliseconds
+        self.tombstoneLifetimeMilliseconds = tombstoneLifetime.wholeMilliseconds
         self.maxTombstones = maxTombstones
         self.maxRemovalsPerSession = maxRemovalsPerSession
-        self.touchGranularityMilliseconds = touchGranularityMilliseconds
+        self.touchGranularityMilliseconds = touchGranularity.wholeMilliseconds
     }
 }

@@ -99,6 +99,39 @@ import Testing
         simulation.partition([owner], from: simulation.liveIndices.filter { $0 != owner })
         simulation.run(for: 700)
         #expect(simulation.writeAndWait(through: owner, updated("k", "v"), to: session) == .failure(.notInMajority))
-        #expect(simulation.nodes[owner].node!.canServeReadLocally(session, now: simulation.localTime(owner)) == false)
+        #expect(simulation.nodes[owner].node!.canServeReadLocally(session, now: simulation.now) == false)
+    }
+
+    /// NTP or an operator stepping the wall clock moves no lease, suspects no peer and
+    /// starts no election: the core times those on its monotonic clock and uses the wall
+    /// clock only for sessions' times. (With one clock for both, the leader's step forward
+    /// made every member look silent for ten seconds and it removed them.)
+    @Test func aWallClockStepMovesNoLeaseAndRemovesNoMember() {
+        let simulation = Simulation.formed(nodes: 3, seed: 23)
+        let sessions = simulation.createSessions(12)
+        let leader = simulation.leader!
+        let follower = simulation.otherNode(than: leader)
+        let viewBefore = simulation.nodes[leader].node!.installedView
+        simulation.stepWallClock(node: leader, by: 10_000)
+        simulation.stepWallClock(node: follower, by: -10_000)
+        for round in 0..<20 {
+            for (index, session) in sessions.enumerated() {
+                let through = simulation.liveIndices[(round + index) % 3]
+                let result = simulation.writeAndWait(through: through, updated("step", "\(round)"), to: session, within: 300)
+                #expect(result?.isSuccess == true, "round \(round): \(String(describing: result))")
+            }
+            simulation.run(for: 50)
+        }
+        #expect(simulation.leader == leader)
+        #expect(simulation.nodes[leader].node!.installedView == viewBefore, "no member was removed or re-added")
+        // Sessions (idle timeout one hour) neither expired on the node ten seconds ahead nor
+        // on the one ten seconds behind.
+        for session in sessions {
+            guard case .found? = simulation.readAndWait(through: follower, session) else {
+                Issue.record("\(session) is gone after the wall clock steps")
+                continue
+            }
+        }
+        simulation.expectNoViolations()
     }
 }

@@ -159,9 +159,9 @@ extension ClusterSocketTests {
         try await TestCluster.with(2) { nodes in
             let session = try await nodes[0].create(attributes: ["k": AttributeValue(string: "v")])
             try await TestCluster.waitUntil("a node serves the session locally") {
-                nodes.contains { $0.routing.canServeLocally(session.id, now: WallClock.now()) }
+                nodes.contains { $0.routing.canServeLocally(session.id) }
             }
-            let owner = try #require(nodes.first { $0.routing.canServeLocally(session.id, now: WallClock.now()) })
+            let owner = try #require(nodes.first { $0.routing.canServeLocally(session.id) })
             let other = try #require(nodes.first { $0 !== owner })
             func lastAccess() throws -> Timestamp {
                 try #require(owner.store.load(session.id, now: WallClock.now(), touch: false)).lastAccessedAt

@@ -80,9 +80,9 @@ struct PrincipalIndexTests {
             let ids = [try await nodes[0].create(principal: "ada").id, try await nodes[1].create(principal: "ada").id]
             let record = nodes[0].principals.recordID(of: "ada")
             try await TestCluster.waitUntil("the owner of the index is known") {
-                nodes.contains { $0.routing.canServeLocally(record, now: WallClock.now()) }
+                nodes.contains { $0.routing.canServeLocally(record) }
             }
-            let owner = try #require(nodes.firstIndex { $0.routing.canServeLocally(record, now: WallClock.now()) })
+            let owner = try #require(nodes.firstIndex { $0.routing.canServeLocally(record) })
             await nodes[owner].shutdown()
             let survivors = nodes.indices.filter { $0 != owner }.map { nodes[$0] }
             // The index and both sessions were replicated: a leave loses none of them.

@@ -14,7 +14,7 @@ struct SessionEventTests {
     }
 
     @Test func createdInvalidatedRotatedAndExpiredAreEachDeliveredOnceByTheOwner() async throws {
-        try await TestCluster.with(2, configure: { $0.store.defaultMaxInactiveMilliseconds = 60_000 }) { nodes in
+        try await TestCluster.with(2, configure: { $0.store.defaultMaxInactive = .seconds(60) }) { nodes in
             let collected = Collected()
             let listeners = nodes.map { node in
                 let stream = node.events()

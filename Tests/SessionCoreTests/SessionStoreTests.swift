@@ -327,7 +327,7 @@ private let t0 = Timestamp(milliseconds: 1_000_000)
     }
 
     @Test func tombstonesAreBoundedInLifetimeAndCount() throws {
-        let store = SessionStore(configuration: .init(shardCount: 1, tombstoneLifetimeMilliseconds: 1000, maxTombstones: 10))
+        let store = SessionStore(configuration: .init(shardCount: 1, tombstoneLifetime: .seconds(1), maxTombstones: 10))
         for _ in 0..<25 { store.invalidate(try store.create(now: t0).id, now: t0) }
         #expect(store.tombstoneCount == 25)
         _ = store.sweepExpired(now: t0, isOwner: { _ in true })
