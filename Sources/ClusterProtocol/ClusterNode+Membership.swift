@@ -57,7 +57,7 @@ extension ClusterNode {
     }
 
     private func heard(from node: NodeID, now: Timestamp) {
-        peers[node, default: PeerState(lastHeard: now, lastLeaseReplyAt: now)].heard(at: now)
+        detector.heard(node, at: now)
     }
 
     func handleHeartbeat(_ heartbeat: Heartbeat, now: Timestamp, into effects: inout [Effect]) {
@@ -78,7 +78,7 @@ extension ClusterNode {
                 if !inView { sendView(to: heartbeat.from, now: now, into: &effects) }
                 return
             }
-            peers[heartbeat.from.id]?.lastLeaseReplyAt = now
+            detector.renewedLease(of: heartbeat.from.id, at: now)
         } else if !isMember {
             return
         }
@@ -91,8 +91,9 @@ extension ClusterNode {
         if reply.term > term { adoptTerm(reply.term, leader: nil) }
         guard let sentAt = heartbeatSentAt[reply.sequence], reply.term == term, isMember else { return }
         if role == .leader {
-            let previous = peers[reply.from.id]?.ackedHeartbeatSentAt ?? .zero
-            peers[reply.from.id]?.ackedHeartbeatSentAt = max(previous, sentAt)
+            if detector.isTracked(reply.from.id) {
+                ackedHeartbeatSentAt[reply.from.id] = max(ackedHeartbeatSentAt[reply.from.id] ?? .zero, sentAt)
+            }
         } else if reply.from.id == leaderID, reply.from.id == view?.leader || leaderID != nil {
             let until = sentAt.adding(milliseconds: configuration.leaseMilliseconds)
             leaseUntil = max(leaseUntil ?? until, until)
@@ -114,7 +115,7 @@ extension ClusterNode {
             sendTimes[0] = now
             var count = 1
             for member in view.members where member.id != id {
-                if let acked = peers[member.id]?.ackedHeartbeatSentAt {
+                if let acked = ackedHeartbeatSentAt[member.id] {
                     sendTimes[count] = acked
                     count += 1
                 }
@@ -142,38 +143,23 @@ extension ClusterNode {
     func detectFailures(now: Timestamp, into effects: inout [Effect]) {
         guard role == .leader, let view else { return }
         let others = view.members.filter { $0.id != id }
-        for member in others {
-            guard var peer = peers[member.id] else {
-                peers[member.id] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
-                continue
+        for suspect in detector.newSuspects(among: others.map(\.id), at: now) {
+            let helpers = others.filter {
+                $0.id != suspect && detector.heard($0.id, within: configuration.suspectAfterMilliseconds, at: now)
             }
-            let silence = now.milliseconds(since: peer.lastHeard)
-            if silence >= configuration.suspectAfterMilliseconds, peer.probingSince == nil {
-                peer.probingSince = now
-                let helpers = others.filter { $0.id != member.id && now.milliseconds(since: peers[$0.id]?.lastHeard ?? .zero) < configuration.suspectAfterMilliseconds }
-                if !helpers.isEmpty {
-                    for offset in 0..<min(Timing.probeFanout, helpers.count) {
-                        nextProbeID += 1
-                        let helper = helpers[(Int(nextProbeID) + offset) % helpers.count]
-                        let probe = ProbeRequest(from: id, target: member.id, probeID: nextProbeID)
-                        effects.append(.send(.probeRequest(probe), to: helper, channel: .datagram))
-                    }
-                }
+            guard !helpers.isEmpty else { continue }
+            for offset in 0..<min(Timing.probeFanout, helpers.count) {
+                nextProbeID += 1
+                let helper = helpers[(Int(nextProbeID) + offset) % helpers.count]
+                let probe = ProbeRequest(from: id, target: suspect, probeID: nextProbeID)
+                effects.append(.send(.probeRequest(probe), to: helper, channel: .datagram))
             }
-            peers[member.id] = peer
         }
     }
 
-    /// True when the leader may remove `member`: silent past `downAfter` (twice that when a
-    /// probe vouched for it), and its lease has surely lapsed.
+    /// True when the leader may remove `member` (``FailureDetector/isDown(_:at:)``).
     func isDown(_ member: Member, now: Timestamp) -> Bool {
-        guard let peer = peers[member.id] else { return false }
-        let silence = now.milliseconds(since: peer.lastHeard)
-        let vouched = peer.probeAliveAt.map { now.milliseconds(since: $0) < configuration.suspectAfterMilliseconds } ?? false
-        let limit = vouched ? 2 * configuration.downAfterMilliseconds : configuration.downAfterMilliseconds
-        let leaseLapsed = now.milliseconds(since: peer.lastLeaseReplyAt)
-            >= configuration.leaseMilliseconds + configuration.maxClockDriftMilliseconds
-        return silence >= limit && leaseLapsed
+        detector.isDown(member.id, at: now)
     }
 
     func handleProbeRequest(_ request: ProbeRequest, now: Timestamp, into effects: inout [Effect]) {
@@ -185,19 +171,19 @@ extension ClusterNode {
         // double the time to remove it (1.2 s instead of 0.6 s).
         let window = max(configuration.heartbeatIntervalMilliseconds,
             configuration.suspectAfterMilliseconds - configuration.heartbeatIntervalMilliseconds)
-        let alive = peers[request.target].map { now.milliseconds(since: $0.lastHeard) < window } ?? false
+        let alive = detector.heard(request.target, within: window, at: now)
         let reply = ProbeReply(from: id, target: request.target, probeID: request.probeID, alive: alive)
         send(.probeReply(reply), to: request.from, .datagram, into: &effects)
     }
 
     func handleProbeReply(_ reply: ProbeReply, now: Timestamp) {
         noteAlive(reply.from, now: now)
-        if reply.alive { peers[reply.target]?.probeAliveAt = now }
+        if reply.alive { detector.vouched(for: reply.target, at: now) }
     }
 
     // MARK: Election
 
-    func adoptTerm(_ newTerm: UInt64, leader: NodeID?) {
+    func adoptTerm(_ newTerm: Term, leader: NodeID?) {
         guard newTerm > term else { return }
         term = newTerm
         votedFor = leader
@@ -216,7 +202,7 @@ extension ClusterNode {
         guard view.members.contains(me) else { return false }
         let window = configuration.electionTimeoutMilliseconds.upperBound
         let heard = view.members.filter { member in
-            member.id == id || peers[member.id].map { now.milliseconds(since: $0.lastHeard) < window } ?? false
+            member.id == id || detector.heard(member.id, within: window, at: now)
         }.count
         return heard >= view.members.count / 2 + 1
     }
@@ -229,7 +215,7 @@ extension ClusterNode {
     func startElection(now: Timestamp, into effects: inout [Effect]) {
         resetElectionDeadline(now: now)
         guard mayStandForElection(now: now) else { return }
-        term += 1
+        term = term.next
         role = .candidate
         votedFor = id
         leaderID = nil
@@ -286,19 +272,15 @@ extension ClusterNode {
         leaderContactAt = now
         // Nobody has been heard by this leader yet: count everyone as heard now, and as
         // answered now, so nobody is removed before a full lease has surely lapsed.
-        for key in peers.keys.sorted() {
-            peers[key]?.lastHeard = now
-            peers[key]?.lastLeaseReplyAt = now
-            peers[key]?.probingSince = nil
-            peers[key]?.ackedHeartbeatSentAt = nil
-        }
+        detector.restartAll(at: now)
+        ackedHeartbeatSentAt.removeAll()
         var members = view?.members ?? []
         if !isMember {
             // The first view: this node and every seed that voted or asked to join.
             members = [me] + known.values.filter { $0.id != id && (votes.contains($0.id) || pendingJoins[$0.id] != nil) }
             pendingJoins = pendingJoins.filter { entry in !members.contains(where: { $0.id == entry.key }) }
         }
-        publish(View(term: term, epoch: (view?.epoch ?? 0) + 1, leader: id, members: members), now: now, into: &effects)
+        publish(View(term: term, epoch: (view?.epoch ?? 0).next, leader: id, members: members), now: now, into: &effects)
         sendHeartbeats(now: now, into: &effects)
     }
 
@@ -360,7 +342,9 @@ extension ClusterNode {
                     members.removeAll { $0.id == joiner }
                 }
                 members.append(member)
-                peers[joiner] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
+                detector.reset(joiner, at: now)
+                ackedHeartbeatSentAt[joiner] = nil
+                lastViewSentAt[joiner] = nil
             } else if mayRemoveSilentMember(now: now),
                 let down = members.first(where: { $0.id != id && isDown($0, now: now) && removalKeepsAcknowledgedWrites($0, now: now) })
             {
@@ -371,7 +355,7 @@ extension ClusterNode {
                 return
             }
             guard let view else { return }
-            publish(View(term: term, epoch: view.epoch + 1, leader: id, members: members), now: now, into: &effects)
+            publish(View(term: term, epoch: view.epoch.next, leader: id, members: members), now: now, into: &effects)
         }
     }
 
@@ -401,7 +385,7 @@ extension ClusterNode {
         guard let table else { return true }
         let silent = { (node: NodeID) -> Bool in
             node == member.id
-                || (node != self.id && self.peers[node].map { now.milliseconds(since: $0.lastHeard) >= self.configuration.suspectAfterMilliseconds } ?? true)
+                || (node != self.id && !self.detector.heard(node, within: self.configuration.suspectAfterMilliseconds, at: now))
         }
         for replicas in table.replicas where replicas.contains(member.id) {
             if replicas.count(where: silent) > guaranteedBackups { return false }
@@ -416,14 +400,14 @@ extension ClusterNode {
         for member in previous where !newView.members.contains(member) { recipients.append(member) }
         for member in recipients where member.id != id {
             effects.append(.send(.view(newView), to: member, channel: .stream))
-            peers[member.id]?.lastViewSentAt = now
+            if detector.isTracked(member.id) { lastViewSentAt[member.id] = now }
         }
     }
 
     func sendView(to member: Member, now: Timestamp, into effects: inout [Effect]) {
         guard let view, member.id != id else { return }
-        if let sent = peers[member.id]?.lastViewSentAt, now.milliseconds(since: sent) < configuration.heartbeatIntervalMilliseconds { return }
-        peers[member.id]?.lastViewSentAt = now
+        if let sent = lastViewSentAt[member.id], now.milliseconds(since: sent) < configuration.heartbeatIntervalMilliseconds { return }
+        if detector.isTracked(member.id) { lastViewSentAt[member.id] = now }
         effects.append(.send(.view(view), to: member, channel: .stream))
     }
 

@@ -48,9 +48,7 @@ extension ClusterNode {
         for member in newView.members {
             if let current = known[member.id], current.incarnation > member.incarnation { continue }
             known[member.id] = member
-            if member.id != id && peers[member.id] == nil {
-                peers[member.id] = PeerState(lastHeard: now, lastLeaseReplyAt: now)
-            }
+            if member.id != id { detector.track(member.id, at: now) }
         }
         effects.append(.installedView(newView))
         guard newView.members.contains(me) else {

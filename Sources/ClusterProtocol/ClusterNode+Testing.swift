@@ -4,7 +4,7 @@ extension ClusterNode {
     /// This node's role.
     package var currentRole: ClusterStatus.Role { role }
     /// This node's term.
-    package var currentTerm: UInt64 { term }
+    package var currentTerm: Term { term }
     /// The installed view, if any.
     package var installedView: View? { view }
     /// This node as a member (its incarnation rises when it rejoins after being declared down).

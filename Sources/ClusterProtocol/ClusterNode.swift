@@ -64,7 +64,7 @@ package final class ClusterNode {
     var lastNow: Timestamp?
 
     // MARK: Election
-    var term: UInt64 = 0
+    var term: Term = 0
     var votedFor: NodeID?
     var role: ClusterStatus.Role = .follower
     var leaderID: NodeID?
@@ -77,7 +77,11 @@ package final class ClusterNode {
     var view: View? { didSet { refreshMembership() } }
     var table: PartitionTable?
     var known: [NodeID: Member] = [:]
-    var peers: [NodeID: PeerState] = [:]
+    var detector: FailureDetector
+    /// Leader: the send time of the newest heartbeat each peer answered (its own lease).
+    var ackedHeartbeatSentAt: [NodeID: Timestamp] = [:]
+    /// The last time this node sent each peer its view (a rate limit).
+    var lastViewSentAt: [NodeID: Timestamp] = [:]
     var heartbeatSequence: UInt64 = 0
     var heartbeatSentAt: [UInt64: Timestamp] = [:]
     var nextHeartbeatAt = Timestamp.zero
@@ -127,6 +131,7 @@ package final class ClusterNode {
         self.configuration = configuration
         self.store = store
         self.incarnation = configuration.incarnation
+        self.detector = FailureDetector(timing: FailureDetector.Timing(configuration))
         self.random = SeededRandom(seed: configuration.randomSeed ^ PartitionTable.idHash(configuration.id))
     }
 
@@ -244,7 +249,7 @@ package final class ClusterNode {
         if let lastNow, now < lastNow {
             leaseUntil = nil
             heartbeatSentAt.removeAll()
-            for key in peers.keys { peers[key]?.ackedHeartbeatSentAt = nil }
+            ackedHeartbeatSentAt.removeAll()
         }
         lastNow = max(lastNow ?? now, now)
     }
@@ -269,12 +274,8 @@ package final class ClusterNode {
     package var status: ClusterStatus {
         let now = lastNow ?? .zero
         let members = (view?.members ?? []).map { member -> ClusterStatus.MemberStatus in
-            guard member.id != id, let peer = peers[member.id] else { return .init(member: member, state: .alive) }
-            let silence = now.milliseconds(since: peer.lastHeard)
-            let state: ClusterStatus.MemberState =
-                silence >= configuration.downAfterMilliseconds ? .down
-                : silence >= configuration.suspectAfterMilliseconds ? .suspect : .alive
-            return .init(member: member, state: state)
+            guard member.id != id else { return .init(member: member, state: .alive) }
+            return .init(member: member, state: detector.state(of: member.id, at: now))
         }
         return ClusterStatus(
             id: id, incarnation: incarnation, term: term, leader: leaderID, role: role, viewEpoch: view?.epoch ?? 0,

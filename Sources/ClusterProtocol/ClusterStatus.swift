@@ -33,13 +33,13 @@ public struct ClusterStatus: Hashable, Sendable {
     /// This node's current incarnation (raised when it rejoins after being declared down).
     public var incarnation: UInt64
     /// The election term this node is in.
-    public var term: UInt64
+    public var term: Term
     /// The leader this node follows, if known.
     public var leader: NodeID?
     /// This node's role.
     public var role: Role
     /// The installed view's epoch (0 before any view).
-    public var viewEpoch: UInt64
+    public var viewEpoch: Epoch
     /// The installed view's members with the state this node sees them in.
     public var members: [MemberStatus]
     /// Partitions this node owns.

@@ -34,6 +34,40 @@ public struct PeerAddress: Hashable, Comparable, Sendable, CustomStringConvertib
     public var description: String { "\(host):\(port)" }
 }
 
+/// A number that only grows, tagged with what it counts, so that a term cannot be passed
+/// where an epoch is meant (both were bare `UInt64`s once).
+public struct TaggedNumber<Tag: NumberTag>: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible,
+    ExpressibleByIntegerLiteral
+{
+    /// The number.
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public init(integerLiteral value: UInt64) { self.rawValue = value }
+    /// The number after this one.
+    package var next: Self { Self(rawValue: rawValue + 1) }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { "\(Tag.prefix)\(rawValue)" }
+}
+
+/// What a ``TaggedNumber`` counts.
+public protocol NumberTag: Sendable {
+    /// Printed before the number: `t7`, `e12`.
+    static var prefix: String { get }
+}
+
+/// An election term, as in Raft: a candidate raises it, a node adopts any higher one it
+/// hears, and there is at most one leader per term (I2).
+public typealias Term = TaggedNumber<TermTag>
+/// Tags ``Term``.
+public enum TermTag: NumberTag { public static var prefix: String { "t" } }
+
+/// A view's number: grows with every view a leader publishes, within and across terms.
+/// Deltas carry it, so a backup applies only batches of the view it is in (a deposed
+/// owner's writes are fenced off). 0 before any view.
+public typealias Epoch = TaggedNumber<EpochTag>
+/// Tags ``Epoch``.
+public enum EpochTag: NumberTag { public static var prefix: String { "e" } }
+
 /// A member of a view: who and where.
 public struct Member: Hashable, Sendable, CustomStringConvertible {
     /// The node's id.
@@ -56,15 +90,15 @@ public struct Member: Hashable, Sendable, CustomStringConvertible {
 /// same partition table. `epoch` grows with every change within and across terms.
 package struct View: Hashable, Sendable {
     /// The election term the leader was elected in.
-    package var term: UInt64
+    package var term: Term
     /// Grows with every published view.
-    package var epoch: UInt64
+    package var epoch: Epoch
     /// The leader that published it.
     package var leader: NodeID
     /// The members, sorted by id.
     package var members: [Member]
     /// Creates a view; members are sorted by id.
-    package init(term: UInt64, epoch: UInt64, leader: NodeID, members: [Member]) {
+    package init(term: Term, epoch: Epoch, leader: NodeID, members: [Member]) {
         self.term = term
         self.epoch = epoch
         self.leader = leader

@@ -44,13 +44,13 @@ package enum ClusterMessage: Hashable, Sendable {
 /// receiver's lease: a member acknowledges writes only while its lease is valid.
 package struct Heartbeat: Hashable, Sendable {
     package var from: Member
-    package var term: UInt64
-    package var viewEpoch: UInt64
+    package var term: Term
+    package var viewEpoch: Epoch
     /// Numbers heartbeats from this sender, so a reply can be matched to the send time.
     package var sequence: UInt64
     /// True when the sender is the leader of `term` (the receiver renews its lease).
     package var fromLeader: Bool
-    package init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64, fromLeader: Bool) {
+    package init(from: Member, term: Term, viewEpoch: Epoch, sequence: UInt64, fromLeader: Bool) {
         self.from = from
         self.term = term
         self.viewEpoch = viewEpoch
@@ -62,11 +62,11 @@ package struct Heartbeat: Hashable, Sendable {
 /// The answer to a ``Heartbeat``.
 package struct HeartbeatReply: Hashable, Sendable {
     package var from: Member
-    package var term: UInt64
-    package var viewEpoch: UInt64
+    package var term: Term
+    package var viewEpoch: Epoch
     /// The sequence of the heartbeat answered.
     package var sequence: UInt64
-    package init(from: Member, term: UInt64, viewEpoch: UInt64, sequence: UInt64) {
+    package init(from: Member, term: Term, viewEpoch: Epoch, sequence: UInt64) {
         self.from = from
         self.term = term
         self.viewEpoch = viewEpoch
@@ -103,10 +103,10 @@ package struct ProbeReply: Hashable, Sendable {
 /// A candidate's request for a vote in `term`.
 package struct VoteRequest: Hashable, Sendable {
     package var candidate: Member
-    package var term: UInt64
+    package var term: Term
     /// The newest view epoch the candidate knows; voters refuse candidates behind them.
-    package var lastViewEpoch: UInt64
-    package init(candidate: Member, term: UInt64, lastViewEpoch: UInt64) {
+    package var lastViewEpoch: Epoch
+    package init(candidate: Member, term: Term, lastViewEpoch: Epoch) {
         self.candidate = candidate
         self.term = term
         self.lastViewEpoch = lastViewEpoch
@@ -116,9 +116,9 @@ package struct VoteRequest: Hashable, Sendable {
 /// A voter's answer.
 package struct VoteReply: Hashable, Sendable {
     package var from: NodeID
-    package var term: UInt64
+    package var term: Term
     package var granted: Bool
-    package init(from: NodeID, term: UInt64, granted: Bool) {
+    package init(from: NodeID, term: Term, granted: Bool) {
         self.from = from
         self.term = term
         self.granted = granted
@@ -140,11 +140,11 @@ package struct JoinRequest: Hashable, Sendable {
 package struct DeltaBatch: Hashable, Sendable {
     package var from: NodeID
     /// The view epoch the sender routed the batch by.
-    package var viewEpoch: UInt64
+    package var viewEpoch: Epoch
     /// Grows by one per batch from this sender to this receiver.
     package var sequence: UInt64
     package var deltas: [SessionDelta]
-    package init(from: NodeID, viewEpoch: UInt64, sequence: UInt64, deltas: [SessionDelta]) {
+    package init(from: NodeID, viewEpoch: Epoch, sequence: UInt64, deltas: [SessionDelta]) {
         self.from = from
         self.viewEpoch = viewEpoch
         self.sequence = sequence
@@ -227,11 +227,11 @@ extension ClusterFailure: Error {}
 package struct StateTransferRequest: Hashable, Sendable {
     package var from: NodeID
     package var transferID: UInt64
-    package var viewEpoch: UInt64
+    package var viewEpoch: Epoch
     package var partitions: [Int]
     /// Single sessions wanted (gap repair); empty for a partition transfer.
     package var sessions: [SessionID]
-    package init(from: NodeID, transferID: UInt64, viewEpoch: UInt64, partitions: [Int], sessions: [SessionID] = []) {
+    package init(from: NodeID, transferID: UInt64, viewEpoch: Epoch, partitions: [Int], sessions: [SessionID] = []) {
         self.from = from
         self.transferID = transferID
         self.viewEpoch = viewEpoch

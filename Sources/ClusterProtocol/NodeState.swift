@@ -1,31 +1,9 @@
 import SessionCore
 
-/// What a node tracks about one peer for failure detection and leases.
-struct PeerState {
-    /// The last time anything arrived from the peer.
-    var lastHeard: Timestamp
-    /// When the current suspicion started (probes were sent), nil while the peer is heard.
-    var probingSince: Timestamp?
-    /// The last time a probe through another member said the peer is alive.
-    var probeAliveAt: Timestamp?
-    /// Leader: the last time it replied to the peer's heartbeat (so renewed its lease).
-    var lastLeaseReplyAt: Timestamp
-    /// Leader: the send time of the newest heartbeat the peer answered (for the leader's own lease).
-    var ackedHeartbeatSentAt: Timestamp?
-    /// The last time this node sent the peer its view (rate limit).
-    var lastViewSentAt: Timestamp?
-
-    /// Something arrived from the peer at `now`: it is not suspected.
-    mutating func heard(at now: Timestamp) {
-        lastHeard = max(lastHeard, now)
-        probingSince = nil
-    }
-}
-
 /// A state transfer this node is receiving: the partitions it holds but lacks.
 struct FillState {
     /// The view epoch the transfer serves; a new view restarts it.
-    var epoch: UInt64
+    var epoch: Epoch
     var partitions: [Int]
     /// Sources that must finish: every other member of the view.
     var awaiting: [NodeID: TransferSource]
@@ -49,7 +27,7 @@ struct TransferSource {
 struct OutgoingTransfer {
     var transferID: UInt64
     /// The view epoch of the request, to tell a stale credit from a new request.
-    var viewEpoch: UInt64
+    var viewEpoch: Epoch
     var ids: [SessionID]
     var cursor = 0
     var nextIndex: UInt32 = 0

@@ -55,7 +55,7 @@ package final class Checker {
     package internal(set) var endAttempted: Set<SessionID> = []
     /// Sessions whose end was acknowledged, and when (I5).
     package internal(set) var ended: [SessionID: Timestamp] = [:]
-    var leaders: [UInt64: NodeID] = [:]
+    var leaders: [Term: NodeID] = [:]
     /// The session the last final-check violation is about, for debugging.
     package internal(set) var problemSession: SessionID?
 

@@ -87,7 +87,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         var response = try await next(request, context)
         let ending = context.session.end(loadedID: loaded?.id)
         if let principal = ending.endAllOf {
-            try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.invalidateAll(of: principal) }
+            _ = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.invalidateAll(of: principal) }
         }
         if let id = ending.invalidate {
             _ = try await Self.unlessEnded { () async throws(SessionClusterError) in try await cluster.invalidate(id) }

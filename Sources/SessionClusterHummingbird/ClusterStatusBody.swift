@@ -25,10 +25,10 @@ struct ClusterStatusBody: Encodable {
     init(_ status: ClusterStatus) {
         node = status.id.rawValue
         incarnation = status.incarnation
-        term = status.term
+        term = status.term.rawValue
         leader = status.leader?.rawValue
         role = "\(status.role)"
-        viewEpoch = status.viewEpoch
+        viewEpoch = status.viewEpoch.rawValue
         members = status.members.map { MemberBody(id: $0.member.id.rawValue, address: "\($0.member.address)", state: "\($0.state)") }
         partitionsOwned = status.partitionsOwned
         partitionsBacked = status.partitionsBacked

@@ -14,7 +14,7 @@ extension Heartbeat: WireCodable {
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
-            from: try reader.read(), term: try reader.readVarint("term"), viewEpoch: try reader.readVarint("viewEpoch"),
+            from: try reader.read(), term: try reader.readTerm("term"), viewEpoch: try reader.readEpoch("viewEpoch"),
             sequence: try reader.readVarint("sequence"), fromLeader: try reader.readBool("fromLeader"))
     }
 }
@@ -29,7 +29,7 @@ extension HeartbeatReply: WireCodable {
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
-            from: try reader.read(), term: try reader.readVarint("term"), viewEpoch: try reader.readVarint("viewEpoch"),
+            from: try reader.read(), term: try reader.readTerm("term"), viewEpoch: try reader.readEpoch("viewEpoch"),
             sequence: try reader.readVarint("sequence"))
     }
 }
@@ -69,7 +69,7 @@ extension VoteRequest: WireCodable {
         writer.writeVarint(lastViewEpoch)
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
-        self.init(candidate: try reader.read(), term: try reader.readVarint("term"), lastViewEpoch: try reader.readVarint("lastViewEpoch"))
+        self.init(candidate: try reader.read(), term: try reader.readTerm("term"), lastViewEpoch: try reader.readEpoch("lastViewEpoch"))
     }
 }
 
@@ -81,7 +81,7 @@ extension VoteReply: WireCodable {
         writer.writeBool(granted)
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
-        self.init(from: try reader.read(), term: try reader.readVarint("term"), granted: try reader.readBool("granted"))
+        self.init(from: try reader.read(), term: try reader.readTerm("term"), granted: try reader.readBool("granted"))
     }
 }
 
@@ -106,7 +106,7 @@ extension View: WireCodable {
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
-            term: try reader.readVarint("term"), epoch: try reader.readVarint("epoch"), leader: try reader.read(),
+            term: try reader.readTerm("term"), epoch: try reader.readEpoch("epoch"), leader: try reader.read(),
             members: try reader.readArray("members"))
     }
 }
@@ -121,7 +121,7 @@ extension DeltaBatch: WireCodable {
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
-            from: try reader.read(), viewEpoch: try reader.readVarint("viewEpoch"), sequence: try reader.readVarint("sequence"),
+            from: try reader.read(), viewEpoch: try reader.readEpoch("viewEpoch"), sequence: try reader.readVarint("sequence"),
             deltas: try reader.readArray("deltas"))
     }
 }
@@ -224,7 +224,7 @@ extension StateTransferRequest: WireCodable {
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
-            from: try reader.read(), transferID: try reader.readVarint("transferID"), viewEpoch: try reader.readVarint("viewEpoch"),
+            from: try reader.read(), transferID: try reader.readVarint("transferID"), viewEpoch: try reader.readEpoch("viewEpoch"),
             partitions: try reader.readArray("partitions", minimumElementBytes: 1) { reader throws(WireError) in
                 try reader.readInt("partitions")
             },

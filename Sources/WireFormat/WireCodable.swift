@@ -49,6 +49,14 @@ extension BinaryWriter {
     mutating func writeTimestamp(_ timestamp: Timestamp) {
         writeVarint(timestamp.milliseconds)
     }
+
+    mutating func writeVarint(_ term: Term) { writeVarint(term.rawValue) }
+    mutating func writeVarint(_ epoch: Epoch) { writeVarint(epoch.rawValue) }
+}
+
+extension BinaryReader {
+    mutating func readTerm(_ field: StaticString) throws(WireError) -> Term { Term(rawValue: try readVarint(field)) }
+    mutating func readEpoch(_ field: StaticString) throws(WireError) -> Epoch { Epoch(rawValue: try readVarint(field)) }
 }
 
 // MARK: - Identity

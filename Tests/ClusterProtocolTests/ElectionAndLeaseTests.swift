@@ -43,7 +43,7 @@ import Testing
     @Test func atMostOneLeaderPerTermAcrossManyElections() {
         // Leaders crash one after another; the checker holds I2 after every step.
         let simulation = Simulation.formed(nodes: 5, seed: 11)
-        var terms: Set<UInt64> = []
+        var terms: Set<Term> = []
         for _ in 0..<3 {
             guard let leader = simulation.leader else { break }
             terms.insert(simulation.nodes[leader].node!.currentTerm)

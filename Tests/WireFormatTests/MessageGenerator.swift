@@ -141,15 +141,15 @@ struct MessageGenerator {
     /// A random message of the case numbered `kind` (0 to 16, in `ClusterMessage` order).
     mutating func message(kind: Int) -> ClusterMessage {
         switch kind {
-        case 0: .heartbeat(Heartbeat(from: member(), term: integer(), viewEpoch: integer(), sequence: integer(), fromLeader: bool()))
-        case 1: .heartbeatReply(HeartbeatReply(from: member(), term: integer(), viewEpoch: integer(), sequence: integer()))
+        case 0: .heartbeat(Heartbeat(from: member(), term: Term(rawValue: integer()), viewEpoch: Epoch(rawValue: integer()), sequence: integer(), fromLeader: bool()))
+        case 1: .heartbeatReply(HeartbeatReply(from: member(), term: Term(rawValue: integer()), viewEpoch: Epoch(rawValue: integer()), sequence: integer()))
         case 2: .probeRequest(ProbeRequest(from: nodeID(), target: nodeID(), probeID: integer()))
         case 3: .probeReply(ProbeReply(from: nodeID(), target: nodeID(), probeID: integer(), alive: bool()))
-        case 4: .voteRequest(VoteRequest(candidate: member(), term: integer(), lastViewEpoch: integer()))
-        case 5: .voteReply(VoteReply(from: nodeID(), term: integer(), granted: bool()))
+        case 4: .voteRequest(VoteRequest(candidate: member(), term: Term(rawValue: integer()), lastViewEpoch: Epoch(rawValue: integer())))
+        case 5: .voteReply(VoteReply(from: nodeID(), term: Term(rawValue: integer()), granted: bool()))
         case 6: .joinRequest(JoinRequest(member: member(), leaving: bool()))
-        case 7: .view(View(term: integer(), epoch: integer(), leader: nodeID(), members: array(max: 7) { $0.member() }))
-        case 8: .deltaBatch(DeltaBatch(from: nodeID(), viewEpoch: integer(), sequence: integer(), deltas: array(max: 8) { $0.delta() }))
+        case 7: .view(View(term: Term(rawValue: integer()), epoch: Epoch(rawValue: integer()), leader: nodeID(), members: array(max: 7) { $0.member() }))
+        case 8: .deltaBatch(DeltaBatch(from: nodeID(), viewEpoch: Epoch(rawValue: integer()), sequence: integer(), deltas: array(max: 8) { $0.delta() }))
         case 9: .deltaAck(DeltaAck(from: nodeID(), sequence: integer(), needSnapshots: array(max: 5) { $0.sessionID() }))
         case 10:
             .forwardedWrite(ForwardedWrite(
@@ -159,7 +159,7 @@ struct MessageGenerator {
             .writeReply(WriteReply(from: nodeID(), requestID: RequestID(integer()), result: bool() ? .success(integer()) : .failure(failure())))
         case 12:
             .stateTransferRequest(StateTransferRequest(
-                from: nodeID(), transferID: integer(), viewEpoch: integer(), partitions: array(max: 10) { $0.int() },
+                from: nodeID(), transferID: integer(), viewEpoch: Epoch(rawValue: integer()), partitions: array(max: 10) { $0.int() },
                 sessions: array(max: 4) { $0.sessionID() }))
         case 13:
             .stateTransferChunk(StateTransferChunk(
