@@ -220,7 +220,7 @@ extension ClusterNode {
         votedFor = id
         leaderID = nil
         votes = [id]
-        let request = VoteRequest(candidate: me, term: term, lastViewEpoch: view?.epoch ?? 0)
+        let request = VoteRequest(from: me, term: term, lastViewEpoch: view?.epoch ?? 0)
         if let view, isMember {
             for member in view.members where member.id != id {
                 effects.append(.send(.voteRequest(request), to: member, channel: .stream))
@@ -235,24 +235,24 @@ extension ClusterNode {
     }
 
     func handleVoteRequest(_ request: VoteRequest, now: Timestamp, into effects: inout [Effect]) {
-        noteAlive(request.candidate, now: now)
+        noteAlive(request.from, now: now)
         let heardLeaderRecently = leaderContactAt.map {
             now.milliseconds(since: $0) < configuration.electionTimeoutMilliseconds.lowerBound
         } ?? false
-        let sticky = (heardLeaderRecently && request.candidate.id != leaderID) || (role == .leader && leaseValid(now: now))
+        let sticky = (heardLeaderRecently && request.from.id != leaderID) || (role == .leader && leaseValid(now: now))
         if request.term > term && !sticky { adoptTerm(request.term, leader: nil) }
         var granted = false
         if request.term == term && !sticky && role != .leader {
             let myEpoch = view?.epoch ?? 0
             let upToDate = request.lastViewEpoch >= myEpoch && (view != nil || request.lastViewEpoch == 0)
-            if upToDate && (votedFor == nil || votedFor == request.candidate.id) {
-                votedFor = request.candidate.id
+            if upToDate && (votedFor == nil || votedFor == request.from.id) {
+                votedFor = request.from.id
                 granted = true
                 resetElectionDeadline(now: now)
             }
         }
         let reply = VoteReply(from: id, term: term, granted: granted)
-        effects.append(.send(.voteReply(reply), to: request.candidate, channel: .stream))
+        effects.append(.send(.voteReply(reply), to: request.from, channel: .stream))
     }
 
     func handleVoteReply(_ reply: VoteReply, now: Timestamp, into effects: inout [Effect]) {
@@ -288,7 +288,7 @@ extension ClusterNode {
 
     func sendJoinRequests(now: Timestamp, into effects: inout [Effect]) {
         lastJoinRequestAt = now
-        let request = JoinRequest(member: me, leaving: leaving)
+        let request = JoinRequest(from: me, leaving: leaving)
         if let leader = view?.leader ?? leaderID, leader != id, let member = view?.members.first(where: { $0.id == leader }) ?? known[leader] {
             effects.append(.send(.joinRequest(request), to: member, channel: .stream))
             return
@@ -300,23 +300,23 @@ extension ClusterNode {
     }
 
     func handleJoinRequest(_ request: JoinRequest, now: Timestamp, into effects: inout [Effect]) {
-        noteAlive(request.member, now: now)
+        noteAlive(request.from, now: now)
         guard role == .leader, let view else {
             // Not the leader: tell the joiner who is (by our view) and pass the request on.
-            if let view { sendView(to: request.member, now: now, into: &effects) }
+            if let view { sendView(to: request.from, now: now, into: &effects) }
             if let leaderID, leaderID != id, role != .leader {
                 send(.joinRequest(request), to: leaderID, .stream, into: &effects)
             }
-            if view == nil && !request.leaving { pendingJoins[request.member.id] = request.member }
+            if view == nil && !request.leaving { pendingJoins[request.from.id] = request.from }
             return
         }
         if request.leaving {
-            if view.members.contains(request.member) { pendingLeaves.insert(request.member.id) }
-        } else if view.members.contains(request.member) {
-            sendView(to: request.member, now: now, into: &effects)
-        } else if request.member.incarnation > (removedIncarnation[request.member.id] ?? 0) {
-            if let current = view.members.first(where: { $0.id == request.member.id }), current.incarnation > request.member.incarnation { return }
-            pendingJoins[request.member.id] = request.member
+            if view.members.contains(request.from) { pendingLeaves.insert(request.from.id) }
+        } else if view.members.contains(request.from) {
+            sendView(to: request.from, now: now, into: &effects)
+        } else if request.from.incarnation > (removedIncarnation[request.from.id] ?? 0) {
+            if let current = view.members.first(where: { $0.id == request.from.id }), current.incarnation > request.from.incarnation { return }
+            pendingJoins[request.from.id] = request.from
         }
         publishPendingChanges(now: now, into: &effects)
     }
@@ -441,7 +441,7 @@ extension ClusterNode {
             // A leader cannot remove itself: it steps down and lets the others elect.
             role = .follower
             leaderID = nil
-            let request = JoinRequest(member: me, leaving: true)
+            let request = JoinRequest(from: me, leaving: true)
             for member in view?.members ?? [] where member.id != id {
                 effects.append(.send(.joinRequest(request), to: member, channel: .stream))
             }

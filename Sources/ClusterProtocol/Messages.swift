@@ -40,6 +40,32 @@ package enum ClusterMessage: Hashable, Sendable {
     case error(ProtocolErrorMessage)
 }
 
+extension ClusterMessage {
+    /// The node that sent the message, whatever the message: every message but a view and
+    /// an error names it in `from` (a view names its leader, which may have been relayed).
+    package var senderID: NodeID? {
+        switch self {
+        case .heartbeat(let message): message.from.id
+        case .heartbeatReply(let message): message.from.id
+        case .probeRequest(let message): message.from
+        case .probeReply(let message): message.from
+        case .voteRequest(let message): message.from.id
+        case .voteReply(let message): message.from
+        case .joinRequest(let message): message.from.id
+        case .view(let message): message.leader
+        case .deltaBatch(let message): message.from
+        case .deltaAck(let message): message.from
+        case .forwardedWrite(let message): message.from
+        case .writeReply(let message): message.from
+        case .stateTransferRequest(let message): message.from
+        case .stateTransferChunk(let message): message.from
+        case .readRequest(let message): message.from
+        case .readReply(let message): message.from
+        case .error: nil
+        }
+    }
+}
+
 /// Sent every heartbeat interval to every member. From the leader it also renews the
 /// receiver's lease: a member acknowledges writes only while its lease is valid.
 package struct Heartbeat: Hashable, Sendable {
@@ -102,12 +128,13 @@ package struct ProbeReply: Hashable, Sendable {
 
 /// A candidate's request for a vote in `term`.
 package struct VoteRequest: Hashable, Sendable {
-    package var candidate: Member
+    /// The candidate.
+    package var from: Member
     package var term: Term
     /// The newest view epoch the candidate knows; voters refuse candidates behind them.
     package var lastViewEpoch: Epoch
-    package init(candidate: Member, term: Term, lastViewEpoch: Epoch) {
-        self.candidate = candidate
+    package init(from: Member, term: Term, lastViewEpoch: Epoch) {
+        self.from = from
         self.term = term
         self.lastViewEpoch = lastViewEpoch
     }
@@ -127,10 +154,11 @@ package struct VoteReply: Hashable, Sendable {
 
 /// A node asks to join (or, with `leaving`, to leave) the view.
 package struct JoinRequest: Hashable, Sendable {
-    package var member: Member
+    /// The node that asks.
+    package var from: Member
     package var leaving: Bool
-    package init(member: Member, leaving: Bool = false) {
-        self.member = member
+    package init(from: Member, leaving: Bool = false) {
+        self.from = from
         self.leaving = leaving
     }
 }

@@ -152,28 +152,4 @@ extension ClusterMessage {
         case .error(let error): "error code=\(error.code)"
         }
     }
-
-    /// The node that sent the message, for per-peer metrics; nil when the message does not
-    /// name it.
-    var senderID: NodeID? {
-        switch self {
-        case .heartbeat(let message): message.from.id
-        case .heartbeatReply(let message): message.from.id
-        case .probeRequest(let message): message.from
-        case .probeReply(let message): message.from
-        case .voteRequest(let message): message.candidate.id
-        case .voteReply(let message): message.from
-        case .joinRequest(let message): message.member.id
-        case .view(let message): message.leader
-        case .deltaBatch(let message): message.from
-        case .deltaAck(let message): message.from
-        case .forwardedWrite(let message): message.from
-        case .writeReply(let message): message.from
-        case .stateTransferRequest(let message): message.from
-        case .stateTransferChunk(let message): message.from
-        case .readRequest(let message): message.from
-        case .readReply(let message): message.from
-        case .error: nil
-        }
-    }
 }

@@ -64,12 +64,12 @@ extension ProbeReply: WireCodable {
 extension VoteRequest: WireCodable {
     static var minimumEncodedBytes: Int { Member.minimumEncodedBytes + 2 }
     func write(to writer: inout BinaryWriter) {
-        writer.write(candidate)
+        writer.write(from)
         writer.writeVarint(term)
         writer.writeVarint(lastViewEpoch)
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
-        self.init(candidate: try reader.read(), term: try reader.readTerm("term"), lastViewEpoch: try reader.readEpoch("lastViewEpoch"))
+        self.init(from: try reader.read(), term: try reader.readTerm("term"), lastViewEpoch: try reader.readEpoch("lastViewEpoch"))
     }
 }
 
@@ -88,11 +88,11 @@ extension VoteReply: WireCodable {
 extension JoinRequest: WireCodable {
     static var minimumEncodedBytes: Int { Member.minimumEncodedBytes + 1 }
     func write(to writer: inout BinaryWriter) {
-        writer.write(member)
+        writer.write(from)
         writer.writeBool(leaving)
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
-        self.init(member: try reader.read(), leaving: try reader.readBool("leaving"))
+        self.init(from: try reader.read(), leaving: try reader.readBool("leaving"))
     }
 }
 

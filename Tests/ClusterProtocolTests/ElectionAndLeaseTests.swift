@@ -25,8 +25,8 @@ import Testing
         let node = freshNode()
         let now = Timestamp(milliseconds: 10)
         _ = node.start(now: now)
-        let first = node.receive(.voteRequest(VoteRequest(candidate: candidate("n2", host: 2), term: 1, lastViewEpoch: 0)), now: now)
-        let second = node.receive(.voteRequest(VoteRequest(candidate: candidate("n3", host: 3), term: 1, lastViewEpoch: 0)), now: now)
+        let first = node.receive(.voteRequest(VoteRequest(from: candidate("n2", host: 2), term: 1, lastViewEpoch: 0)), now: now)
+        let second = node.receive(.voteRequest(VoteRequest(from: candidate("n3", host: 3), term: 1, lastViewEpoch: 0)), now: now)
         #expect(votes(in: first) == [true])
         #expect(votes(in: second) == [false])
     }
@@ -36,7 +36,7 @@ import Testing
         let node = freshNode()
         let now = Timestamp(milliseconds: 10)
         _ = node.start(now: now)
-        let reply = node.receive(.voteRequest(VoteRequest(candidate: candidate("n2", host: 2), term: 7, lastViewEpoch: 4)), now: now)
+        let reply = node.receive(.voteRequest(VoteRequest(from: candidate("n2", host: 2), term: 7, lastViewEpoch: 4)), now: now)
         #expect(votes(in: reply) == [false])
     }
 

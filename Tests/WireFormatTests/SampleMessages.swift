@@ -60,9 +60,9 @@ enum SampleMessages {
         ("heartbeatReply", .heartbeatReply(HeartbeatReply(from: n2, term: 4, viewEpoch: 17, sequence: 90_001))),
         ("probeRequest", .probeRequest(ProbeRequest(from: "n1", target: "n3", probeID: 77))),
         ("probeReply", .probeReply(ProbeReply(from: "n2", target: "n3", probeID: 77, alive: false))),
-        ("voteRequest", .voteRequest(VoteRequest(candidate: n3, term: 5, lastViewEpoch: 17))),
+        ("voteRequest", .voteRequest(VoteRequest(from: n3, term: 5, lastViewEpoch: 17))),
         ("voteReply", .voteReply(VoteReply(from: "n1", term: 5, granted: true))),
-        ("joinRequest", .joinRequest(JoinRequest(member: n3, leaving: false))),
+        ("joinRequest", .joinRequest(JoinRequest(from: n3, leaving: false))),
         ("view", .view(View(term: 5, epoch: 18, leader: "n3", members: [n3, n1, n2]))),
         ("deltaBatch", .deltaBatch(DeltaBatch(
             from: "n1", viewEpoch: 18, sequence: 1234, deltas: (0..<6).map(realisticDelta) + [invalidateDelta]))),
