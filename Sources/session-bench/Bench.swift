@@ -96,8 +96,7 @@ struct Bench: AsyncParsableCommand {
         let fixture1k = try BenchFixture.load("session_1k.json", repo: repoURL)
         if let memoryChild {
             let result = try await BenchFigures.memory(count: memoryChild, fixture: fixture1k)
-            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            FileHandle.standardOutput.write(try BenchDocument.encoder.encode(result) + Data("\n".utf8))
             return
         }
         MetricsSystem.bootstrap(ByteCounters.shared)
@@ -115,13 +114,14 @@ struct Bench: AsyncParsableCommand {
                 + "1 KB session: \(fixture1k.fields.count) attributes, \(fixture1k.jsonBytes) B of JSON, "
                 + "\(fixture1k.keyValueBytes) B of names + values")
 
-        var doc: [String: Any] = [:]
-        func record(_ key: String, _ body: () async throws -> [String: Any]) async {
+        var doc = BenchDocument()
+        /// Runs one figure; a failure is recorded as the figure's error, and the run goes on.
+        func measure<Figure: Codable>(_ name: String, _ body: () async throws -> Figure) async -> Entry<Figure> {
             do {
-                doc[key] = ["ours": try await body()]
+                return Entry(ours: .measured(try await body()))
             } catch {
-                BenchLog.say("\(key): FAILED: \(error)")
-                doc[key] = ["ours": ["error": "\(error)"]]
+                BenchLog.say("\(name): FAILED: \(error)")
+                return Entry(ours: .failed("\(error)"))
             }
         }
 
@@ -132,25 +132,24 @@ struct Bench: AsyncParsableCommand {
                 BenchLog.say("3 in-process nodes, R = 2, .replicated(1), in one view")
                 let ids1k = try await cluster.createSessions(sizes.updateKeyspace, fixture: fixture1k)
                 if selected(.read) {
-                    await record("read") {
+                    doc.read = await measure("read") {
                         let r = try await BenchFigures.read(
                             node: cluster.nodes[0], id: ids1k[0][0], tasks: 50, operations: sizes.readOperations)
                         BenchLog.figure(
                             String(
                                 format: "read: p50 %.2f us, p99 %.2f us, %.0f ops/s (50 tasks, embedded load of the 1 KB session)",
-                                r["p50_us"] as! Double, r["p99_us"] as! Double, r["ops"] as! Double))
+                                r.p50Us, r.p99Us, r.ops))
                         return r
                     }
                 }
                 if selected(.update) {
-                    await record("update") {
+                    doc.update = await measure("update") {
                         let ids4k = try await cluster.createSessions(sizes.updateKeyspace, fixture: fixture4k)
-                        var result: [String: Any] = [
-                            "mode": "in-process: 3 SessionCluster nodes in this process over TCP/UDP on 127.0.0.1; "
+                        var figure = UpdateFigure(
+                            mode: "in-process: 3 SessionCluster nodes in this process over TCP/UDP on 127.0.0.1; "
                                 + "writer i runs on node i % 3's event loop (withTaskExecutorPreference(node.taskExecutor)) "
                                 + "and updates a session of any node unless sticky",
-                            "keyspace": sizes.updateKeyspace, "value_bytes": 100,
-                        ]
+                            keyspace: sizes.updateKeyspace, valueBytes: 100, sizes: [:])
                         for (name, ids) in [("1k", ids1k), ("4k", ids4k)] {
                             // One run per load shape, each printed as it ends.
                             var shapes: [UpdateShape] = [
@@ -168,7 +167,7 @@ struct Bench: AsyncParsableCommand {
                                         concern: .local),
                                 ]
                             }
-                            var entry: [String: Any] = [:]
+                            var entry = UpdateSize()
                             for shape in shapes {
                                 let run = try await BenchFigures.update(
                                     cluster: cluster, ids: ids, writers: shape.writers, seconds: sizes.updateSeconds,
@@ -176,30 +175,28 @@ struct Bench: AsyncParsableCommand {
                                 BenchLog.figure(
                                     String(
                                         format: "update %@ (%@): %.0f ops/s, p50 %.0f us, p99 %.0f us, %.1f us CPU/op, %.2f frames/op, %d errors",
-                                        name, shape.text, run["ops"] as! Double, run["p50_us"] as! Double, run["p99_us"] as! Double,
-                                        run["cpu_us_per_op"] as! Double, run["frames_per_op"] as! Double, run["errors"] as! Int))
-                                Self.sayErrors(run)
-                                entry[shape.key] = run
-                                entry[shape.key == "plain" ? "ops" : "ops_\(shape.key)"] = run["ops"]!
+                                        name, shape.text, run.ops, run.p50Us, run.p99Us, run.cpuUsPerOp, run.framesPerOp, run.errors))
+                                Self.sayErrors(run.errorsByKind)
+                                entry.runs[shape.key] = run
                             }
-                            result[name] = entry
+                            figure.sizes[name] = entry
                         }
-                        return result
+                        return figure
                     }
                 }
                 await cluster.stop()
             } catch {
                 BenchLog.say("read/update cluster: FAILED: \(error)")
-                doc["read"] = doc["read"] ?? ["ours": ["error": "\(error)"]]
+                if selected(.read) { doc.read = Entry(ours: .failed("\(error)")) }
             }
         }
 
         // 3. Bytes per update at N = 3, 5, 7, under three load shapes: how much there is to
         // batch per peer link decides how far the fixed cost of a frame and its ack spreads.
         if selected(.bytes) {
-            await record("repl_bytes") {
+            doc.replBytes = await measure("repl_bytes") {
                 var series: [String: [String: Double]] = [:]
-                var runs: [[String: Any]] = []
+                var runs: [BytesRun] = []
                 let shapes: [(key: String, writers: Int, updates: Int, text: String)] = [
                     ("by_n", 50, sizes.byteUpdates, "50 writers, one update in flight each"),
                     ("by_n_p16", 800, sizes.byteUpdates, "50 writers, 16 updates in flight each"),
@@ -207,36 +204,32 @@ struct Bench: AsyncParsableCommand {
                 ]
                 for shape in shapes {
                     for n in [3, 5, 7] {
-                        var r = try await BenchFigures.bytesPerUpdate(
-                            nodes: n, fixture: fixture1k, updates: shape.updates, writers: shape.writers)
-                        r["shape"] = shape.key
-                        series[shape.key, default: [:]]["\(n)"] = r["bytes_per_update"] as? Double
+                        let r = try await BenchFigures.bytesPerUpdate(
+                            nodes: n, fixture: fixture1k, updates: shape.updates, writers: shape.writers, shape: shape.key)
+                        series[shape.key, default: [:]]["\(n)"] = r.bytesPerUpdate
                         runs.append(r)
                         BenchLog.figure(
                             String(
                                 format: "bytes per update, N = %d, %@: %.1f B (wire, after LZ4; idle heartbeats %.0f B/s subtracted; %d updates, %d errors)",
-                                n, shape.text, r["bytes_per_update"] as! Double, r["idle_bytes_per_s"] as! Double,
-                                r["updates"] as! Int, r["errors"] as! Int))
-                        BenchLog.say("  sent per update: " + Self.describe(r["sent_per_update"]))
+                                n, shape.text, r.bytesPerUpdate, r.idleBytesPerS, r.updates, r.errors))
+                        BenchLog.say("  sent per update: " + Self.describe(r.sentPerUpdate))
                     }
                 }
-                var result: [String: Any] = [
-                    "bytes_per_update": series["by_n"]?["3"] as Any, "runs": runs, "replicas": 2, "value_bytes": 100,
-                    "shapes": Dictionary(uniqueKeysWithValues: shapes.map { ($0.key, $0.text) }),
-                ]
-                for (key, values) in series { result[key] = values }
-                return result
+                return BytesFigure(
+                    bytesPerUpdate: series["by_n"]?["3"], runs: runs, replicas: 2, valueBytes: 100,
+                    shapes: Dictionary(uniqueKeysWithValues: shapes.map { ($0.key, $0.text) }),
+                    byN: series["by_n"] ?? [:], byNP16: series["by_n_p16"] ?? [:], byNSingle: series["by_n_single"] ?? [:])
             }
         }
 
         // 4. Failover with real processes.
         if selected(.failover) {
-            await record("failover") {
-                var runs: [[String: Any]] = []
+            doc.failover = await measure("failover") {
+                var runs: [FailoverRun] = []
                 for index in 0..<sizes.failoverRuns {
                     do {
                         let r = try BenchFailover.run(sessionCount: 48, writers: 8, logDirectory: outURL.path)
-                        runs.append(r.json)
+                        runs.append(r.figure)
                         BenchLog.figure(
                             "failover run \(index + 1): all victim sessions writable after "
                                 + (r.outage.map { String(format: "%.3f s", $0) } ?? "n/a")
@@ -246,42 +239,39 @@ struct Bench: AsyncParsableCommand {
                                 + "\(r.lost) acknowledged writes lost of \(r.acked)" + (r.error.map { "; \($0)" } ?? ""))
                     } catch {
                         BenchLog.say("failover run \(index + 1): FAILED: \(error)")
-                        runs.append(["error": "\(error)", "outage_s": NSNull(), "lost_writes": NSNull()])
+                        runs.append(FailoverRun(error: "\(error)"))
                     }
                 }
-                let outages = runs.compactMap { $0["outage_s"] as? Double }.sorted()
-                let median: Any = outages.isEmpty ? NSNull() : outages[outages.count / 2]
-                let lost = runs.compactMap { $0["lost_writes"] as? Int }.reduce(0, +)
-                return [
-                    "median_outage_s": median, "lost_writes_total": lost, "runs": runs, "completed_runs": outages.count,
-                    "setup": "3 session-node serve processes (LAN default timing), 48 sessions created on the victim, "
-                        + "8 writer threads updating them through the survivors, one acked write at a time; kill -9",
-                ]
+                let outages = runs.compactMap(\.outageS).sorted()
+                return FailoverFigure(
+                    medianOutageS: outages.isEmpty ? nil : outages[outages.count / 2],
+                    lostWritesTotal: runs.compactMap(\.lostWrites).reduce(0, +), runs: runs, completedRuns: outages.count,
+                    setup: "3 session-node serve processes (LAN default timing), 48 sessions created on the victim, "
+                        + "8 writer threads updating them through the survivors, one acked write at a time; kill -9")
             }
         }
 
         // 5. Memory per session, each size in a fresh child process.
         if selected(.memory) {
-            await record("memory") {
-                var runs: [[String: Any]] = []
+            doc.memory = await measure("memory") {
+                var runs: [MemoryRun] = []
                 for count in sizes.memorySizes {
                     let r = try Self.memoryInChild(count: count, repo: repoURL.path)
                     runs.append(r)
                     BenchLog.figure(
                         String(
                             format: "memory, %d sessions: %.0f B per session (RSS growth; payload %d B of JSON, %d B of names + values)",
-                            count, r["bytes_per_session"] as! Double, fixture1k.jsonBytes, fixture1k.keyValueBytes))
+                            count, r.bytesPerSession, fixture1k.jsonBytes, fixture1k.keyValueBytes))
                 }
-                return [
-                    "bytes_per_session": runs.last?["bytes_per_session"] as Any, "payload_bytes": fixture1k.jsonBytes,
-                    "payload_kv_bytes": fixture1k.keyValueBytes, "runs": runs,
-                ]
+                return MemoryFigure(
+                    bytesPerSession: runs.last?.bytesPerSession, payloadBytes: fixture1k.jsonBytes,
+                    payloadKvBytes: fixture1k.keyValueBytes, runs: runs)
             }
         }
 
         // 6. State transfer.
         if selected(.transfer) {
-            await record("state_transfer") {
+            doc.stateTransfer = await measure("state_transfer") {
                 // The defaults: the transfer is paced in a window of chunks, so it fits the
                 // default peer queue at any size.
                 let heartbeat = transferHeartbeat > 0 ? transferHeartbeat : nil
@@ -289,29 +279,28 @@ struct Bench: AsyncParsableCommand {
                     count: sizes.transferSessions, fixture: fixture1k, queueLimit: nil, heartbeat: heartbeat)
                 BenchLog.figure(
                     "state transfer: \(sizes.transferSessions) sessions of 1 KB received in "
-                        + ((r["seconds"] as? Double).map { String(format: "%.2f s", $0) } ?? "n/a (timed out)")
+                        + (r.seconds.map { String(format: "%.2f s", $0) } ?? "n/a (timed out)")
                         + " (heartbeat \(heartbeat ?? 100) ms)")
                 return r
             }
         }
 
         let ourSeconds = started.duration(to: clock.now).seconds
-        doc["meta"] = [
-            "commit": Self.shell(["git", "-C", repoURL.path, "rev-parse", "--short", "HEAD"]) ?? "unknown",
-            "mode": mode, "duration_s": (ourSeconds * 10).rounded() / 10,
-            "loadavg_start": loadStart, "loadavg_end": BenchLog.loadAverage(), "only": only.map { $0.set.map(\.rawValue).sorted().joined(separator: ",") } ?? "all",
-            "notes": "read/update/bytes/state transfer: SessionCluster nodes in the bench process over TCP/UDP on 127.0.0.1; "
-                + "failover: 3 session-node serve processes; memory: a child process per size",
-        ]
+        doc.meta = Meta(
+            commit: Self.shell(["git", "-C", repoURL.path, "rev-parse", "--short", "HEAD"]) ?? "unknown",
+            mode: mode, durationS: (ourSeconds * 10).rounded() / 10,
+            loadavgStart: loadStart, loadavgEnd: BenchLog.loadAverage(),
+            only: only.map { $0.set.map(\.rawValue).sorted().joined(separator: ",") } ?? "all",
+            notes: "read/update/bytes/state transfer: SessionCluster nodes in the bench process over TCP/UDP on 127.0.0.1; "
+                + "failover: 3 session-node serve processes; memory: a child process per size")
         let oursURL = outURL.appendingPathComponent("ours.json")
         if only != nil, let data = try? Data(contentsOf: oursURL),
-            let earlier = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let earlier = try? BenchDocument.decoder.decode(BenchDocument.self, from: data)
         {
             // A partial run (--only) replaces only the figures it measured.
-            doc = earlier.merging(doc) { _, new in new }
+            doc = earlier.merging(doc)
         }
-        let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: oursURL)
+        try BenchDocument.encoder.encode(doc).write(to: oursURL)
         BenchLog.say(String(format: "ours done in %.0f s; wrote %@ (load %@)", ourSeconds, oursURL.path, BenchLog.loadAverageText()))
 
         let peerURL = outURL.appendingPathComponent("redis-\(mode).json")
@@ -336,19 +325,18 @@ struct Bench: AsyncParsableCommand {
         BenchLog.say(String(format: "bench done in %.0f s (load %@)", started.duration(to: clock.now).seconds, BenchLog.loadAverageText()))
     }
 
-    /// "frames 0.52, deltaAck 0.31, ..." from a type -> count-per-update map, largest first.
     /// Prints what the failed operations of a figure said, when some failed.
-    static func sayErrors(_ result: [String: Any]) {
-        guard let kinds = result["errors_by_kind"] as? [String: Int], !kinds.isEmpty else { return }
+    static func sayErrors(_ kinds: [String: Int]) {
+        guard !kinds.isEmpty else { return }
         BenchLog.say("  errors: " + kinds.sorted { $0.value > $1.value }.map { "\($0.value) x \($0.key)" }.joined(separator: ", "))
     }
 
-    static func describe(_ perUpdate: Any?) -> String {
-        let counts = perUpdate as? [String: Double] ?? [:]
-        return counts.sorted { $0.value > $1.value }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")
+    /// "frames 0.52, deltaAck 0.31, ..." from a type -> count-per-update map, largest first.
+    static func describe(_ counts: [String: Double]) -> String {
+        counts.sorted { $0.value > $1.value }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ")
     }
 
-    static func memoryInChild(count: Int, repo: String) throws -> [String: Any] {
+    static func memoryInChild(count: Int, repo: String) throws -> MemoryRun {
         let pipe = Pipe()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Executables.current)
@@ -357,10 +345,10 @@ struct Bench: AsyncParsableCommand {
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0,
-            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { throw BenchError("memory child for \(count) sessions failed (status \(process.terminationStatus))") }
-        return object
+        guard process.terminationStatus == 0, let run = try? BenchDocument.decoder.decode(MemoryRun.self, from: data) else {
+            throw BenchError("memory child for \(count) sessions failed (status \(process.terminationStatus))")
+        }
+        return run
     }
 
     static func runPython(_ arguments: [String], in directory: String, discardStdout: Bool) -> Int32 {

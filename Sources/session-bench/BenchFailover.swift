@@ -41,13 +41,11 @@ enum BenchFailover {
         var newWrite: Double?
         var error: String?
 
-        var json: [String: Any] {
-            [
-                "outage_s": outage.map { $0 as Any } ?? NSNull(), "first_ack_s": firstAck.map { $0 as Any } ?? NSNull(),
-                "lost_writes": lost, "acked_writes": acked, "sessions": sessions, "owned_by_victim_check": ownedByVictim,
-                "victim_was_leader": victimWasLeader, "view_change_s": viewChange.map { $0 as Any } ?? NSNull(),
-                "new_write_s": newWrite.map { $0 as Any } ?? NSNull(), "error": error.map { $0 as Any } ?? NSNull(),
-            ]
+        var figure: FailoverRun {
+            FailoverRun(
+                outageS: outage, firstAckS: firstAck, lostWrites: lost, ackedWrites: acked, sessions: sessions,
+                ownedByVictimCheck: ownedByVictim, victimWasLeader: victimWasLeader, viewChangeS: viewChange,
+                newWriteS: newWrite, error: error)
         }
     }
 

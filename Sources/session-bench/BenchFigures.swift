@@ -12,7 +12,7 @@ enum BenchFigures {
     /// `load` of one 1 KB session on a node that holds it, from `tasks` concurrent tasks,
     /// each op timed with ContinuousClock. Tasks yield between ops (outside the timed span),
     /// so the 50 tasks interleave on the cooperative pool as 50 clients would.
-    static func read(node: SessionCluster, id: SessionID, tasks: Int, operations: Int) async throws -> [String: Any] {
+    static func read(node: SessionCluster, id: SessionID, tasks: Int, operations: Int) async throws -> ReadFigure {
         let perTask = operations / tasks
         // Warm up (and check the session is there).
         guard try await node.load(id) != nil else { throw BenchError("read: the session is missing") }
@@ -43,11 +43,10 @@ enum BenchFigures {
         let wall = start.duration(to: clock.now).seconds
         let sorted = samples.sorted()
         let average = Double(samples.reduce(0) { $0 + Int($1) }) / Double(samples.count) / 1000
-        return [
-            "clients": tasks, "requests": samples.count, "p50_us": Percentiles.microseconds(sorted, 50),
-            "p99_us": Percentiles.microseconds(sorted, 99), "p999_us": Percentiles.microseconds(sorted, 99.9),
-            "avg_us": average, "ops": Double(samples.count) / wall, "touch": true,
-        ]
+        return ReadFigure(
+            clients: tasks, requests: samples.count, p50Us: Percentiles.microseconds(sorted, 50),
+            p99Us: Percentiles.microseconds(sorted, 99), p999Us: Percentiles.microseconds(sorted, 99.9),
+            avgUs: average, ops: Double(samples.count) / wall, touch: true)
     }
 
     // MARK: 2. Replicated update throughput
@@ -59,7 +58,7 @@ enum BenchFigures {
     static func update(
         cluster: BenchCluster, ids byNode: [[SessionID]], writers: Int, seconds: Double, sticky: Bool,
         onNodeLoop: Bool = true, concern: WriteConcern? = nil
-    ) async throws -> [String: Any] {
+    ) async throws -> UpdateRun {
         let nodes = cluster.nodes
         let all = byNode.flatMap { $0 }
         let clock = ContinuousClock()
@@ -109,13 +108,11 @@ enum BenchFigures {
         let cpu = ProcessCPU.seconds() - cpuStart
         let frames = (ByteCounters.shared.messagesSent(prefix: cluster.prefix)["frames"] ?? 0) - framesBefore
         let sorted = results.2.sorted()
-        return [
-            "ops": Double(results.0) / wall, "updates": results.0, "errors": results.1.total, "errors_by_kind": results.1.byKind,
-            "writers": writers,
-            "cpu_us_per_op": cpu * 1e6 / Double(max(results.0, 1)),
-            "frames_per_op": Double(frames) / Double(max(results.0, 1)),
-            "seconds": wall, "p50_us": Percentiles.microseconds(sorted, 50), "p99_us": Percentiles.microseconds(sorted, 99),
-        ]
+        return UpdateRun(
+            ops: Double(results.0) / wall, updates: results.0, errors: results.1.total, errorsByKind: results.1.byKind,
+            writers: writers, cpuUsPerOp: cpu * 1e6 / Double(max(results.0, 1)),
+            framesPerOp: Double(frames) / Double(max(results.0, 1)), seconds: wall,
+            p50Us: Percentiles.microseconds(sorted, 50), p99Us: Percentiles.microseconds(sorted, 99))
     }
 
     // MARK: 3. Bytes on the wire per update
@@ -125,7 +122,9 @@ enum BenchFigures {
     /// 50 clients with 16 updates in flight each; 1 sends every update alone). Bytes are the wire
     /// bytes (after LZ4, with frame headers and HMAC) every node sent while the updates ran,
     /// minus the idle traffic (heartbeats) measured over an idle span right after.
-    static func bytesPerUpdate(nodes count: Int, fixture: BenchFixture, updates: Int, writers: Int = 50) async throws -> [String: Any] {
+    static func bytesPerUpdate(
+        nodes count: Int, fixture: BenchFixture, updates: Int, writers: Int = 50, shape: String
+    ) async throws -> BytesRun {
         let cluster = try await BenchCluster.start(count, prefix: "bytes\(count)-")
         defer { Task { await cluster.stop() } }
         let byNode = try await cluster.createSessions(updates, fixture: fixture)
@@ -185,11 +184,10 @@ enum BenchFigures {
         let gross = Double(afterUpdates - before)
         let net = gross - idleRate * busySpan.seconds
         await cluster.stop()
-        return [
-            "nodes": count, "updates": updates, "writers": writers, "errors": errors, "gross_bytes": gross,
-            "idle_bytes_per_s": idleRate, "busy_s": busySpan.seconds, "update_s": updateSpan.seconds,
-            "bytes_per_update": net / Double(updates), "sent_per_update": perUpdate,
-        ]
+        return BytesRun(
+            shape: shape, nodes: count, updates: updates, writers: writers, errors: errors, grossBytes: gross,
+            idleBytesPerS: idleRate, busyS: busySpan.seconds, updateS: updateSpan.seconds,
+            bytesPerUpdate: net / Double(updates), sentPerUpdate: perUpdate)
     }
 
     // MARK: 6. State transfer
@@ -198,7 +196,7 @@ enum BenchFigures {
     /// must receive every session). Time from the joiner's start until its store holds them
     /// all and no partition is still filling.
     /// `queueLimit` overrides `maxQueuedBytesPerPeer` (default 32 MiB) on both nodes.
-    static func stateTransfer(count: Int, fixture: BenchFixture, queueLimit: Int?, heartbeat: Int64?) async throws -> [String: Any] {
+    static func stateTransfer(count: Int, fixture: BenchFixture, queueLimit: Int?, heartbeat: Int64?) async throws -> TransferFigure {
         let source = try await BenchCluster.start(
             1, prefix: "xfer-a", concern: .local, maxQueuedBytesPerPeer: queueLimit, slowTiming: heartbeat)
         let clock = ContinuousClock()
@@ -237,19 +235,18 @@ enum BenchFigures {
         let bytes = ByteCounters.shared.wireBytesSent(prefix: "xfer-a") - bytesBefore
         await joiner.shutdown()
         await source.stop()
-        return [
-            "sessions": count, "seconds": seconds.isNaN ? NSNull() : seconds, "received": lastCount,
-            "source_load_s": loadSeconds, "wire_bytes": bytes, "max_queued_bytes_per_peer": queueLimit ?? configuration.maxQueuedBytesPerPeer,
-            "heartbeat_ms": heartbeat.map { $0 as Any } ?? 100,
-            "method": "in-process: a second SessionCluster joins one that holds every session (R = 2)",
-        ]
+        return TransferFigure(
+            sessions: count, seconds: seconds.isNaN ? nil : seconds, received: lastCount, sourceLoadS: loadSeconds,
+            wireBytes: bytes, maxQueuedBytesPerPeer: queueLimit ?? configuration.maxQueuedBytesPerPeer,
+            heartbeatMs: heartbeat ?? 100,
+            method: "in-process: a second SessionCluster joins one that holds every session (R = 2)")
     }
 
     // MARK: 5. Memory (run in a child process, so earlier figures' heap does not blur RSS)
 
     /// A single node (R = 1, `.local`) stores `count` sessions of `fixture` through the API;
     /// RSS growth / count.
-    static func memory(count: Int, fixture: BenchFixture) async throws -> [String: Any] {
+    static func memory(count: Int, fixture: BenchFixture) async throws -> MemoryRun {
         let cluster = try await BenchCluster.start(1, replicationFactor: 1, prefix: "mem", concern: .local)
         // Warm the allocator and the paths once, then measure from there.
         _ = try await cluster.createSessions(1000, fixture: fixture, concurrency: 8)
@@ -263,10 +260,9 @@ enum BenchFigures {
         let after = ProcessMemory.residentBytes()
         let stored = cluster.nodes[0].store.count
         await cluster.stop()
-        return [
-            "sessions": count, "stored": stored, "rss_growth": after - before,
-            "bytes_per_session": Double(after - before) / Double(count), "load_s": loadSeconds,
-        ]
+        return MemoryRun(
+            sessions: count, stored: stored, rssGrowth: after - before,
+            bytesPerSession: Double(after - before) / Double(count), loadS: loadSeconds)
     }
 }
 
