@@ -9,7 +9,7 @@ import SessionCore
 /// follows from those inputs and ``NodeConfiguration/randomSeed``, so a run replays exactly.
 ///
 /// ```swift
-/// let node = ClusterNode(configuration: configuration, store: store)
+/// let node = ClusterNode(configuration: configuration, store: store, sessionClock: { _ in wallClock() })
 /// perform(node.start(now: clock.now))
 /// // on every message:            perform(node.receive(message, now: clock.now))
 /// // at node.nextTickDeadline:    perform(node.tick(now: clock.now))
@@ -51,8 +51,9 @@ package final class ClusterNode {
     /// it, so a step of the wall clock (NTP, an operator) moves none of them. Sessions'
     /// times (creation, last access, expiry, tombstones) are wall-clock times, shared by
     /// every node: this maps the core's `now` to that time. The runtime reads
-    /// `CLOCK_REALTIME`; the simulator's default is its virtual time, and a test may skew it.
-    package var sessionClock: @Sendable (_ now: Timestamp) -> Timestamp = { $0 }
+    /// `CLOCK_REALTIME`; the simulator gives every node its own monotonic origin and a wall
+    /// clock it may step. Set at `init`, so no runtime can forget it.
+    package var sessionClock: @Sendable (_ now: Timestamp) -> Timestamp
 
     /// The wall-clock time for session timestamps at the core's `now`.
     func wall(_ now: Timestamp) -> Timestamp { sessionClock(now) }
@@ -127,9 +128,12 @@ package final class ClusterNode {
     var futureTransferRequests: [StateTransferRequest] = []
 
     /// Creates a node; it does nothing until ``start(now:)``.
-    package init(configuration: NodeConfiguration, store: SessionStore) {
+    package init(
+        configuration: NodeConfiguration, store: SessionStore, sessionClock: @escaping @Sendable (_ now: Timestamp) -> Timestamp
+    ) {
         self.configuration = configuration
         self.store = store
+        self.sessionClock = sessionClock
         self.incarnation = configuration.incarnation
         self.detector = FailureDetector(timing: FailureDetector.Timing(configuration))
         self.random = SeededRandom(seed: configuration.randomSeed ^ PartitionTable.idHash(configuration.id))

@@ -97,16 +97,21 @@ package final class Simulation {
         nodes[index].generation += 1
         let incarnation = UInt64(nodes[index].generation) * 1000
         let store = SessionStore(configuration: SessionStore.Configuration(shardCount: 4))
-        let node = ClusterNode(configuration: nodeConfiguration(index, incarnation: incarnation), store: store)
+        // Each start gets its own monotonic origin, as a process on another machine (or a
+        // restart) would: a monotonic time that leaked across nodes would be off by days.
+        // Drawn from a generator of its own, so the run's random stream is unchanged.
+        var origins = SeededRandom(seed: configuration.seed ^ (UInt64(index) << 40) ^ UInt64(nodes[index].generation))
+        nodes[index].monotonicOffset = Int64.random(in: 0...1_000_000_000, using: &origins)
+        let node = ClusterNode(
+            configuration: nodeConfiguration(index, incarnation: incarnation), store: store,
+            sessionClock: Self.sessionClock(monotonicOffset: nodes[index].monotonicOffset, wallOffset: nodes[index].wallClockOffset))
         node.unsafeAcknowledgeBeforeReplication = configuration.brokenAcknowledgeBeforeReplication
-        let offset = nodes[index].wallClockOffset
-        node.sessionClock = { $0.adding(milliseconds: offset) }
         nodes[index].node = node
         nodes[index].paused = false
         nodes[index].deferred = []
         resetTransport(of: index)
         checker.forgetRequests(of: index)
-        perform(node.start(now: now), by: index)
+        perform(node.start(now: coreTime(index)), by: index)
     }
 
     /// Kills node `index`: its memory is gone and its links reset.
@@ -141,14 +146,22 @@ package final class Simulation {
     /// own clock is monotonic, as the runtime's is.
     package func stepWallClock(node index: Int, by milliseconds: Int64) {
         nodes[index].wallClockOffset += milliseconds
-        let offset = nodes[index].wallClockOffset
-        nodes[index].node?.sessionClock = { $0.adding(milliseconds: offset) }
+        nodes[index].node?.sessionClock = Self.sessionClock(
+            monotonicOffset: nodes[index].monotonicOffset, wallOffset: nodes[index].wallClockOffset)
+    }
+
+    /// Node `index`'s monotonic clock: virtual time from an origin of its own.
+    package func coreTime(_ index: Int) -> Timestamp { now.adding(milliseconds: nodes[index].monotonicOffset) }
+
+    /// Maps a node's monotonic time back to virtual time, then to its wall clock.
+    private static func sessionClock(monotonicOffset: Int64, wallOffset: Int64) -> @Sendable (Timestamp) -> Timestamp {
+        { $0.adding(milliseconds: wallOffset - monotonicOffset) }
     }
 
     /// Asks node `index` to leave the cluster gracefully.
     package func leave(node index: Int) {
         guard let node = nodes[index].node else { return }
-        perform(node.leave(now: now), by: index)
+        perform(node.leave(now: coreTime(index)), by: index)
     }
 
     /// Cuts every link between the two groups, both ways; with `sendErrors` the senders'
@@ -201,7 +214,7 @@ package final class Simulation {
         nextRequest += 1
         let requestID = RequestID(nextRequest)
         checker.issuedWrite(requestID, through: index, operation, to: session, concern: concern ?? node.configuration.defaultWriteConcern)
-        perform(node.write(operation, to: session, concern: concern, requestID: requestID, now: now), by: index)
+        perform(node.write(operation, to: session, concern: concern, requestID: requestID, now: coreTime(index)), by: index)
         endTurn(of: index)
         return requestID
     }
@@ -213,7 +226,7 @@ package final class Simulation {
         nextRequest += 1
         let requestID = RequestID(nextRequest)
         checker.issuedRead(requestID, through: index, session)
-        perform(node.read(session, requestID: requestID, now: now), by: index)
+        perform(node.read(session, requestID: requestID, now: coreTime(index)), by: index)
         endTurn(of: index)
         return requestID
     }
@@ -233,7 +246,7 @@ package final class Simulation {
         var tickTime = limit
         for index in nodes.indices {
             guard let node = nodes[index].node, !nodes[index].paused else { continue }
-            let due = max(now, node.nextTickDeadline)
+            let due = max(now, node.nextTickDeadline.adding(milliseconds: -nodes[index].monotonicOffset))
             if due < tickTime || (due == tickTime && tickIndex == nil && due < limit) {
                 tickTime = due
                 tickIndex = index
@@ -246,7 +259,7 @@ package final class Simulation {
         } else if let tickIndex, tickTime <= limit {
             now = tickTime
             let node = nodes[tickIndex].node!
-            perform(node.tick(now: now), by: tickIndex)
+            perform(node.tick(now: coreTime(tickIndex)), by: tickIndex)
             endTurn(of: tickIndex)
         } else {
             now = max(now, limit)
@@ -297,7 +310,7 @@ package final class Simulation {
             return
         }
         if let trace = configuration.trace { trace("\(now.milliseconds - 1_000_000) n\(delivery.from + 1)->n\(target + 1) \(delivery.message)") }
-        perform(node.receive(delivery.message, now: now), by: target)
+        perform(node.receive(delivery.message, now: coreTime(target)), by: target)
         endTurn(of: target)
     }
 
@@ -305,7 +318,7 @@ package final class Simulation {
     /// that writes wait on. Here every input is a turn of its own.
     private func endTurn(of index: Int) {
         guard configuration.flushAtEndOfTurn, let node = nodes[index].node else { return }
-        perform(node.flushForWaitingWrites(now: now), by: index)
+        perform(node.flushForWaitingWrites(now: coreTime(index)), by: index)
     }
 
     /// Carries out a node's effects: sends go on the network; completions go to the checker.
@@ -405,7 +418,8 @@ package final class Simulation {
     /// A message for a link that is down waits for the reconnect, within the per-peer bound;
     /// past it the queue is dropped, as the runtime drops it.
     private func waitForReconnect(_ message: ClusterMessage, from: Int, to: Int) {
-        let size = messageSize(message)
+        // The runtime bounds this queue with the encoder's estimate, before encoding.
+        let size = message.estimatedBodyBytes
         if nodes[from].links[to]!.waitingBytes + size > configuration.maxQueuedBytesPerPeer {
             nodes[from].links[to]!.waiting = []
             nodes[from].links[to]!.waitingBytes = 0
@@ -496,8 +510,10 @@ package struct SimulatedNode {
     package internal(set) var generation = 0
     /// True while paused.
     package internal(set) var paused = false
-    /// How far its wall clock is from virtual time (its monotonic clock is virtual time).
+    /// How far its wall clock is from virtual time.
     package internal(set) var wallClockOffset: Int64 = 0
+    /// How far its monotonic clock is from virtual time (a new origin at every start).
+    package internal(set) var monotonicOffset: Int64 = 0
     var deferred: [Event] = []
     /// False while its UDP endpoint is closed (a broken transport model closes it).
     package internal(set) var datagramOpen = true

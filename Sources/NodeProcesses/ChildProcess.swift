@@ -100,9 +100,17 @@ package final class ChildProcess: @unchecked Sendable {
 
 /// Where this executable and its siblings in the build directory are.
 package enum Executables {
-    /// This process's own executable.
+    /// This process's own executable: /proc/self/exe, else argv[0] resolved against the
+    /// working directory and PATH.
     package static var current: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+        let name = CommandLine.arguments[0]
+        if name.contains("/") { return URL(fileURLWithPath: name).standardizedFileURL.path }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return name
     }
 
     /// `name` next to this executable (`session-bench` starts `session-node` from its build directory).

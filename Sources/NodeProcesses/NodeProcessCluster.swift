@@ -37,7 +37,8 @@ package final class NodeProcessCluster: @unchecked Sendable {
     package let nodes: [Node]
 
     /// Starts `count` nodes named `idPrefix1`, `idPrefix2`... from `executable`, logs in
-    /// `logDirectory/<id>.log`; `arguments` go to every `serve` (replicas, key file...).
+    /// `logDirectory/<id>.log` (emptied first: one log per cluster); `arguments` go to every
+    /// `serve` (replicas, key file...).
     package init(
         count: Int, executable: String, logDirectory: String, idPrefix: String = "n", arguments: [String] = [],
         taken: inout Set<Int>
@@ -48,6 +49,7 @@ package final class NodeProcessCluster: @unchecked Sendable {
         do {
             for (index, port) in ports.enumerated() {
                 let id = "\(idPrefix)\(index + 1)"
+                try? FileManager.default.removeItem(atPath: "\(logDirectory)/\(id).log")
                 let process = try ChildProcess(
                     name: id, executable: executable,
                     arguments: ["serve", "--id", id, "--http", "127.0.0.1:\(port.http)", "--bind", "127.0.0.1:\(port.peer)"]

@@ -104,8 +104,7 @@ final class NodeRuntime {
         nodeConfiguration.incarnation = incarnation
         nodeConfiguration.randomSeed = UInt64.random(in: .min ... .max)
         if nodeConfiguration.seeds.isEmpty { nodeConfiguration.seeds = [address] }
-        let node = ClusterNode(configuration: nodeConfiguration, store: store)
-        node.sessionClock = { _ in WallClock.now() }
+        let node = ClusterNode(configuration: nodeConfiguration, store: store, sessionClock: { _ in WallClock.now() })
         self.node = node
         logger.info("session cluster node starting", metadata: ["address": "\(address)", "seeds": "\(nodeConfiguration.seeds)"])
         let now = MonotonicClock.now()
@@ -279,7 +278,7 @@ final class NodeRuntime {
             case .completeWrite(let requestID, let result):
                 completeWrite(requestID, result)
             case .completeRead(let requestID, let result):
-                completeRead(requestID, result, now: now)
+                completeRead(requestID, result)
             case .installedView(let view):
                 installed(view)
             case .event(let event):
@@ -300,8 +299,11 @@ final class NodeRuntime {
         pending.continuation.resume(returning: result.mapError(SessionClusterError.init))
     }
 
-    private func completeRead(_ requestID: RequestID, _ result: ReadResult, now: Timestamp) {
+    /// Answers a read. Expiry is judged on the wall clock, as the store judges it (the
+    /// `now` of the turn is the core's monotonic time).
+    private func completeRead(_ requestID: RequestID, _ result: ReadResult) {
         guard let pending = pendingReads.removeValue(forKey: requestID) else { return }
+        let now = WallClock.now()
         switch result {
         case .found(let delta):
             pending.continuation.resume(returning: .success(Self.session(from: delta, now: now)))

@@ -43,5 +43,11 @@ public typealias NodeID = ClusterProtocol.NodeID
 public typealias PeerAddress = ClusterProtocol.PeerAddress
 /// How many copies must hold a write before it is acknowledged.
 public typealias WriteConcern = ClusterProtocol.WriteConcern
+/// A member of the cluster: id, address and incarnation (``ClusterStatus`` lists them).
+public typealias Member = ClusterProtocol.Member
+/// An election term (``ClusterStatus/term``).
+public typealias Term = ClusterProtocol.Term
+/// A view's number (``ClusterStatus/viewEpoch``).
+public typealias Epoch = ClusterProtocol.Epoch
 /// What a node knows about itself and the cluster. See ``SessionCluster/status()``.
 public typealias ClusterStatus = ClusterProtocol.ClusterStatus

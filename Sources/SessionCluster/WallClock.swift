@@ -18,14 +18,21 @@ enum WallClock {
 }
 
 /// The clock of the protocol's timing: heartbeats, failure detection, elections, leases,
-/// timers. It never steps (CLOCK_MONOTONIC is slewed by NTP, not set), so an operator or
-/// NTP setting the wall clock moves no lease and declares no peer silent. Its values mean
+/// timers. It never steps (it is slewed by NTP, never set), so an operator or NTP setting
+/// the wall clock moves no lease and declares no peer silent. On Linux it is
+/// CLOCK_BOOTTIME, which keeps counting while the machine or VM is suspended: a member
+/// that wakes up sees its lease as lapsed, as the leader (whose clock ran on) does, rather
+/// than acknowledging writes on a lease the leader has already given up on. Its values mean
 /// nothing across nodes, and the protocol never compares them across nodes.
 enum MonotonicClock {
     /// Milliseconds since an arbitrary point (the machine's boot).
     static func now() -> Timestamp {
         var spec = timespec()
+        #if os(Linux)
+        clock_gettime(CLOCK_BOOTTIME, &spec)
+        #else
         clock_gettime(CLOCK_MONOTONIC, &spec)
+        #endif
         return Timestamp(milliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
     }
 }

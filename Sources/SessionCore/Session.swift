@@ -166,16 +166,26 @@ public struct SessionChanges: Hashable, Sendable {
     public var updated: [String: AttributeValue]
     /// Attributes removed.
     public var removed: Set<String>
+    /// A new idle timeout in milliseconds, if it changed (``maxInactive`` for applications).
+    package var maxInactiveMilliseconds: Int64?
     /// A new idle timeout, if it changed.
-    public var maxInactiveMilliseconds: Int64?
+    public var maxInactive: Duration? {
+        get { maxInactiveMilliseconds.map { .milliseconds($0) } }
+        set { maxInactiveMilliseconds = newValue?.wholeMilliseconds }
+    }
     /// A new principal, if it changed (`.some(nil)` signs the user out).
     public var principal: String??
 
-    /// No changes.
+    /// No changes, or the ones given.
     public init(
-        updated: [String: AttributeValue] = [:], removed: Set<String> = [],
-        maxInactiveMilliseconds: Int64? = nil, principal: String?? = nil
+        updated: [String: AttributeValue] = [:], removed: Set<String> = [], maxInactive: Duration? = nil,
+        principal: String?? = nil
     ) {
+        self.init(updated: updated, removed: removed, maxInactiveMilliseconds: maxInactive?.wholeMilliseconds, principal: principal)
+    }
+
+    /// ``init(updated:removed:maxInactive:principal:)`` in milliseconds, for the wire and the core.
+    package init(updated: [String: AttributeValue], removed: Set<String>, maxInactiveMilliseconds: Int64?, principal: String??) {
         self.updated = updated
         self.removed = removed
         self.maxInactiveMilliseconds = maxInactiveMilliseconds

@@ -92,6 +92,9 @@ struct Bench: AsyncParsableCommand {
             handler.logLevel = ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
             return handler
         }
+        // Ctrl-C or SIGTERM stops the failover figure's node processes too.
+        let signalSources = stopChildrenOnSignals("session-bench")
+        defer { _ = signalSources }
         let repoURL = URL(fileURLWithPath: repo).standardizedFileURL
         let fixture1k = try BenchFixture.load("session_1k.json", repo: repoURL)
         if let memoryChild {

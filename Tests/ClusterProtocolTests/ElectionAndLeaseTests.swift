@@ -7,7 +7,7 @@ import Testing
     func freshNode(_ name: String = "n1") -> ClusterNode {
         let seeds = (1...3).map { PeerAddress(host: "10.0.0.\($0)", port: 7000) }
         let configuration = NodeConfiguration(id: NodeID(name), address: seeds[0], incarnation: 1, seeds: seeds)
-        return ClusterNode(configuration: configuration, store: SessionStore())
+        return ClusterNode(configuration: configuration, store: SessionStore(), sessionClock: { $0 })
     }
 
     func candidate(_ name: String, host: Int) -> Member {
@@ -99,7 +99,7 @@ import Testing
         simulation.partition([owner], from: simulation.liveIndices.filter { $0 != owner })
         simulation.run(for: 700)
         #expect(simulation.writeAndWait(through: owner, updated("k", "v"), to: session) == .failure(.notInMajority))
-        #expect(simulation.nodes[owner].node!.canServeReadLocally(session, now: simulation.now) == false)
+        #expect(simulation.nodes[owner].node!.canServeReadLocally(session, now: simulation.coreTime(owner)) == false)
     }
 
     /// NTP or an operator stepping the wall clock moves no lease, suspects no peer and
