@@ -199,14 +199,12 @@ extension ClusterNode {
     func enqueue(_ delta: SessionDelta, to peer: NodeID, now: Timestamp) {
         // A stream exists only to a member of the installed view (a view change drops the others).
         if let index = outbound.index(forKey: peer) {
-            outbound.values[index].waiting.append(delta)
-            outbound.values[index].waitingBytes += delta.estimatedBytes
+            outbound.values[index].enqueue(delta)
             return
         }
         guard let member = view?.members.first(where: { $0.id == peer }) else { return }
         var stream = OutboundStream(member: member, now: now)
-        stream.waiting.append(delta)
-        stream.waitingBytes += delta.estimatedBytes
+        stream.enqueue(delta)
         outbound[peer] = stream
     }
 
@@ -223,14 +221,12 @@ extension ClusterNode {
             guard owned.contains(partition), table?.backups(of: partition).contains(peer) == true,
                 let snapshot = store.snapshot(session)
             else { continue }
-            stream.waiting.append(snapshot)
-            stream.waitingBytes += snapshot.estimatedBytes
+            stream.enqueue(snapshot)
         }
         if !stream.isResyncing, !stream.resync.isEmpty {
             stream.resync = []
             stream.resyncNext = 0
         }
-        if stream.unacked.isEmpty { stream.stalled = false }
         guard !stream.waiting.isEmpty else {
             outbound[peer] = stream
             return
@@ -242,35 +238,19 @@ extension ClusterNode {
             // see a gap), nothing new is sent until the peer catches up, and then it gets
             // snapshots of every partition it backs for this node.
             queueOverflows += 1
-            stream.unacked = stream.unacked.map { entry in
-                var batch = entry.batch
-                batch.deltas = []
-                return (batch, 0)
-            }
-            stream.stalled = true
+            stream.dropForOverflow()
             startResync(&stream, to: peer)
             outbound[peer] = stream
             return
         }
-        if stream.stalled {
-            outbound[peer] = stream
-            return
-        }
-        if stream.unacked.isEmpty { stream.lastProgressAt = now }
-        let batch = DeltaBatch(from: id, viewEpoch: view.epoch, sequence: stream.nextSequence, deltas: stream.waiting)
-        stream.nextSequence += 1
-        stream.unacked.append((batch, stream.waitingBytes))
-        stream.waiting.removeAll()
-        stream.waitingBytes = 0
+        let batch = stream.nextBatch(from: id, epoch: view.epoch, now: now)
         outbound[peer] = stream
-        effects.append(.send(.deltaBatch(batch), to: stream.member, channel: .stream))
+        if let batch { effects.append(.send(.deltaBatch(batch), to: stream.member, channel: .stream)) }
     }
 
     /// Drops what waits for `peer` and lists every session it backs for this node, to be
     /// re-sent as snapshots (in partition order, one pass over the store).
     private func startResync(_ stream: inout OutboundStream, to peer: NodeID) {
-        stream.waiting.removeAll()
-        stream.waitingBytes = 0
         let backed = Set(owned.filter { table?.backups(of: $0).contains(peer) == true })
         stream.resync = store.sessionIDs(where: { backed.contains(self.partition(of: $0)) })
             .map { (partition: partition(of: $0), id: $0) }
@@ -281,19 +261,13 @@ extension ClusterNode {
 
     func restampAndResend(to peer: NodeID, now: Timestamp, into effects: inout [Effect]) {
         guard var stream = outbound[peer], let view, let table else { return }
-        stream.unacked = stream.unacked.map { entry in
-            var batch = entry.batch
-            batch.viewEpoch = view.epoch
-            batch.deltas = batch.deltas.filter { delta in
-                let partition = partition(of: delta.id)
-                return table.owner(of: partition) == id && table.backups(of: partition).contains(peer)
-            }
-            return (batch, batch.deltas.reduce(0) { $0 + $1.estimatedBytes })
+        let resend = stream.restamp(epoch: view.epoch, now: now) { delta in
+            let partition = partition(of: delta.id)
+            return table.owner(of: partition) == id && table.backups(of: partition).contains(peer)
         }
-        stream.waiting = stream.waiting.filter { table.backups(of: partition(of: $0.id)).contains(peer) }
-        stream.lastProgressAt = now
+        stream.filterWaiting { table.backups(of: partition(of: $0.id)).contains(peer) }
         outbound[peer] = stream
-        for entry in stream.unacked { effects.append(.send(.deltaBatch(entry.batch), to: stream.member, channel: .stream)) }
+        for batch in resend { effects.append(.send(.deltaBatch(batch), to: stream.member, channel: .stream)) }
     }
 
     func retransmit(now: Timestamp, into effects: inout [Effect]) {
@@ -352,15 +326,12 @@ extension ClusterNode {
         // stream it would drop batches the peer never had, which the peer then awaits
         // forever. Acks do not name the stream they belong to, so a stale ack for a number
         // this stream did send still passes (see docs/ARCHITECTURE.md, known gaps).
-        guard ack.sequence < outbound.values[index].nextSequence else { return }
         let missing = ack.needSnapshots.isEmpty ? nil : Set(ack.needSnapshots)
         writesToCheck.removeAll(keepingCapacity: true)
-        while let first = outbound.values[index].unacked.first, first.batch.sequence <= ack.sequence {
-            outbound.values[index].unacked.removeFirst()
-            outbound.values[index].lastProgressAt = now
-            guard !waiters.isEmpty else { continue }
+        let known = outbound.values[index].acknowledge(through: ack.sequence, now: now) { batch in
+            guard !waiters.isEmpty else { return }
             // By index: binding each delta would copy it (a retain per reference it holds).
-            let deltas = first.batch.deltas
+            let deltas = batch.deltas
             for position in deltas.indices {
                 let id = deltas[position].id
                 guard missing?.contains(id) != true, let entry = waiters.index(forKey: id) else { continue }
@@ -368,11 +339,9 @@ extension ClusterNode {
                 writesToCheck.append(contentsOf: waiters.values[entry].writes)
             }
         }
+        guard known else { return }
         for sessionID in ack.needSnapshots.sorted(by: { $0.precedes($1) }) where owned.contains(partition(of: sessionID)) {
-            if let snapshot = store.snapshot(sessionID) {
-                outbound.values[index].waiting.append(snapshot)
-                outbound.values[index].waitingBytes += snapshot.estimatedBytes
-            }
+            if let snapshot = store.snapshot(sessionID) { outbound.values[index].enqueue(snapshot) }
         }
         // Asked through the index too: a local copy would share the queues sendWaiting changes.
         let hasWaiting = !outbound.values[index].waiting.isEmpty

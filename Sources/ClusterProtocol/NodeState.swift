@@ -33,34 +33,6 @@ struct OutgoingTransfer {
     var nextIndex: UInt32 = 0
 }
 
-/// Deltas to one peer: numbered batches not yet acknowledged, and deltas waiting for the
-/// next flush. Sequences grow per peer incarnation and survive view changes; the batches
-/// are re-stamped with the new epoch and sent again when the view changes.
-struct OutboundStream {
-    var member: Member
-    var nextSequence: UInt64 = 1
-    var unacked: [(batch: DeltaBatch, bytes: Int)] = []
-    var waiting: [SessionDelta] = []
-    var waitingBytes = 0
-    var lastProgressAt: Timestamp
-    /// Sessions to re-send as snapshots after the queue overflowed (I6), in partition order:
-    /// listed in one pass over the store when it overflowed (a pass per partition would
-    /// cost P passes), each read only when it is sent. `resyncNext` is the next to send.
-    var resync: [SessionID] = []
-    var resyncNext = 0
-    /// True while overflowed partitions are still being re-sent.
-    var isResyncing: Bool { resyncNext < resync.count }
-    /// True from an overflow until the peer acknowledged every batch: nothing new is sent.
-    var stalled = false
-
-    var queuedBytes: Int { unacked.reduce(waitingBytes) { $0 + $1.bytes } }
-
-    init(member: Member, now: Timestamp) {
-        self.member = member
-        self.lastProgressAt = now
-    }
-}
-
 /// Where this node is in one sender's stream of batches.
 struct InboundStream {
     var incarnation: UInt64
