@@ -34,39 +34,35 @@ public struct PeerAddress: Hashable, Comparable, Sendable, CustomStringConvertib
     public var description: String { "\(host):\(port)" }
 }
 
-/// A number that only grows, tagged with what it counts, so that a term cannot be passed
-/// where an epoch is meant (both were bare `UInt64`s once).
-public struct TaggedNumber<Tag: NumberTag>: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible,
-    ExpressibleByIntegerLiteral
-{
+// Term and Epoch are two concrete types rather than one generic tagged type: a generic
+// struct used from another module (the wire decoder) goes through its metadata at runtime.
+
+/// An election term, as in Raft: a candidate raises it, a node adopts any higher one it
+/// hears, and there is at most one leader per term (I2).
+public struct Term: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
     /// The number.
     public var rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
     public init(integerLiteral value: UInt64) { self.rawValue = value }
-    /// The number after this one.
-    package var next: Self { Self(rawValue: rawValue + 1) }
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
-    public var description: String { "\(Tag.prefix)\(rawValue)" }
+    /// The term a candidate stands in after this one.
+    package var next: Term { Term(rawValue: rawValue + 1) }
+    public static func < (lhs: Term, rhs: Term) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { "t\(rawValue)" }
 }
-
-/// What a ``TaggedNumber`` counts.
-public protocol NumberTag: Sendable {
-    /// Printed before the number: `t7`, `e12`.
-    static var prefix: String { get }
-}
-
-/// An election term, as in Raft: a candidate raises it, a node adopts any higher one it
-/// hears, and there is at most one leader per term (I2).
-public typealias Term = TaggedNumber<TermTag>
-/// Tags ``Term``.
-public enum TermTag: NumberTag { public static var prefix: String { "t" } }
 
 /// A view's number: grows with every view a leader publishes, within and across terms.
 /// Deltas carry it, so a backup applies only batches of the view it is in (a deposed
 /// owner's writes are fenced off). 0 before any view.
-public typealias Epoch = TaggedNumber<EpochTag>
-/// Tags ``Epoch``.
-public enum EpochTag: NumberTag { public static var prefix: String { "e" } }
+public struct Epoch: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    /// The number.
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public init(integerLiteral value: UInt64) { self.rawValue = value }
+    /// The epoch of the next view.
+    package var next: Epoch { Epoch(rawValue: rawValue + 1) }
+    public static func < (lhs: Epoch, rhs: Epoch) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { "e\(rawValue)" }
+}
 
 /// A member of a view: who and where.
 public struct Member: Hashable, Sendable, CustomStringConvertible {

@@ -16,19 +16,49 @@ package enum LEB128 {
         case notShortest
     }
 
+    // The entry points are concrete: a generic one called from another module runs
+    // unspecialized, through witness tables (it cost the wire decoder a third of its
+    // speed). Each wraps the one generic algorithm below, specialized here.
+
     /// The bytes `value` takes: 1 for 0...127, then one more per 7 bits.
-    @inlinable
-    package static func byteCount<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value) -> Int {
+    package static func byteCount(_ value: UInt64) -> Int { byteCountOf(value) }
+    /// The bytes `value` takes.
+    package static func byteCount(_ value: UInt128) -> Int { byteCountOf(value) }
+    /// The bytes a non-negative `Int` takes.
+    package static func byteCount(_ value: Int) -> Int { byteCountOf(UInt64(value)) }
+
+    /// Appends `value`.
+    package static func append(_ value: UInt64, to bytes: inout [UInt8]) { appendValue(value, to: &bytes) }
+    /// Appends `value`.
+    package static func append(_ value: UInt128, to bytes: inout [UInt8]) { appendValue(value, to: &bytes) }
+
+    /// Writes `value` at `cursor` of a buffer the caller sized with `byteCount`, advancing
+    /// the cursor.
+    package static func write(_ value: UInt64, into buffer: UnsafeMutableRawBufferPointer, at cursor: inout Int) {
+        writeValue(value, into: buffer, at: &cursor)
+    }
+
+    /// Reads one varint of at most 64 bits from `bytes` at `offset`, advancing past it only
+    /// when it succeeds.
+    package static func read(_ type: UInt64.Type, from bytes: UnsafeRawBufferPointer, at offset: inout Int) -> Result<UInt64, ReadFailure> {
+        readValue(type, from: bytes, at: &offset)
+    }
+    /// Reads one varint of at most 32 bits (frame header lengths).
+    package static func read(_ type: UInt32.Type, from bytes: UnsafeRawBufferPointer, at offset: inout Int) -> Result<UInt32, ReadFailure> {
+        readValue(type, from: bytes, at: &offset)
+    }
+    /// Reads one varint of at most 128 bits (the session serializer's integers).
+    package static func read(_ type: UInt128.Type, from bytes: UnsafeRawBufferPointer, at offset: inout Int) -> Result<UInt128, ReadFailure> {
+        readValue(type, from: bytes, at: &offset)
+    }
+
+    @inline(__always)
+    private static func byteCountOf<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value) -> Int {
         max(1, (Value.bitWidth - value.leadingZeroBitCount + 6) / 7)
     }
 
-    /// The bytes a non-negative `Int` takes.
-    @inlinable
-    package static func byteCount(_ value: Int) -> Int { byteCount(UInt(value)) }
-
-    /// Appends `value`.
-    @inlinable
-    package static func append<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value, to bytes: inout [UInt8]) {
+    @inline(__always)
+    private static func appendValue<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value, to bytes: inout [UInt8]) {
         var rest = value
         while rest >= 0x80 {
             bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
@@ -37,10 +67,8 @@ package enum LEB128 {
         bytes.append(UInt8(truncatingIfNeeded: rest))
     }
 
-    /// Writes `value` at `cursor` of a buffer the caller sized with ``byteCount(_:)-5q7fm``,
-    /// advancing the cursor.
-    @inlinable
-    package static func write<Value: FixedWidthInteger & UnsignedInteger>(
+    @inline(__always)
+    private static func writeValue<Value: FixedWidthInteger & UnsignedInteger>(
         _ value: Value, into buffer: UnsafeMutableRawBufferPointer, at cursor: inout Int
     ) {
         var rest = value
@@ -53,10 +81,8 @@ package enum LEB128 {
         cursor += 1
     }
 
-    /// Reads one varint of type `Value` from `bytes` at `offset`, advancing past it only
-    /// when it succeeds.
-    @inlinable
-    package static func read<Value: FixedWidthInteger & UnsignedInteger>(
+    @inline(__always)
+    private static func readValue<Value: FixedWidthInteger & UnsignedInteger>(
         _ type: Value.Type, from bytes: UnsafeRawBufferPointer, at offset: inout Int
     ) -> Result<Value, ReadFailure> {
         var result: Value = 0

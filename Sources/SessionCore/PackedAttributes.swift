@@ -344,7 +344,7 @@ struct PackedAttributes: Sendable {
     }
 
     fileprivate static func writeLength(_ length: Int, into out: UnsafeMutableBufferPointer<UInt8>, at cursor: inout Int) {
-        LEB128.write(UInt(length), into: UnsafeMutableRawBufferPointer(out), at: &cursor)
+        LEB128.write(UInt64(length), into: UnsafeMutableRawBufferPointer(out), at: &cursor)
     }
 
     /// A length of a record this store wrote itself, so it is well formed.
@@ -356,7 +356,7 @@ struct PackedAttributes: Sendable {
             offset += 1
             return Int(first)
         }
-        switch LEB128.read(UInt.self, from: UnsafeRawBufferPointer(buffer), at: &offset) {
+        switch LEB128.read(UInt64.self, from: UnsafeRawBufferPointer(buffer), at: &offset) {
         case .success(let length): return Int(length)
         case .failure(let failure): preconditionFailure("packed attribute record corrupted: \(failure)")
         }

@@ -377,7 +377,7 @@ struct FrameHeader {
     }
 
     private static func appendVarint(_ value: Int, to frame: inout [UInt8]) {
-        LEB128.append(UInt(value), to: &frame)
+        LEB128.append(UInt64(value), to: &frame)
     }
 }
 

@@ -3,9 +3,19 @@ import Testing
 
 /// The one varint: every width the project reads it at, its limits and its refusals.
 @Suite struct LEB128Tests {
-    func read<Value: FixedWidthInteger & UnsignedInteger>(
-        _ type: Value.Type, _ bytes: [UInt8]
-    ) -> (Result<Value, LEB128.ReadFailure>, offset: Int) {
+    func read(_ type: UInt64.Type, _ bytes: [UInt8]) -> (Result<UInt64, LEB128.ReadFailure>, offset: Int) {
+        var offset = 0
+        let result = bytes.withUnsafeBytes { LEB128.read(type, from: $0, at: &offset) }
+        return (result, offset)
+    }
+
+    func read(_ type: UInt32.Type, _ bytes: [UInt8]) -> (Result<UInt32, LEB128.ReadFailure>, offset: Int) {
+        var offset = 0
+        let result = bytes.withUnsafeBytes { LEB128.read(type, from: $0, at: &offset) }
+        return (result, offset)
+    }
+
+    func read(_ type: UInt128.Type, _ bytes: [UInt8]) -> (Result<UInt128, LEB128.ReadFailure>, offset: Int) {
         var offset = 0
         let result = bytes.withUnsafeBytes { LEB128.read(type, from: $0, at: &offset) }
         return (result, offset)
