@@ -32,6 +32,11 @@ struct FailureDetector {
         var probeAliveAt: Timestamp?
         /// Leader: the last time it renewed the peer's lease (answered its heartbeat).
         var lastLeaseReplyAt: Timestamp
+
+        mutating func wasHeard(at now: Timestamp) {
+            lastHeard = max(lastHeard, now)
+            probingSince = nil
+        }
     }
 
     let timing: Timing
@@ -56,13 +61,9 @@ struct FailureDetector {
     }
 
     /// Something arrived from `node` at `now`: it is heard, and no longer suspected.
+    /// Every message goes through here: one lookup, changed in place.
     mutating func heard(_ node: NodeID, at now: Timestamp) {
-        if peers[node] == nil {
-            peers[node] = Peer(lastHeard: now, lastLeaseReplyAt: now)
-        } else {
-            peers[node]!.lastHeard = max(peers[node]!.lastHeard, now)
-            peers[node]!.probingSince = nil
-        }
+        peers[node, default: Peer(lastHeard: now, lastLeaseReplyAt: now)].wasHeard(at: now)
     }
 
     /// This node, as leader, renewed `node`'s lease at `now`.

@@ -65,12 +65,12 @@ extension ClusterMessage {
     package var estimatedBodyBytes: Int {
         switch self {
         case .deltaBatch(let batch):
-            return 32 + Self.estimatedBytes(of: batch.deltas)
+            return 32 + SessionDelta.estimatedBytes(of: batch.deltas)
         case .stateTransferChunk(let chunk):
-            return 32 + Self.estimatedBytes(of: chunk.snapshots)
+            return 32 + SessionDelta.estimatedBytes(of: chunk.snapshots)
         case .readReply(let reply):
             guard case .found(let delta) = reply.result else { return 64 }
-            return 64 + Self.estimatedBytes(of: [delta])
+            return 64 + SessionDelta.estimatedBytes(of: [delta])
         case .forwardedWrite(let write):
             switch write.operation {
             case .create(_, let changes), .update(let changes):
@@ -89,10 +89,6 @@ extension ClusterMessage {
         default:
             return 96
         }
-    }
-
-    private static func estimatedBytes(of deltas: [SessionDelta]) -> Int {
-        SessionDelta.estimatedBytes(of: deltas)
     }
 
     func writeBody(to writer: inout BinaryWriter) {
