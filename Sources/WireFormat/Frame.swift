@@ -27,11 +27,11 @@ import SessionCore
 /// | 0      | 2    | magic, "SC" (0x53 0x43)                                              |
 /// | 2      | 1    | protocol version (2)                                                 |
 /// | 3      | 1    | frame type, one per `ClusterMessage` case (see `FrameType`), 18: bundle |
-/// | 4      | 1    | flags; bit 0: the body is LZ4-compressed; bit 1: compressed against the link's history (needs bit 0); other bits must be 0 |
+/// | 4      | 1    | flags; bit 0: the body is LZ4-compressed; bit 1: compressed against the link's history (needs bit 0); bits 2-4: the id (0-7) of the cluster key the HMAC is keyed with; bits 5-7 must be 0 |
 /// | 5      | 1-5  | varint: body length L, as carried (compressed length when bit 0 is set) |
 /// | ...    | 1-5  | varint, only when compressed: the uncompressed body length U         |
 /// | ...    | L    | body                                                                 |
-/// | ...    | 16   | HMAC-SHA256 truncated to its first 128 bits (RFC 2104 §5, as RFC 4868 does), keyed with the cluster key, over every byte before it |
+/// | ...    | 16   | HMAC-SHA256 truncated to its first 128 bits (RFC 2104 §5, as RFC 4868 does), keyed with the cluster key named in the flags, over every byte before it |
 ///
 /// The header is 6 to 15 bytes (7 for a small compressed frame); a frame is header + L + 16
 /// bytes. The body is the message's fields in declaration order: integers as LEB128
@@ -44,6 +44,12 @@ import SessionCore
 /// A bundle's body is a varint count (at least 2), then per message its frame type byte,
 /// a varint length and its body.
 ///
+/// Key ids: a node sends under the first key of its ``WireConfiguration/keys`` and accepts
+/// a frame under any key it has, looked up by the id in the flags; an id it has no key for
+/// is ``WireError/unknownKeyID(_:)``. So a cluster changes its key by rolling restarts
+/// (add the new key second everywhere; move it first everywhere; remove the old one), and a
+/// frame under key id 0 is byte for byte a frame of a build without key ids.
+///
 /// Why 128 bits of MAC: forging a frame means guessing a 128-bit tag online, against a
 /// link that closes at the first failure; RFC 2104 §5 allows truncation to half the hash
 /// output, and IPsec (RFC 4868) sends HMAC-SHA-256-128. The tag is compared in constant time.
@@ -51,7 +57,7 @@ import SessionCore
 /// Decoding order, so each failure is the cheapest to find and says the most:
 /// magic (`badMagic`), version (`unsupportedVersion`), flags, lengths against the limits
 /// (`frameTooLarge`, `decompressedTooLarge`, before any allocation), completeness
-/// (`truncated`), the HMAC (`authenticationFailed`), then the frame type
+/// (`truncated`), the key id (`unknownKeyID`), the HMAC (`authenticationFailed`), then the frame type
 /// (`unknownFrameType`: a peer of a newer release at a version we know), decompression
 /// (`decompressionFailed`) and the body (`malformed`, with the field path).
 ///
@@ -74,12 +80,22 @@ package struct FrameCodec: Sendable {
 
     /// The settings this codec was made with.
     package let configuration: WireConfiguration
-    private let key: AuthenticationKey
+    /// The key frames are sent under.
+    private let sendingKey: AuthenticationKey
+    /// The id written in the flags of every frame sent.
+    private let sendingKeyID: UInt8
+    /// The keys frames are accepted under, indexed by id; nil where the configuration has none.
+    private let acceptedKeys: [AuthenticationKey?]
 
-    /// Creates a codec; every member of a cluster uses the same configuration.
+    /// Creates a codec. Members of a cluster share their limits, and at least the key each
+    /// sends under is one the others accept.
     package init(configuration: WireConfiguration) {
         self.configuration = configuration
-        self.key = AuthenticationKey(SymmetricKey(data: configuration.clusterKey))
+        var accepted = [AuthenticationKey?](repeating: nil, count: WireKey.ids.count)
+        for key in configuration.keys { accepted[Int(key.id)] = AuthenticationKey(SymmetricKey(data: key.bytes)) }
+        self.acceptedKeys = accepted
+        self.sendingKeyID = configuration.keys[0].id
+        self.sendingKey = accepted[Int(sendingKeyID)]!
     }
 
     /// Encodes `message` as one authenticated frame on its own (a datagram), LZ4-compressing
@@ -142,13 +158,13 @@ package struct FrameCodec: Sendable {
         if mayCompress || body.count > configuration.compressionThresholdBytes,
            let compressed = Self.compress(body, against: history) {
             let header = FrameHeader(
-                version: Self.protocolVersion, type: type, compressed: true, linked: history != nil,
+                version: Self.protocolVersion, type: type, compressed: true, linked: history != nil, keyID: sendingKeyID,
                 bodyLength: compressed.count, uncompressedLength: body.count)
             return EncodedFrame(bytes: frame(header, carrying: compressed), uncompressedBodyBytes: body.count, compressed: true)
         }
         let header = FrameHeader(
-            version: Self.protocolVersion, type: type, compressed: false, linked: false, bodyLength: body.count,
-            uncompressedLength: body.count)
+            version: Self.protocolVersion, type: type, compressed: false, linked: false, keyID: sendingKeyID,
+            bodyLength: body.count, uncompressedLength: body.count)
         return EncodedFrame(bytes: frame(header, carrying: body), uncompressedBodyBytes: body.count, compressed: false)
     }
 
@@ -179,14 +195,16 @@ package struct FrameCodec: Sendable {
         return frame
     }
 
-    /// Appends the truncated HMAC-SHA256 of every byte of `frame`.
+    /// Appends the truncated HMAC-SHA256 of every byte of `frame`, under the sending key.
     func appendAuthenticationCode(to frame: inout [UInt8]) {
-        let code = frame.withUnsafeBytes { key.authenticationCode(for: $0) }
+        let code = frame.withUnsafeBytes { sendingKey.authenticationCode(for: $0) }
         code.withUnsafeBytes { frame.append(contentsOf: $0.prefix(FrameHeader.macLength)) }
     }
 
-    /// Whether `code` is the truncated HMAC of `authenticated`, compared in constant time.
-    private func isValidAuthenticationCode(_ code: UnsafeRawBufferPointer, authenticating authenticated: UnsafeRawBufferPointer) -> Bool {
+    /// Whether `code` is the truncated HMAC of `authenticated` under `key`, compared in constant time.
+    private func isValidAuthenticationCode(
+        _ code: UnsafeRawBufferPointer, authenticating authenticated: UnsafeRawBufferPointer, key: AuthenticationKey
+    ) -> Bool {
         let expected = key.authenticationCode(for: authenticated)
         return expected.withUnsafeBytes { full in
             guard code.count == FrameHeader.macLength, full.count >= FrameHeader.macLength else { return false }
@@ -232,7 +250,8 @@ package struct FrameCodec: Sendable {
         let macStart = header.totalLength - FrameHeader.macLength
         let authenticated = UnsafeRawBufferPointer(rebasing: frame[..<macStart])
         let code = UnsafeRawBufferPointer(rebasing: frame[macStart...])
-        guard isValidAuthenticationCode(code, authenticating: authenticated) else { throw .authenticationFailed }
+        guard let key = acceptedKeys[Int(header.keyID)] else { throw .unknownKeyID(header.keyID) }
+        guard isValidAuthenticationCode(code, authenticating: authenticated, key: key) else { throw .authenticationFailed }
         let type = header.type
         guard type == Self.bundleType || FrameType(rawValue: type) != nil else { throw .unknownFrameType(type) }
         if header.linked && history == nil { throw .malformed("header.flags: compressed against a link history outside a link") }
@@ -301,13 +320,18 @@ struct FrameHeader {
     static let macLength = 16
     static let compressedFlag: UInt8 = 0b0000_0001
     static let linkedFlag: UInt8 = 0b0000_0010
-    static let knownFlags: UInt8 = compressedFlag | linkedFlag
+    /// Bits 2-4: the id of the key the HMAC is keyed with.
+    static let keyIDShift: UInt8 = 2
+    static let keyIDMask: UInt8 = 0b0001_1100
+    static let knownFlags: UInt8 = compressedFlag | linkedFlag | keyIDMask
 
     var version: UInt8
     var type: UInt8
     var compressed: Bool
     /// Compressed against the link's history.
     var linked: Bool
+    /// The id of the cluster key the HMAC is keyed with.
+    var keyID: UInt8
     var bodyLength: Int
     var uncompressedLength: Int
     var headerLength: Int {
@@ -330,6 +354,7 @@ struct FrameHeader {
         guard flags & ~knownFlags == 0 else { throw .malformed("header.flags: unknown bits \(flags & ~knownFlags)") }
         let compressed = flags & compressedFlag != 0
         let linked = flags & linkedFlag != 0
+        let keyID = (flags & keyIDMask) >> keyIDShift
         guard compressed || !linked else { throw .malformed("header.flags: history without compression") }
         var offset = fixedLength
         guard let bodyLength = try readVarint(bytes, at: &offset, "header.bodyLength") else { return nil }
@@ -351,8 +376,8 @@ struct FrameHeader {
             }
         }
         return FrameHeader(
-            version: bytes[2], type: bytes[3], compressed: compressed, linked: linked, bodyLength: bodyLength,
-            uncompressedLength: uncompressedLength)
+            version: bytes[2], type: bytes[3], compressed: compressed, linked: linked, keyID: keyID,
+            bodyLength: bodyLength, uncompressedLength: uncompressedLength)
     }
 
     /// A varint length at `offset`, advancing past it; nil while it is incomplete.
@@ -371,7 +396,7 @@ struct FrameHeader {
         frame.append(Self.magic.1)
         frame.append(version)
         frame.append(type)
-        frame.append((compressed ? Self.compressedFlag : 0) | (linked ? Self.linkedFlag : 0))
+        frame.append((compressed ? Self.compressedFlag : 0) | (linked ? Self.linkedFlag : 0) | keyID << Self.keyIDShift)
         Self.appendVarint(bodyLength, to: &frame)
         if compressed { Self.appendVarint(uncompressedLength, to: &frame) }
     }
@@ -398,7 +423,7 @@ package struct EncodedFrame: Sendable {
     }
 }
 
-/// The cluster key, as an HMAC whose key blocks are already hashed in: each frame copies
+/// A cluster key, as an HMAC whose key blocks are already hashed in: each frame copies
 /// it and hashes only its own bytes, instead of redoing the key setup (two SHA-256 blocks
 /// and a few allocations) per frame.
 ///

@@ -24,6 +24,9 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     case decompressedTooLarge(claimed: Int, limit: Int)
     /// A compressed body is not valid LZ4, or does not decompress to the size it claims (code 107).
     case decompressionFailed
+    /// The frame names a cluster key id this node has no key for: a peer already sends
+    /// under a new key not configured here, or still under one removed here (code 109).
+    case unknownKeyID(UInt8)
     /// The body does not decode; the text names the field, e.g.
     /// `"deltaBatch.delta.attribute.value.bytes: truncated"` (code 108).
     case malformed(String)
@@ -41,6 +44,7 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// | 106 | ``decompressedTooLarge(claimed:limit:)`` |
     /// | 107 | ``decompressionFailed`` |
     /// | 108 | ``malformed(_:)`` |
+    /// | 109 | ``unknownKeyID(_:)`` |
     package var code: UInt16 {
         switch self {
         case .truncated: 100
@@ -52,6 +56,7 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .decompressedTooLarge: 106
         case .decompressionFailed: 107
         case .malformed: 108
+        case .unknownKeyID: 109
         }
     }
 
@@ -68,6 +73,7 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
             "compressed body claims \(claimed) bytes, over the limit of \(limit)"
         case .decompressionFailed: "compressed body does not decompress to its claimed size"
         case .malformed(let path): "malformed body at \(path)"
+        case .unknownKeyID(let id): "frame under cluster key id \(id), which this node does not have"
         }
     }
 }

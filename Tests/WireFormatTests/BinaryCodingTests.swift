@@ -79,7 +79,8 @@ import Testing
         let errors: [WireError] = [
             .truncated, .badMagic, .unsupportedVersion(9), .unknownFrameType(9), .frameTooLarge(bytes: 2, limit: 1),
             .authenticationFailed, .decompressedTooLarge(claimed: 2, limit: 1), .decompressionFailed, .malformed("x"),
+            .unknownKeyID(1),
         ]
-        #expect(errors.map(\.code) == Array(100...108))
+        #expect(errors.map(\.code) == Array(100...109))
     }
 }

@@ -79,7 +79,7 @@ import Testing
     @Test func lz4BombIsRefusedBeforeDecompressing() throws {
         let oneGiB = 1 << 30
         let header = FrameHeader(
-            version: 2, type: FrameType.deltaBatch.rawValue, compressed: true, linked: false, bodyLength: 24,
+            version: 2, type: FrameType.deltaBatch.rawValue, compressed: true, linked: false, keyID: 0, bodyLength: 24,
             uncompressedLength: oneGiB)
         // 24 bytes of an LZ4 block that would expand a run of zeros.
         let bomb = codec.resealed(header: header, carrying: [0x1F, 0x00, 0x01, 0x00] + [UInt8](repeating: 0xFF, count: 20))
@@ -90,7 +90,7 @@ import Testing
 
     @Test func claimBeyondWhatLZ4CanExpandIsRefusedUnallocated() {
         let header = FrameHeader(
-            version: 2, type: FrameType.deltaBatch.rawValue, compressed: true, linked: false, bodyLength: 8,
+            version: 2, type: FrameType.deltaBatch.rawValue, compressed: true, linked: false, keyID: 0, bodyLength: 8,
             uncompressedLength: 60_000_000)
         let frame = codec.resealed(header: header, carrying: [UInt8](repeating: 0xFF, count: 8))
         #expect(codec.decodingError(frame) == .decompressionFailed)
@@ -209,6 +209,7 @@ import Testing
         case .decompressedTooLarge: "decompressedTooLarge"
         case .decompressionFailed: "decompressionFailed"
         case .malformed: "malformed"
+        case .unknownKeyID: "unknownKeyID"
         }
     }
 
