@@ -62,8 +62,9 @@ public final class SessionCluster: Service, Sendable {
     ///     every socket there. Default: NIO's shared singleton group.
     ///   - logger: Logs lifecycle, views, links and refused frames; never session contents
     ///     and never a whole session id.
-    /// - Throws: ``SessionClusterError/invalidConfiguration(_:)`` when the cluster key is
-    ///   shorter than 16 bytes.
+    /// - Throws: ``SessionClusterError/invalidConfiguration(_:)`` when a cluster key is
+    ///   shorter than 16 bytes, there is none or more than 8, or an id is outside 0...7 or
+    ///   used twice.
     public init(
         configuration: SessionClusterConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -71,7 +72,9 @@ public final class SessionCluster: Service, Sendable {
     ) throws(SessionClusterError) {
         self.configuration = configuration
         let wire: WireConfiguration
-        do { wire = try WireConfiguration(clusterKey: configuration.clusterKey) } catch { throw SessionClusterError(error) }
+        do {
+            wire = try WireConfiguration(keys: configuration.clusterKeys.map { WireKey(id: $0.id, bytes: $0.bytes) })
+        } catch { throw SessionClusterError(error) }
         self.codec = FrameCodec(configuration: wire)
         self.store = SessionStore(configuration: configuration.store)
         self.loop = eventLoopGroup.next()

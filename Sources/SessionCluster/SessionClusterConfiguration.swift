@@ -22,9 +22,18 @@ public struct SessionClusterConfiguration: Sendable {
     /// Where to listen for peers: TCP for data and UDP for heartbeats, on the same port.
     /// Port 0 picks a free port; ``SessionCluster/boundAddress`` tells which.
     public var bindAddress: PeerAddress
-    /// The shared secret that authenticates every frame (HMAC-SHA256); at least 16 bytes.
-    /// Nodes with different keys cannot talk to each other.
-    public var clusterKey: [UInt8]
+    /// The shared secrets that authenticate every frame (HMAC-SHA256): frames are sent
+    /// under the first and accepted under any. 1 to 8 keys with distinct ids, each at least
+    /// 16 bytes. Two nodes talk when each has the key the other sends under; see
+    /// ``ClusterKey`` for changing keys by rolling restarts.
+    public var clusterKeys: [ClusterKey]
+    /// The key frames are sent under (the first of ``clusterKeys``). Setting it replaces
+    /// ``clusterKeys`` with this one key, id 0. At least 16 bytes; nodes that share no key
+    /// cannot talk to each other.
+    public var clusterKey: [UInt8] {
+        get { clusterKeys.first?.bytes ?? [] }
+        set { clusterKeys = [ClusterKey(id: 0, bytes: newValue)] }
+    }
     /// The store's sizing, limits and default idle timeout (30 minutes).
     public var store: SessionStoreConfiguration
     /// Frames queued for one peer while its link is down or slow, in bytes, beyond which
@@ -61,11 +70,12 @@ public struct SessionClusterConfiguration: Sendable {
     ///   - bindAddress: Where to listen for peers.
     ///   - seeds: Addresses to contact at start; may include this node's own address, so
     ///     every node can be started with the same list. Empty: this node starts alone.
-    ///   - clusterKey: The shared secret, at least 16 bytes.
+    ///   - clusterKey: The shared secret, at least 16 bytes, as key id 0; set
+    ///     ``clusterKeys`` for several.
     public init(nodeID: NodeID, bindAddress: PeerAddress, seeds: [PeerAddress], clusterKey: [UInt8]) {
         self.node = NodeConfiguration(id: nodeID, address: bindAddress, incarnation: 0, seeds: seeds)
         self.bindAddress = bindAddress
-        self.clusterKey = clusterKey
+        self.clusterKeys = [ClusterKey(id: 0, bytes: clusterKey)]
         self.store = SessionStoreConfiguration()
         self.maxQueuedBytesPerPeer = node.maxQueuedBytesPerPeer
     }
