@@ -153,6 +153,11 @@ let package = Package(
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
             ]
         ),
+        // `session-node serve`'s options, and the binary itself started as a process.
+        .testTarget(
+            name: "SessionNodeTests",
+            dependencies: ["NodeCommandLine", "NodeProcesses", "SessionCluster", "session-node"]
+        ),
         .testTarget(
             name: "SessionClusterVaporTests",
             dependencies: [

@@ -58,7 +58,8 @@ class Shop:
                  binary_path: str | None = None, affinity: bool = False):
         self.app, self.workdir, self.binary = app, workdir, binary_path or binary(app)
         key_file = os.path.join(workdir, "cluster.key")
-        with open(key_file, "w") as f:
+        # session-node refuses a key file others can read: create it private to its owner.
+        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(secrets.token_hex(32))
         peers = [free_port(udp_too=True) for _ in range(nodes)]
         seeds = [f"127.0.0.1:{p}" for p in peers]

@@ -21,8 +21,19 @@ public struct ClusterOptions: ParsableArguments {
     @Option(help: "Copies of each session (owner plus backups).")
     public var replicas: Int = 2
 
-    @Option(help: "A file holding the cluster key (at least 16 bytes; surrounding whitespace ignored).")
+    @Option(help: ArgumentHelp(
+        "A file holding the cluster key, readable by its owner only (chmod 600).",
+        discussion: """
+            Either one key: the whole file, surrounding whitespace ignored, at least 16 bytes (key id 0). \
+            Or one key per line as ID:KEY, ID 0 to 7, e.g. `1:<new key>` then `0:<old key>`: frames are \
+            sent under the first line's key and accepted under any line's, so a key changes by rolling \
+            restarts. KEY is taken as text either way. Create one with: \
+            head -c 32 /dev/urandom | base64 > cluster.key; chmod 600 cluster.key
+            """))
     public var clusterKeyFile: String?
+
+    @Flag(help: "Run without --cluster-key-file on the public development key: anyone can join the cluster and forge its frames. For local experiments only.")
+    public var insecureDevelopmentKey = false
 
     @Option(help: "Seconds a session may stay unused before it expires (the store's default: 1800).")
     public var idleTimeout: Double?
@@ -41,6 +52,11 @@ public struct ClusterOptions: ParsableArguments {
         for seed in seeds where PeerAddress(seed) == nil { throw ValidationError("--seed must be HOST:PORT, got '\(seed)'") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1") }
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be positive") }
+        switch (clusterKeyFile, insecureDevelopmentKey) {
+        case (nil, false): throw ValidationError(ClusterKeyFileError.missing.description)
+        case (.some, true): throw ValidationError("give either --cluster-key-file or --insecure-development-key, not both")
+        default: break
+        }
     }
 
     /// The HTTP address.
@@ -62,8 +78,12 @@ public struct ClusterOptions: ParsableArguments {
         return try String(contentsOfFile: signInTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The node's configuration. Without `--cluster-key-file` the development key is used
-    /// and a warning logged.
+    /// The node's configuration, its keys from `--cluster-key-file` (see
+    /// ``ClusterKeyFile/load(from:)``). With `--insecure-development-key` instead, the
+    /// development key is used and a warning logged.
+    ///
+    /// - Throws: ``ClusterKeyFileError`` when the key file is missing, unreadable, readable
+    ///   or writable by others than its owner, or holds no valid key list.
     public func configuration(logger: Logger) throws -> SessionClusterConfiguration {
         var configuration = SessionClusterConfiguration(
             nodeID: NodeID(id), bindAddress: PeerAddress(bind)!, seeds: seeds.compactMap(PeerAddress.init),
@@ -71,10 +91,12 @@ public struct ClusterOptions: ParsableArguments {
         configuration.replicationFactor = replicas
         if let idleTimeout { configuration.store.defaultMaxInactive = .milliseconds(Int64(idleTimeout * 1000)) }
         if let clusterKeyFile {
-            let text = try String(contentsOfFile: clusterKeyFile, encoding: .utf8)
-            configuration.clusterKey = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+            configuration.clusterKeys = try ClusterKeyFile.load(from: clusterKeyFile)
+        } else if insecureDevelopmentKey {
+            logger.warning(
+                "--insecure-development-key: using the public development cluster key; anyone can join this cluster and forge its frames")
         } else {
-            logger.warning("no --cluster-key-file: using the development cluster key; anyone can join or forge frames")
+            throw ClusterKeyFileError.missing
         }
         return configuration
     }

@@ -52,6 +52,8 @@ package final class ChildProcess: @unchecked Sendable {
 
     package var pid: Int32 { process.processIdentifier }
     package var isRunning: Bool { process.isRunning }
+    /// The exit status (or terminating signal) once it has exited; 0 while it runs.
+    package var exitStatus: Int32 { process.isRunning ? 0 : process.terminationStatus }
 
     /// Sends `signal` (SIGSTOP and SIGCONT pause and resume it).
     package func kill(_ signal: Int32) {

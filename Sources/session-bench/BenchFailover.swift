@@ -54,7 +54,7 @@ enum BenchFailover {
         var taken = Set<Int>()
         let cluster = try NodeProcessCluster(
             count: 3, executable: try Executables.sibling("session-node"), logDirectory: logDirectory, idPrefix: "failover-f",
-            arguments: ["--log-level", "warning"], taken: &taken)
+            arguments: ["--log-level", "warning", "--insecure-development-key"], taken: &taken)
         defer { cluster.stop() }
         let nodes = cluster.nodes
         try cluster.waitUntilSettled(seconds: 30)

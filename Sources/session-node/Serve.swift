@@ -15,8 +15,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Start every node of a cluster with the same --seed list (it may include the node's own \
             --bind address). Writes are acknowledged once a backup holds them, so a node alone \
-            acknowledges writes only with --replicas 1. Without --cluster-key-file a development key \
-            is used and a warning logged.
+            acknowledges writes only with --replicas 1. A node refuses to start without \
+            --cluster-key-file (create one with: head -c 32 /dev/urandom | base64 > cluster.key; \
+            chmod 600 cluster.key) unless --insecure-development-key is given.
             """)
 
     @OptionGroup var options: ClusterOptions
