@@ -22,6 +22,10 @@ import SessionCore
 ///
 /// A missing, malformed, unknown or expired cookie gives 401, a value over the limits 413,
 /// both with a JSON ``SessionAPIError`` body. Add ``NodeHeaderMiddleware`` for `X-Node`.
+///
+/// ``register(on:)`` adds them all; ``registerSessionRoutes(on:)`` and
+/// ``registerAdminRoutes(on:)`` split them between a public listener (the sessions and
+/// `/health`) and an operators' one (`/cluster`).
 public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
     /// The cookie that carries the session id.
     public static var cookieName: String { "SESSION_ID" }
@@ -39,8 +43,25 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
         self.signInToken = signInToken.flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// Adds every route to `router`.
+    /// Adds every route to `router`: the session routes and the admin routes.
     public func register(on router: Router<Context>) {
+        registerSessionRoutes(on: router)
+        registerAdminRoutes(on: router)
+    }
+
+    /// Adds the routes of operators, who see the membership and partitions of the cluster:
+    /// `GET /cluster`.
+    public func registerAdminRoutes(on router: Router<Context>) {
+        let cluster = self.cluster
+        router.get("/cluster") { _, _ -> Response in
+            let status = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.status() }
+            return try Self.json(ClusterStatusBody(status), status: .ok)
+        }
+    }
+
+    /// Adds the routes clients and load balancers use: every `/session` route and
+    /// `GET /health`.
+    public func registerSessionRoutes(on router: Router<Context>) {
         let cluster = self.cluster
         router.post("/session") { _, _ -> Response in
             let session = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.create() }
@@ -117,10 +138,6 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             var response = try Self.json(["ended": ended], status: .ok)
             response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/"))
             return response
-        }
-        router.get("/cluster") { _, _ -> Response in
-            let status = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.status() }
-            return try Self.json(ClusterStatusBody(status), status: .ok)
         }
         router.get("/health") { _, _ -> Response in
             let ready = await cluster.isReady()

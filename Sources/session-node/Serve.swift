@@ -7,8 +7,10 @@ import NodeCommandLine
 import Prometheus
 import SessionCluster
 import SessionClusterHummingbird
+import ServiceLifecycle
 
-/// `session-node serve`: one node, its HTTP API on `--http`, its peer port on `--bind`.
+/// `session-node serve`: one node, its HTTP API on `--http`, its peer port on `--bind`, and
+/// with `--admin` its operators' routes on a listener of their own.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one node: the session HTTP API over an embedded, replicated store.",
@@ -17,10 +19,22 @@ struct Serve: AsyncParsableCommand {
             --bind address). Writes are acknowledged once a backup holds them, so a node alone \
             acknowledges writes only with --replicas 1. A node refuses to start without \
             --cluster-key-file (create one with: head -c 32 /dev/urandom | base64 > cluster.key; \
-            chmod 600 cluster.key) unless --insecure-development-key is given.
+            chmod 600 cluster.key) unless --insecure-development-key is given. GET /cluster and \
+            GET /metrics are served on --admin; without --admin they stay on --http, with a warning.
             """)
 
     @OptionGroup var options: ClusterOptions
+
+    @Option(help: "HOST:PORT of the operators' listener: GET /cluster and GET /metrics, which --http then no longer serves. Bind it where only operators reach it (e.g. 127.0.0.1).")
+    var admin: String?
+
+    @Option(help: "Seconds a connection to --http may stay idle (no request in progress) before the node closes it.")
+    var httpIdleTimeout: Double = 60
+
+    func validate() throws {
+        if let admin, PeerAddress(admin) == nil { throw ValidationError("--admin must be HOST:PORT, got '\(admin)'") }
+        guard httpIdleTimeout > 0, httpIdleTimeout.isFinite else { throw ValidationError("--http-idle-timeout must be positive") }
+    }
 
     func run() async throws {
         options.bootstrapLogging()
@@ -33,23 +47,40 @@ struct Serve: AsyncParsableCommand {
         let httpAddress = options.httpAddress
         let configuration = try options.configuration(logger: logger)
         let cluster = try SessionCluster(configuration: configuration, logger: Logger(label: "session-cluster"))
+        let routes = SessionClusterRoutes<BasicRequestContext>(cluster: cluster, signInToken: try options.signInToken())
 
         let router = Router()
         router.add(middleware: NodeHeaderMiddleware(nodeID: id))
-        SessionClusterRoutes(cluster: cluster, signInToken: try options.signInToken()).register(on: router)
-        router.get("/metrics") { _, _ -> Response in
+        routes.registerSessionRoutes(on: router)
+        let adminAddress = admin.flatMap(PeerAddress.init)
+        let adminRouter = adminAddress == nil ? router : Router()
+        if adminAddress != nil { adminRouter.add(middleware: NodeHeaderMiddleware(nodeID: id)) }
+        routes.registerAdminRoutes(on: adminRouter)
+        adminRouter.get("/metrics") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
+        var services: [any Service] = [cluster]
+        if let adminAddress {
+            services.append(
+                Application(
+                    router: adminRouter,
+                    configuration: ApplicationConfiguration(
+                        address: .hostname(adminAddress.host, port: adminAddress.port), serverName: nil),
+                    logger: logger))
+        } else {
+            logger.warning(
+                "no --admin: GET /cluster and GET /metrics are served on the public --http listener; give --admin HOST:PORT to serve them apart")
+        }
         var app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(httpIdleTimeout * 1_000_000_000)))),
             configuration: ApplicationConfiguration(address: .hostname(httpAddress.host, port: httpAddress.port), serverName: nil),
-            services: [cluster],
+            services: services,
             logger: logger)
         // Peers' ports are bound before the HTTP port accepts requests.
         app.beforeServerStarts { try await cluster.start() }
         try await app.runService()
     }
 }
-
