@@ -36,7 +36,8 @@ struct VaporShop: AsyncParsableCommand {
                 app.sessions.use(.memory)
             case .cluster:
                 let node = try SessionCluster(configuration: try options.configuration(logger: logger))
-                app.sessions.use(.cluster(node))  // starts and stops with the app
+                // Served over plain HTTP here: a Secure cookie would not come back from a browser.
+                app.sessions.use(.cluster(node, configuration: .cluster(secure: false)))  // starts and stops with the app
                 cluster = node
             }
             routes(app, cluster: cluster)

@@ -143,7 +143,15 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     }
 }
 
-/// The cookie that carries a session id, and its attributes.
+/// The cookie that carries a session id, and its attributes: by default
+/// `Path=/; Secure; HttpOnly; SameSite=Lax` and no expiry (the store ends the session).
+/// ``ClusterSessionMiddleware``'s affinity cookie and the cookie that clears a session take
+/// the same attributes.
+///
+/// ```swift
+/// // Served over plain HTTP in development: without Secure, browsers would not send it back.
+/// ClusterSessionMiddleware(cluster: cluster, cookie: SessionCookie(secure: false))
+/// ```
 public struct SessionCookie: Sendable {
     /// The cookie's name. Default `SESSION_ID`.
     public var name: String
@@ -158,7 +166,7 @@ public struct SessionCookie: Sendable {
     /// Cross-site sending. Default `lax`.
     public var sameSite: Cookie.SameSite
 
-    /// Creates a cookie description.
+    /// Creates a cookie description; every default is the safe one.
     public init(
         name: String = "SESSION_ID", path: String = "/", domain: String? = nil, secure: Bool = true,
         httpOnly: Bool = true, sameSite: Cookie.SameSite = .lax

@@ -36,11 +36,21 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
     /// in as a user is for the backend that checked the user's password, not for any client.
     /// Nil: the route answers 403.
     public let signInToken: String?
+    /// The attributes of the `SESSION_ID` cookie the routes set: `HttpOnly; SameSite=Lax`,
+    /// and `Secure` unless the routes were made with `secureCookie: false`.
+    public let cookie: SessionCookie
 
     /// Creates the routes over `cluster`.
-    public init(cluster: SessionCluster, signInToken: String? = nil) {
+    ///
+    /// - Parameters:
+    ///   - cluster: The cluster the routes read and write.
+    ///   - signInToken: The token `PUT /session/principal` requires; nil refuses it.
+    ///   - secureCookie: Whether the session cookie carries `Secure` (browsers then send it
+    ///     over HTTPS only). Default true; false only for plain HTTP in development.
+    public init(cluster: SessionCluster, signInToken: String? = nil, secureCookie: Bool = true) {
         self.cluster = cluster
         self.signInToken = signInToken.flatMap { $0.isEmpty ? nil : $0 }
+        self.cookie = SessionCookie(name: Self.cookieName, secure: secureCookie)
     }
 
     /// Adds every route to `router`: the session routes and the admin routes.
@@ -62,10 +72,10 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
     /// Adds the routes clients and load balancers use: every `/session` route and
     /// `GET /health`.
     public func registerSessionRoutes(on router: Router<Context>) {
-        let cluster = self.cluster
+        let (cluster, cookie) = (self.cluster, self.cookie)
         router.post("/session") { _, _ -> Response in
             let session = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.create() }
-            return try Self.sessionResponse(status: .created, id: session.id)
+            return try Self.sessionResponse(status: .created, id: session.id, cookie: cookie)
         }
         router.get("/session") { request, _ -> Response in
             let session = try await Self.liveSession(request, cluster)
@@ -77,13 +87,13 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             let id = try Self.sessionID(request)
             try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.invalidate(id) }
             var response = Response(status: .noContent)
-            response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/"))
+            response.setCookie(cookie.expired)
             return response
         }
         router.post("/session/rotate") { request, _ -> Response in
             let id = try Self.sessionID(request)
             let newID = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.rotateID(id) }
-            return try Self.sessionResponse(status: .ok, id: newID)
+            return try Self.sessionResponse(status: .ok, id: newID, cookie: cookie)
         }
         router.put("/session/attributes/:name") { request, context -> HTTPResponse.Status in
             let id = try Self.sessionID(request)
@@ -136,7 +146,7 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
             let principal = try await Self.principal(request, cluster)
             let ended = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.invalidateAll(of: principal) }
             var response = try Self.json(["ended": ended], status: .ok)
-            response.setCookie(Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/"))
+            response.setCookie(cookie.expired)
             return response
         }
         router.get("/health") { _, _ -> Response in
@@ -185,9 +195,9 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
         return bytes
     }
 
-    static func sessionResponse(status: HTTPResponse.Status, id: SessionID) throws -> Response {
+    static func sessionResponse(status: HTTPResponse.Status, id: SessionID, cookie: SessionCookie) throws -> Response {
         var response = try json(["id": id.text], status: status)
-        response.setCookie(Cookie(name: cookieName, value: id.text, path: "/"))
+        response.setCookie(cookie.cookie(for: id))
         return response
     }
 

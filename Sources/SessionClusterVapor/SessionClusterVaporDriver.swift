@@ -140,11 +140,46 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
 extension Application.Sessions.Provider {
     /// Sessions in `cluster`, through ``SessionClusterVaporDriver``; the cluster starts when
     /// the application boots and leaves gracefully when it shuts down.
-    public static func cluster(_ cluster: SessionCluster, touch: Bool = true) -> Self {
+    ///
+    /// - Parameters:
+    ///   - cluster: Where the sessions live.
+    ///   - touch: Whether reading a session slides its idle timeout.
+    ///   - configuration: Replaces `app.sessions.configuration`: by default
+    ///     ``Vapor/SessionsConfiguration/cluster(cookieName:secure:domain:path:sameSite:)``,
+    ///     whose cookie is `HttpOnly; Secure; SameSite=Lax` (Vapor's own default cookie is
+    ///     neither HttpOnly nor Secure). Nil keeps the application's configuration.
+    public static func cluster(
+        _ cluster: SessionCluster, touch: Bool = true, configuration: SessionsConfiguration? = .cluster()
+    ) -> Self {
         .init { application in
+            if let configuration { application.sessions.configuration = configuration }
             application.sessions.use { _ in SessionClusterVaporDriver(cluster: cluster, touch: touch) }
             application.storage[SessionClusterKey.self] = cluster
             application.lifecycle.use(SessionClusterLifecycle(cluster: cluster))
+        }
+    }
+}
+
+extension SessionsConfiguration {
+    /// Vapor's session cookie with the attributes a session cookie should have: `HttpOnly`
+    /// (hidden from scripts), `SameSite` (`lax` by default), `Secure` unless `secure` is false,
+    /// and no expiry, since the cluster's idle and absolute timeouts end the session.
+    ///
+    /// - Parameters:
+    ///   - cookieName: The cookie's name. Default `vapor-session`, Vapor's.
+    ///   - secure: Whether browsers send the cookie over HTTPS only. Default true; false only
+    ///     for plain HTTP in development.
+    ///   - domain: The domain it is sent to; nil: the host that set it.
+    ///   - path: The path it is sent for. Default `/`.
+    ///   - sameSite: Cross-site sending. Default `lax`.
+    public static func cluster(
+        cookieName: String = "vapor-session", secure: Bool = true, domain: String? = nil, path: String = "/",
+        sameSite: HTTPCookies.SameSitePolicy = .lax
+    ) -> SessionsConfiguration {
+        SessionsConfiguration(cookieName: cookieName) { id in
+            HTTPCookies.Value(
+                string: id.string, expires: nil, maxAge: nil, domain: domain, path: path, isSecure: secure, isHTTPOnly: true,
+                sameSite: sameSite)
         }
     }
 }

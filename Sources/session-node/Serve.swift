@@ -28,6 +28,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HOST:PORT of the operators' listener: GET /cluster and GET /metrics, which --http then no longer serves. Bind it where only operators reach it (e.g. 127.0.0.1).")
     var admin: String?
 
+    @Flag(inversion: .prefixedNo, help: "Whether the SESSION_ID cookie carries Secure (sent back over HTTPS only); --no-secure-cookie for plain HTTP in development. It is HttpOnly and SameSite=Lax either way.")
+    var secureCookie = true
+
     @Option(help: "Seconds a connection to --http may stay idle (no request in progress) before the node closes it.")
     var httpIdleTimeout: Double = 60
 
@@ -47,7 +50,8 @@ struct Serve: AsyncParsableCommand {
         let httpAddress = options.httpAddress
         let configuration = try options.configuration(logger: logger)
         let cluster = try SessionCluster(configuration: configuration, logger: Logger(label: "session-cluster"))
-        let routes = SessionClusterRoutes<BasicRequestContext>(cluster: cluster, signInToken: try options.signInToken())
+        let routes = SessionClusterRoutes<BasicRequestContext>(
+            cluster: cluster, signInToken: try options.signInToken(), secureCookie: secureCookie)
 
         let router = Router()
         router.add(middleware: NodeHeaderMiddleware(nodeID: id))

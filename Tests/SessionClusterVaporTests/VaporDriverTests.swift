@@ -12,11 +12,14 @@ import VaporTesting
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct VaporDriverTests {
     /// A Vapor app on `cluster` with the routes of Vapor's session tests and a few more.
-    static func withApp(_ cluster: SessionCluster, _ body: (Application) async throws -> Void) async throws {
+    static func withApp(
+        _ cluster: SessionCluster, configuration: SessionsConfiguration? = .cluster(),
+        _ body: (Application) async throws -> Void
+    ) async throws {
         let app = try await Application.make(.testing)
         app.logger.logLevel = .warning  // not a line per request
         do {
-            app.sessions.use(.cluster(cluster))
+            app.sessions.use(.cluster(cluster, configuration: configuration))
             app.middleware.use(app.sessions.middleware)
             app.get("set") { req -> HTTPStatus in
                 req.session.data["foo"] = "bar"
@@ -60,6 +63,36 @@ struct VaporDriverTests {
         var headers = HTTPHeaders()
         if let cookie = response.headers.setCookie?["vapor-session"] { headers.cookie = ["vapor-session": cookie] }
         return headers
+    }
+
+    /// The attributes of the session cookie `response` sets, after its `name=value`.
+    static func cookieAttributes(_ response: TestingHTTPResponse) throws -> Set<String> {
+        let header = try #require(response.headers[.setCookie].first { $0.hasPrefix("vapor-session=") }, "\(response.headers)")
+        return Set(header.split(separator: ";").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) })
+    }
+
+    /// The attributes of the session cookie a first write sets, on an app whose provider got
+    /// `configuration` (each app stops its cluster when it shuts down: one node per app).
+    static func cookieAttributes(configuration: SessionsConfiguration?) async throws -> Set<String> {
+        var attributes: Set<String> = []
+        try await SingleNode.with { cluster in
+            try await Self.withApp(cluster, configuration: configuration) { app in
+                attributes = try Self.cookieAttributes(try await app.testing().sendRequest(.GET, "/set"))
+            }
+        }
+        return attributes
+    }
+
+    @Test func theSessionCookieIsHttpOnlyLaxSecureAndEndsWithTheSession() async throws {
+        let byDefault = try await Self.cookieAttributes(configuration: .cluster())
+        #expect(byDefault.isSuperset(of: ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"]), "\(byDefault)")
+        #expect(!byDefault.contains { $0.hasPrefix("Expires") || $0.hasPrefix("Max-Age") }, "\(byDefault)")
+        let plain = try await Self.cookieAttributes(configuration: .cluster(secure: false))
+        #expect(plain.isSuperset(of: ["HttpOnly", "SameSite=Lax"]), "\(plain)")
+        #expect(!plain.contains("Secure"), "\(plain)")
+        // nil keeps the application's own configuration (Vapor's default: neither HttpOnly nor Secure).
+        let vapors = try await Self.cookieAttributes(configuration: nil)
+        #expect(!vapors.contains("HttpOnly"), "\(vapors)")
     }
 
     /// Vapor's `testSessionDestroy`: set creates, destroy reads then deletes.
