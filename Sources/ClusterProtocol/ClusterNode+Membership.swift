@@ -62,13 +62,8 @@ extension ClusterNode {
 
     func handleHeartbeat(_ heartbeat: Heartbeat, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(heartbeat.from, now: now)
-        if heartbeat.term > term { adoptTerm(heartbeat.term, leader: heartbeat.fromLeader ? heartbeat.from.id : nil) }
-        if heartbeat.fromLeader && heartbeat.term == term {
-            leaderID = heartbeat.from.id
-            leaderContactAt = now
-            if role == .candidate { role = .follower }
-            if role != .leader { resetElectionDeadline(now: now) }
-        }
+        election.adopt(heartbeat.term, leader: heartbeat.fromLeader ? heartbeat.from.id : nil)
+        if heartbeat.fromLeader { election.heard(leader: heartbeat.from.id, inTerm: heartbeat.term, now: now, using: &random) }
         guard let view else { return }
         if heartbeat.viewEpoch < view.epoch { sendView(to: heartbeat.from, now: now, into: &effects) }
         let inView = view.members.contains(heartbeat.from)
@@ -88,7 +83,7 @@ extension ClusterNode {
 
     func handleHeartbeatReply(_ reply: HeartbeatReply, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(reply.from, now: now)
-        if reply.term > term { adoptTerm(reply.term, leader: nil) }
+        election.adopt(reply.term, leader: nil)
         guard let sentAt = heartbeatSentAt[reply.sequence], reply.term == term, isMember else { return }
         if role == .leader {
             if detector.isTracked(reply.from.id) {
@@ -130,11 +125,10 @@ extension ClusterNode {
 
     /// A leader that has not heard a majority for a lease steps down (check-quorum).
     func checkQuorum(now: Timestamp) {
-        guard role == .leader, now.milliseconds(since: leaderSince) > configuration.leaseMilliseconds,
+        guard role == .leader, now.milliseconds(since: election.leaderSince) > configuration.leaseMilliseconds,
             !leaseValid(now: now)
         else { return }
-        role = .follower
-        leaderID = nil
+        election.stepDown()
         resetElectionDeadline(now: now)
     }
 
@@ -183,15 +177,6 @@ extension ClusterNode {
 
     // MARK: Election
 
-    func adoptTerm(_ newTerm: Term, leader: NodeID?) {
-        guard newTerm > term else { return }
-        term = newTerm
-        votedFor = leader
-        leaderID = leader
-        votes = []
-        if role == .leader || role == .candidate { role = .follower }
-    }
-
     /// Nodes in a view stand for election; before any view, only seeds do. A member stands
     /// only while it hears a majority of its view (every member heartbeats every other, so
     /// this is known locally): a node cut off into a minority does not raise its term, so
@@ -215,11 +200,7 @@ extension ClusterNode {
     func startElection(now: Timestamp, into effects: inout [Effect]) {
         resetElectionDeadline(now: now)
         guard mayStandForElection(now: now) else { return }
-        term = term.next
-        role = .candidate
-        votedFor = id
-        leaderID = nil
-        votes = [id]
+        election.becomeCandidate(id)
         let request = VoteRequest(from: me, term: term, lastViewEpoch: view?.epoch ?? 0)
         if let view, isMember {
             for member in view.members where member.id != id {
@@ -236,40 +217,24 @@ extension ClusterNode {
 
     func handleVoteRequest(_ request: VoteRequest, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(request.from, now: now)
-        let heardLeaderRecently = leaderContactAt.map {
-            now.milliseconds(since: $0) < configuration.electionTimeoutMilliseconds.lowerBound
-        } ?? false
-        let sticky = (heardLeaderRecently && request.from.id != leaderID) || (role == .leader && leaseValid(now: now))
-        if request.term > term && !sticky { adoptTerm(request.term, leader: nil) }
-        var granted = false
-        if request.term == term && !sticky && role != .leader {
-            let myEpoch = view?.epoch ?? 0
-            let upToDate = request.lastViewEpoch >= myEpoch && (view != nil || request.lastViewEpoch == 0)
-            if upToDate && (votedFor == nil || votedFor == request.from.id) {
-                votedFor = request.from.id
-                granted = true
-                resetElectionDeadline(now: now)
-            }
-        }
+        let upToDate = request.lastViewEpoch >= (view?.epoch ?? 0) && (view != nil || request.lastViewEpoch == 0)
+        let granted = election.decideVote(
+            for: request.from.id, inTerm: request.term, candidateIsUpToDate: upToDate,
+            holdingLease: role == .leader && leaseValid(now: now), now: now, using: &random)
         let reply = VoteReply(from: id, term: term, granted: granted)
         effects.append(.send(.voteReply(reply), to: request.from, channel: .stream))
     }
 
     func handleVoteReply(_ reply: VoteReply, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(reply.from, now: now)
-        if reply.term > term { adoptTerm(reply.term, leader: nil); return }
-        guard role == .candidate, reply.term == term, reply.granted else { return }
-        if let view, isMember, !view.members.contains(where: { $0.id == reply.from }) { return }
-        votes.insert(reply.from)
+        let eligible = !(view.map { isMember && !$0.members.contains(where: { $0.id == reply.from }) } ?? false)
+        election.count(voteOf: reply.from, inTerm: reply.term, granted: reply.granted, eligible: eligible)
         becomeLeaderIfElected(now: now, into: &effects)
     }
 
     func becomeLeaderIfElected(now: Timestamp, into effects: inout [Effect]) {
-        guard role == .candidate, votes.count >= electorateSize / 2 + 1 else { return }
-        role = .leader
-        leaderID = id
-        leaderSince = now
-        leaderContactAt = now
+        guard election.hasMajority(of: electorateSize) else { return }
+        election.becomeLeader(id, now: now)
         // Nobody has been heard by this leader yet: count everyone as heard now, and as
         // answered now, so nobody is removed before a full lease has surely lapsed.
         detector.restartAll(at: now)
@@ -277,7 +242,7 @@ extension ClusterNode {
         var members = view?.members ?? []
         if !isMember {
             // The first view: this node and every seed that voted or asked to join.
-            members = [me] + known.values.filter { $0.id != id && (votes.contains($0.id) || pendingJoins[$0.id] != nil) }
+            members = [me] + known.values.filter { $0.id != id && (election.votes.contains($0.id) || pendingJoins[$0.id] != nil) }
             pendingJoins = pendingJoins.filter { entry in !members.contains(where: { $0.id == entry.key }) }
         }
         publish(View(term: term, epoch: (view?.epoch ?? 0).next, leader: id, members: members), now: now, into: &effects)
@@ -326,7 +291,7 @@ extension ClusterNode {
     func publishPendingChanges(now: Timestamp, into effects: inout [Effect]) {
         guard role == .leader else { return }
         for _ in 0..<16 {
-            guard leaseValid(now: now) || now.milliseconds(since: leaderSince) < configuration.leaseMilliseconds,
+            guard leaseValid(now: now) || now.milliseconds(since: election.leaderSince) < configuration.leaseMilliseconds,
                 var members = view?.members
             else { return }
             if let leaver = pendingLeaves.sorted().first {
@@ -416,31 +381,22 @@ extension ClusterNode {
             let newer = newView.epoch > view.epoch || (newView.epoch == view.epoch && newView.term > view.term)
             guard newer, newView.term >= view.term else { return }
         }
-        if newView.term > term { adoptTerm(newView.term, leader: newView.leader) }
-        if newView.term == term {
-            if role == .candidate { role = .follower }
-            if role != .leader {
-                leaderID = newView.leader
-                leaderContactAt = now
-                resetElectionDeadline(now: now)
-            }
-        }
+        election.adopt(newView.term, leader: newView.leader)
+        election.heard(leader: newView.leader, inTerm: newView.term, now: now, using: &random)
         install(newView, now: now, into: &effects)
     }
 
     /// Graceful leave: asks the leader to remove this node. Its partitions move to the
     /// remaining members, which fetch them from their other replicas and from this node,
     /// which keeps answering state-transfer requests once it is out of the view.
-    package func leave(now: Timestamp) -> [Effect] {
+    func leave(now: Timestamp, into effects: inout [Effect]) {
         observe(now)
-        guard isMember, !leaving else { return [] }
+        guard isMember, !leaving else { return }
         leaving = true
-        var effects = [Effect]()
         if role == .leader {
             pendingLeaves.insert(id)
             // A leader cannot remove itself: it steps down and lets the others elect.
-            role = .follower
-            leaderID = nil
+            election.stepDown()
             let request = JoinRequest(from: me, leaving: true)
             for member in view?.members ?? [] where member.id != id {
                 effects.append(.send(.joinRequest(request), to: member, channel: .stream))
@@ -448,6 +404,5 @@ extension ClusterNode {
         } else {
             sendJoinRequests(now: now, into: &effects)
         }
-        return effects
     }
 }

@@ -135,9 +135,9 @@ extension ClusterNode {
         fill = nil
         filled = []
         leaseUntil = nil
-        if role == .leader { role = .follower }
+        election.stopLeading()
         if leaving {
-            role = .left
+            election.markLeft()
             return
         }
         outgoingTransfers.removeAll()
@@ -159,14 +159,7 @@ extension ClusterNode {
     /// (``handleDeltaAck(_:now:into:)`` sends what waits), so an idle link costs a write
     /// no flush interval, and a busy one carries one batch per round trip, as full as the
     /// timer's. Writes nobody waits on (`.local`) keep the timer's coalescing.
-    package func flushForWaitingWrites(now: Timestamp) -> [Effect] {
-        var effects = [Effect]()
-        flushForWaitingWrites(now: now, into: &effects)
-        return effects
-    }
-
-    /// ``flushForWaitingWrites(now:)``, appending the effects to `effects`.
-    package func flushForWaitingWrites(now: Timestamp, into effects: inout [Effect]) {
+    func flushForWaitingWrites(now: Timestamp, into effects: inout [Effect]) {
         guard started, nextFlushAt != nil, !pendingWrites.isEmpty else { return }
         observe(now)
         enqueueDirtyDeltas(now: now, includeTouches: false)

@@ -13,19 +13,9 @@ import SessionCore
 /// `.replicated(1)`, a given backup may lag).
 extension ClusterNode {
     /// Writes `operation` to `session` with `concern` (nil: the configured default). The
-    /// write completes with exactly one ``Effect/completeWrite(_:_:)`` for `requestID`, in the
-    /// returned effects or later from ``receive(_:now:)`` or ``tick(now:)``.
-    package func write(
-        _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp
-    ) -> [Effect] {
-        var effects = [Effect]()
-        write(operation, to: session, concern: concern, requestID: requestID, now: now, into: &effects)
-        return effects
-    }
-
-    /// ``write(_:to:concern:requestID:now:)``, appending the effects to `effects` (a buffer
-    /// the caller reuses, so that no array is allocated per write).
-    package func write(
+    /// write completes with exactly one ``Effect/completeWrite(_:_:)`` for `requestID`, now
+    /// or from a later message or tick.
+    func write(
         _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp,
         into effects: inout [Effect]
     ) {
@@ -38,7 +28,7 @@ extension ClusterNode {
         if owner == id {
             performWrite(operation, to: session, concern: concern, origin: .local(requestID), now: now, into: &effects)
         } else {
-            forwards[requestID] = PendingForward(kind: .write, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+            requests.forward(.write, requestID, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
             let forwarded = ForwardedWrite(from: id, requestID: requestID, sessionID: session, operation: operation, concern: concern)
             send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
         }
@@ -46,21 +36,19 @@ extension ClusterNode {
 
     /// Reads `session`. Completes with exactly one ``Effect/completeRead(_:_:)`` for `requestID`.
     /// With `touch` false the last-access time stays as it is, on whichever node serves it.
-    package func read(_ session: SessionID, touch: Bool = true, requestID: RequestID, now: Timestamp) -> [Effect] {
+    func read(_ session: SessionID, touch: Bool, requestID: RequestID, now: Timestamp, into effects: inout [Effect]) {
         observe(now)
-        var effects = [Effect]()
         guard isReady, let table, let owner = table.owner(of: partition(of: session)) else {
             effects.append(.completeRead(requestID, .failed(.notInMajority)))
-            return effects
+            return
         }
         if owner == id {
             effects.append(.completeRead(requestID, readLocally(session, touch: touch, now: now)))
         } else {
-            forwards[requestID] = PendingForward(kind: .read, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+            requests.forward(.read, requestID, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
             let request = ReadRequest(from: id, requestID: requestID, sessionID: session, touch: touch)
             send(.readRequest(request), to: owner, .stream, into: &effects)
         }
-        return effects
     }
 
     func readLocally(_ session: SessionID, touch: Bool, now: Timestamp) -> ReadResult {
@@ -197,15 +185,13 @@ extension ClusterNode {
             complete(origin, .failure(.store(.sessionNotFound(oldID))), event: nil, now: now, into: &effects)
             return
         }
-        nextInternalRequest += 1
-        let internalID = RequestID(PendingWrite.Origin.internalRequestBit | nextInternalRequest)
         let metadata = SessionMetadata(
             createdAt: session.createdAt, maxInactiveMilliseconds: session.maxInactiveMilliseconds,
             absoluteDeadline: session.absoluteDeadline, principal: session.principal, stamp: 1)
         let changes = SessionChanges(updated: session.attributes)
-        rotations[internalID] = PendingRotation(
+        let internalID = requests.rotate(PendingRotation(
             origin: origin, oldID: oldID, newID: newID, concern: concern, newOwner: owner,
-            deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
+            deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds)))
         let forwarded = ForwardedWrite(from: id, requestID: internalID, sessionID: newID, operation: .create(metadata, changes), concern: concern)
         send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
     }
@@ -256,11 +242,11 @@ extension ClusterNode {
 
     func handleWriteReply(_ reply: WriteReply, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(reply.from, now: now)
-        if let rotation = rotations.removeValue(forKey: reply.requestID) {
+        if let rotation = requests.settleRotation(reply.requestID) {
             finishRotation(rotation, created: reply.result, now: now, into: &effects)
             return
         }
-        guard forwards.removeValue(forKey: reply.requestID) != nil else { return }
+        guard requests.settleForward(reply.requestID) != nil else { return }
         effects.append(.completeWrite(reply.requestID, reply.result))
     }
 
@@ -275,7 +261,7 @@ extension ClusterNode {
 
     func handleReadReply(_ reply: ReadReply, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(reply.from, now: now)
-        guard forwards.removeValue(forKey: reply.requestID) != nil else { return }
+        guard requests.settleForward(reply.requestID) != nil else { return }
         effects.append(.completeRead(reply.requestID, reply.result))
     }
 
@@ -334,18 +320,22 @@ extension ClusterNode {
     /// so nothing is ended by the first attempt).
     func retryRequestsRoutedAway(now: Timestamp, into effects: inout [Effect]) {
         guard let table else { return }
-        for requestID in forwards.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard let forward = forwards[requestID], table.owner(of: partition(of: forward.session)) != forward.owner else { continue }
-            forwards.removeValue(forKey: requestID)
-            switch forward.kind {
-            case .write: effects.append(.completeWrite(requestID, .failure(.retry)))
-            case .read: effects.append(.completeRead(requestID, .failed(.retry)))
+        let routedAway = requests.removeRoutedAway { table.owner(of: partition(of: $0)) }
+        fail(routedAway, with: .retry, now: now, into: &effects)
+    }
+
+    /// Answers settled requests with `failure`.
+    private func fail(_ entries: [RequestTable.Entry], with failure: ClusterFailure, now: Timestamp, into effects: inout [Effect]) {
+        for entry in entries {
+            switch entry {
+            case .forward(let requestID, let forward):
+                switch forward.kind {
+                case .write: effects.append(.completeWrite(requestID, .failure(failure)))
+                case .read: effects.append(.completeRead(requestID, .failed(failure)))
+                }
+            case .rotation(_, let rotation):
+                complete(rotation.origin, .failure(failure), event: nil, now: now, into: &effects)
             }
-        }
-        for requestID in rotations.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard let rotation = rotations[requestID], table.owner(of: partition(of: rotation.newID)) != rotation.newOwner else { continue }
-            rotations.removeValue(forKey: requestID)
-            complete(rotation.origin, .failure(.retry), event: nil, now: now, into: &effects)
         }
     }
 
@@ -374,19 +364,7 @@ extension ClusterNode {
             let failure: ClusterFailure = leaseValid(now: now) ? .replicationTimeout : .notInMajority
             complete(pending.origin, .failure(failure), event: nil, now: now, into: &effects)
         }
-        for requestID in forwards.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard let forward = forwards[requestID], now >= forward.deadline else { continue }
-            forwards.removeValue(forKey: requestID)
-            switch forward.kind {
-            case .write: effects.append(.completeWrite(requestID, .failure(.ownerUnreachable)))
-            case .read: effects.append(.completeRead(requestID, .failed(.ownerUnreachable)))
-            }
-        }
-        for requestID in rotations.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard let rotation = rotations[requestID], now >= rotation.deadline else { continue }
-            rotations.removeValue(forKey: requestID)
-            complete(rotation.origin, .failure(.ownerUnreachable), event: nil, now: now, into: &effects)
-        }
+        fail(requests.removeExpired(at: now), with: .ownerUnreachable, now: now, into: &effects)
     }
 }
 

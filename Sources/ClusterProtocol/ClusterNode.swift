@@ -4,16 +4,16 @@ import SessionCore
 /// partition table, replication, state transfer and request routing, as a deterministic
 /// state machine with no I/O, no clock and no randomness of its own.
 ///
-/// The runtime (or the simulator) feeds it messages, ticks and application requests, each
-/// with the current time, and carries out the ``Effect``s it returns. Everything it decides
+/// The runtime (or the simulator) feeds it ``Input``s (messages, ticks and application
+/// requests), each with the current time, and carries out the ``Effect``s it returns. Everything it decides
 /// follows from those inputs and ``NodeConfiguration/randomSeed``, so a run replays exactly.
 ///
 /// ```swift
 /// let node = ClusterNode(configuration: configuration, store: store, sessionClock: { _ in wallClock() })
-/// perform(node.start(now: clock.now))
-/// // on every message:            perform(node.receive(message, now: clock.now))
-/// // at node.nextTickDeadline:    perform(node.tick(now: clock.now))
-/// // for a request:               perform(node.write(.update(changes), to: id, concern: nil, requestID: r, now: clock.now))
+/// perform(node.handle(.start, now: clock.now))
+/// // on every message:            perform(node.handle(.message(message), now: clock.now))
+/// // at node.nextTickDeadline:    perform(node.handle(.tick, now: clock.now))
+/// // for a request:               perform(node.handle(.write(.update(changes), to: id, concern: nil, requestID: r), now: clock.now))
 /// ```
 ///
 /// Design, in short (each part is argued where it is implemented):
@@ -65,14 +65,10 @@ package final class ClusterNode {
     var lastNow: Timestamp?
 
     // MARK: Election
-    var term: Term = 0
-    var votedFor: NodeID?
-    var role: ClusterStatus.Role = .follower
-    var leaderID: NodeID?
-    var leaderContactAt: Timestamp?
-    var votes: Set<NodeID> = []
-    var electionDeadline = Timestamp.zero
-    var leaderSince = Timestamp.zero
+    var election: Election
+    var term: Term { election.term }
+    var role: ClusterStatus.Role { election.role }
+    var leaderID: NodeID? { election.leaderID }
 
     // MARK: Membership
     var view: View? { didSet { refreshMembership() } }
@@ -110,9 +106,8 @@ package final class ClusterNode {
     var waiters: [SessionID: SessionWaiters] = [:]
     /// Pending writes an ack may have completed; kept to reuse its storage across acks.
     var writesToCheck: [UInt64] = []
-    var forwards: [RequestID: PendingForward] = [:]
-    var rotations: [RequestID: PendingRotation] = [:]
-    var nextInternalRequest: UInt64 = 0
+    /// Requests sent to other owners, waiting for their replies.
+    var requests = RequestTable()
     var nextFlushAt: Timestamp?
     var nextTouchFlushAt = Timestamp.zero
     var nextSweepAt = Timestamp.zero
@@ -136,6 +131,7 @@ package final class ClusterNode {
         self.sessionClock = sessionClock
         self.incarnation = configuration.incarnation
         self.detector = FailureDetector(timing: FailureDetector.Timing(configuration))
+        self.election = Election(timeoutMilliseconds: configuration.electionTimeoutMilliseconds)
         self.random = SeededRandom(seed: configuration.randomSeed ^ PartitionTable.idHash(configuration.id))
     }
 
@@ -156,8 +152,8 @@ package final class ClusterNode {
     // MARK: - Driving the node
 
     /// Starts the node: contacts the seeds (which may include this node's own address).
-    package func start(now: Timestamp) -> [Effect] {
-        guard !started else { return [] }
+    func start(now: Timestamp, into effects: inout [Effect]) {
+        guard !started else { return }
         started = true
         lastNow = now
         known[id] = me
@@ -165,21 +161,11 @@ package final class ClusterNode {
         nextHeartbeatAt = now
         nextTouchFlushAt = now.adding(milliseconds: configuration.touchFlushIntervalMilliseconds)
         nextSweepAt = now.adding(milliseconds: Timing.sweepIntervalMilliseconds)
-        var effects = [Effect]()
         sendJoinRequests(now: now, into: &effects)
-        return effects
     }
 
     /// Handles one message from a peer.
-    package func receive(_ message: ClusterMessage, now: Timestamp) -> [Effect] {
-        var effects = [Effect]()
-        receive(message, now: now, into: &effects)
-        return effects
-    }
-
-    /// Handles one message from a peer, appending the effects to `effects`: a caller that
-    /// keeps one buffer across calls allocates no array per message.
-    package func receive(_ message: ClusterMessage, now: Timestamp, into effects: inout [Effect]) {
+    func receive(_ message: ClusterMessage, now: Timestamp, into effects: inout [Effect]) {
         guard started, role != .left || message.isStateTransferRequest else { return }
         observe(now)
         switch message {
@@ -205,10 +191,9 @@ package final class ClusterNode {
 
     /// Heartbeats, failure detection, elections, flushes, retransmissions, timeouts and
     /// expiry sweeps that are due at `now`.
-    package func tick(now: Timestamp) -> [Effect] {
-        guard started, role != .left else { return [] }
+    func tick(now: Timestamp, into effects: inout [Effect]) {
+        guard started, role != .left else { return }
         observe(now)
-        var effects = [Effect]()
         if now >= nextHeartbeatAt {
             nextHeartbeatAt = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
             sendHeartbeats(now: now, into: &effects)
@@ -223,7 +208,7 @@ package final class ClusterNode {
         if role == .leader {
             checkQuorum(now: now)
             publishPendingChanges(now: now, into: &effects)
-        } else if now >= electionDeadline {
+        } else if now >= election.deadline {
             startElection(now: now, into: &effects)
         }
         let touchesDue = now >= nextTouchFlushAt
@@ -235,7 +220,6 @@ package final class ClusterNode {
             nextSweepAt = now.adding(milliseconds: Timing.sweepIntervalMilliseconds)
             sweep(now: now, into: &effects)
         }
-        return effects
     }
 
     /// When the runtime must call ``tick(now:)`` next at the latest.
@@ -243,7 +227,7 @@ package final class ClusterNode {
         // Not started, or gone: nothing is due for a long while.
         guard started, role != .left else { return (lastNow ?? .zero).adding(milliseconds: 3_600_000) }
         var deadline = min(nextHeartbeatAt, nextTouchFlushAt, nextSweepAt)
-        if role != .leader { deadline = min(deadline, electionDeadline) }
+        if role != .leader { deadline = min(deadline, election.deadline) }
         if let nextFlushAt { deadline = min(deadline, nextFlushAt) }
         return deadline
     }
@@ -287,7 +271,7 @@ package final class ClusterNode {
             partitionsBacked: isMember ? held.count - owned.count : 0,
             partitionsFilling: isMember ? held.subtracting(filled).count : 0, sessionCount: store.count,
             leaseValid: leaseValid(now: now), maxQueuedBytes: outbound.values.map(\.queuedBytes).max() ?? 0,
-            pendingRequests: pendingWrites.count + forwards.count + rotations.count)
+            pendingRequests: pendingWrites.count + requests.count)
     }
 
     /// The partition of `session`.
@@ -301,8 +285,7 @@ package final class ClusterNode {
     }
 
     func resetElectionDeadline(now: Timestamp) {
-        let range = configuration.electionTimeoutMilliseconds
-        electionDeadline = now.adding(milliseconds: Int64.random(in: range, using: &random))
+        election.resetDeadline(now: now, using: &random)
     }
 }
 

@@ -55,7 +55,7 @@ package struct NodeConfiguration: Hashable, Sendable {
     package var maxClockDriftMilliseconds: Int64 = 100
     /// Deltas wait at most this long before they are flushed. Default 1 ms. Deltas that an
     /// acknowledged write waits for leave sooner, when the runtime calls
-    /// ``ClusterNode/flushForWaitingWrites(now:)`` at the end of its event-loop turn.
+    /// ``Input/endOfTurn`` at the end of its event-loop turn.
     package var flushIntervalMilliseconds: Int64 = 1
     /// A batch is flushed at once when it reaches this many payload bytes. Default 64 KiB.
     package var flushThresholdBytes: Int = 64 * 1024

@@ -111,7 +111,7 @@ package final class Simulation {
         nodes[index].deferred = []
         resetTransport(of: index)
         checker.forgetRequests(of: index)
-        perform(node.start(now: coreTime(index)), by: index)
+        perform(node.handle(.start, now: coreTime(index)), by: index)
     }
 
     /// Kills node `index`: its memory is gone and its links reset.
@@ -161,7 +161,7 @@ package final class Simulation {
     /// Asks node `index` to leave the cluster gracefully.
     package func leave(node index: Int) {
         guard let node = nodes[index].node else { return }
-        perform(node.leave(now: coreTime(index)), by: index)
+        perform(node.handle(.leave, now: coreTime(index)), by: index)
     }
 
     /// Cuts every link between the two groups, both ways; with `sendErrors` the senders'
@@ -214,7 +214,7 @@ package final class Simulation {
         nextRequest += 1
         let requestID = RequestID(nextRequest)
         checker.issuedWrite(requestID, through: index, operation, to: session, concern: concern ?? node.configuration.defaultWriteConcern)
-        perform(node.write(operation, to: session, concern: concern, requestID: requestID, now: coreTime(index)), by: index)
+        perform(node.handle(.write(operation, to: session, concern: concern, requestID: requestID), now: coreTime(index)), by: index)
         endTurn(of: index)
         return requestID
     }
@@ -226,7 +226,7 @@ package final class Simulation {
         nextRequest += 1
         let requestID = RequestID(nextRequest)
         checker.issuedRead(requestID, through: index, session)
-        perform(node.read(session, requestID: requestID, now: coreTime(index)), by: index)
+        perform(node.handle(.read(session, touch: true, requestID: requestID), now: coreTime(index)), by: index)
         endTurn(of: index)
         return requestID
     }
@@ -259,7 +259,7 @@ package final class Simulation {
         } else if let tickIndex, tickTime <= limit {
             now = tickTime
             let node = nodes[tickIndex].node!
-            perform(node.tick(now: coreTime(tickIndex)), by: tickIndex)
+            perform(node.handle(.tick, now: coreTime(tickIndex)), by: tickIndex)
             endTurn(of: tickIndex)
         } else {
             now = max(now, limit)
@@ -310,7 +310,7 @@ package final class Simulation {
             return
         }
         if let trace = configuration.trace { trace("\(now.milliseconds - 1_000_000) n\(delivery.from + 1)->n\(target + 1) \(delivery.message)") }
-        perform(node.receive(delivery.message, now: coreTime(target)), by: target)
+        perform(node.handle(.message(delivery.message), now: coreTime(target)), by: target)
         endTurn(of: target)
     }
 
@@ -318,7 +318,7 @@ package final class Simulation {
     /// that writes wait on. Here every input is a turn of its own.
     private func endTurn(of index: Int) {
         guard configuration.flushAtEndOfTurn, let node = nodes[index].node else { return }
-        perform(node.flushForWaitingWrites(now: coreTime(index)), by: index)
+        perform(node.handle(.endOfTurn, now: coreTime(index)), by: index)
     }
 
     /// Carries out a node's effects: sends go on the network; completions go to the checker.

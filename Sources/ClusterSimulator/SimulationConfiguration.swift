@@ -19,7 +19,7 @@ package struct SimulationConfiguration {
     /// Message faults from the start.
     package var faults = MessageFaults.none
     /// After every input a node handles, ask it for the deltas that writes wait on
-    /// (``ClusterNode/flushForWaitingWrites(now:)``), as the runtime does at the end of each
+    /// (``Input/endOfTurn``), as the runtime does at the end of each
     /// event-loop turn. Off: deltas leave only on the flush timer. The sweep runs both.
     package var flushAtEndOfTurn = true
     /// Run the deliberately broken variant that acknowledges before any backup applied.

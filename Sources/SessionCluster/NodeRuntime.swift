@@ -108,14 +108,14 @@ final class NodeRuntime {
         self.node = node
         logger.info("session cluster node starting", metadata: ["address": "\(address)", "seeds": "\(nodeConfiguration.seeds)"])
         let now = MonotonicClock.now()
-        run(node.start(now: now), now: now)
+        run(.start, on: node, now: now)
     }
 
     /// Tells the cluster this node leaves, so the leader hands its partitions over.
     func leave() {
         guard let node, !stopped else { return }
         let now = MonotonicClock.now()
-        run(node.leave(now: now), now: now)
+        run(.leave, on: node, now: now)
     }
 
     /// True when every message queued for a peer has been written.
@@ -171,7 +171,7 @@ final class NodeRuntime {
         let requestID = makeRequestID()
         pendingWrites[requestID] = PendingWrite(continuation: continuation, started: .now, concern: concern)
         let now = MonotonicClock.now()
-        run(now: now) { node.write(operation, to: id, concern: concern, requestID: requestID, now: now, into: &$0) }
+        run(.write(operation, to: id, concern: concern, requestID: requestID), on: node, now: now)
     }
 
     func read(_ id: SessionID, touch: Bool, continuation: ReadContinuation) {
@@ -182,7 +182,7 @@ final class NodeRuntime {
         }
         let requestID = makeRequestID()
         pendingReads[requestID] = PendingRead(continuation: continuation, id: id, touch: touch)
-        run(node.read(id, touch: touch, requestID: requestID, now: now), now: now)
+        run(.read(id, touch: touch, requestID: requestID), on: node, now: now)
     }
 
     var status: ClusterStatus? { node?.status }
@@ -204,7 +204,7 @@ final class NodeRuntime {
             // A message of the bundle may stop the node (it left the view): the rest are moot.
             guard !stopped else { return }
             logger.trace("received", metadata: ["from": "\(message.senderID?.rawValue ?? "?")", "message": "\(message.traceSummary)"])
-            run(now: now) { node.receive(message, now: now, into: &$0) }
+            run(.message(message), on: node, now: now)
         }
     }
 
@@ -222,28 +222,24 @@ final class NodeRuntime {
         scheduledTick = nil
         guard let node, !stopped else { return }
         let now = MonotonicClock.now()
-        run(node.tick(now: now), now: now)
+        run(.tick, on: node, now: now)
     }
 
     // MARK: - Executing effects
 
-    private func run(_ effects: [Effect], now: Timestamp) {
-        execute(effects, now: now)
+    /// Hands `input` to the node and carries out its effects, then makes sure the turn ends
+    /// with ``endTurn()``.
+    private func run(_ input: Input, on node: ClusterNode, now: Timestamp) {
+        execute(input, on: node, now: now)
         scheduleTurnEnd()
     }
 
-    /// ``run(_:now:)`` for the hot inputs (writes, frames, the end of a turn): `call` appends
-    /// the node's effects to a buffer the runtime keeps, so no array is allocated per call.
-    /// A nested call (none is expected) finds the buffer taken and uses a fresh one.
-    private func run(now: Timestamp, _ call: (inout [Effect]) -> Void) {
-        executeReusingBuffer(now: now, call)
-        scheduleTurnEnd()
-    }
-
-    private func executeReusingBuffer(now: Timestamp, _ call: (inout [Effect]) -> Void) {
+    /// The node appends its effects to a buffer the runtime keeps, so no array is allocated
+    /// per input. A nested call (none is expected) finds the buffer taken and uses a fresh one.
+    private func execute(_ input: Input, on node: ClusterNode, now: Timestamp) {
         var effects = [Effect]()
         swap(&effects, &effectBuffer)
-        call(&effects)
+        node.handle(input, now: now, into: &effects)
         execute(effects, now: now)
         effects.removeAll(keepingCapacity: true)
         swap(&effects, &effectBuffer)
@@ -263,7 +259,7 @@ final class NodeRuntime {
         let now = MonotonicClock.now()
         // A closed-loop writer's throughput is its latency: rather than wait for the flush
         // timer, writes waiting for backups ship at the end of the turn that made them.
-        executeReusingBuffer(now: now) { node.flushForWaitingWrites(now: now, into: &$0) }
+        execute(.endOfTurn, on: node, now: now)
         flush()
         metrics.sessions.record(store.count)
         refreshRouting(now: now)

@@ -3,7 +3,7 @@ import ClusterSimulator
 import SessionCore
 import Testing
 
-@Suite struct ElectionTests {
+@Suite struct ElectionAndLeaseTests {
     func freshNode(_ name: String = "n1") -> ClusterNode {
         let seeds = (1...3).map { PeerAddress(host: "10.0.0.\($0)", port: 7000) }
         let configuration = NodeConfiguration(id: NodeID(name), address: seeds[0], incarnation: 1, seeds: seeds)
@@ -24,9 +24,9 @@ import Testing
     @Test func aVoterGrantsOneVotePerTerm() {
         let node = freshNode()
         let now = Timestamp(milliseconds: 10)
-        _ = node.start(now: now)
-        let first = node.receive(.voteRequest(VoteRequest(from: candidate("n2", host: 2), term: 1, lastViewEpoch: 0)), now: now)
-        let second = node.receive(.voteRequest(VoteRequest(from: candidate("n3", host: 3), term: 1, lastViewEpoch: 0)), now: now)
+        _ = node.handle(.start, now: now)
+        let first = node.handle(.message(.voteRequest(VoteRequest(from: candidate("n2", host: 2), term: 1, lastViewEpoch: 0))), now: now)
+        let second = node.handle(.message(.voteRequest(VoteRequest(from: candidate("n3", host: 3), term: 1, lastViewEpoch: 0))), now: now)
         #expect(votes(in: first) == [true])
         #expect(votes(in: second) == [false])
     }
@@ -35,8 +35,8 @@ import Testing
         // It may have voted in that term before it restarted with empty memory.
         let node = freshNode()
         let now = Timestamp(milliseconds: 10)
-        _ = node.start(now: now)
-        let reply = node.receive(.voteRequest(VoteRequest(from: candidate("n2", host: 2), term: 7, lastViewEpoch: 4)), now: now)
+        _ = node.handle(.start, now: now)
+        let reply = node.handle(.message(.voteRequest(VoteRequest(from: candidate("n2", host: 2), term: 7, lastViewEpoch: 4))), now: now)
         #expect(votes(in: reply) == [false])
     }
 
