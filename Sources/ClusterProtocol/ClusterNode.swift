@@ -92,11 +92,11 @@ package final class ClusterNode {
     var silentRemovals: [Timestamp] = []
 
     // MARK: Data
-    var owned: Set<Int> = []
-    var held: Set<Int> = []
-    var filled: Set<Int> = []
+    var owned: Set<PartitionID> = []
+    var held: Set<PartitionID> = []
+    var filled: Set<PartitionID> = []
     var fill: FillState?
-    var releasedAt: [Int: Timestamp] = [:]
+    var releasedAt: [PartitionID: Timestamp] = [:]
     var outbound: [NodeID: OutboundStream] = [:]
     var inbound: [NodeID: InboundStream] = [:]
     var pendingWrites: [UInt64: PendingWrite] = [:]
@@ -275,7 +275,7 @@ package final class ClusterNode {
     }
 
     /// The partition of `session`.
-    func partition(of session: SessionID) -> Int { session.partition(of: configuration.partitionCount) }
+    func partition(of session: SessionID) -> PartitionID { PartitionID(of: session, count: configuration.partitionCount) }
 
     /// Sends `message` to the member `node` if this node knows where it is.
     func send(_ message: ClusterMessage, to node: NodeID, _ channel: Effect.Channel, into effects: inout [Effect]) {

@@ -127,3 +127,20 @@ package struct RequestID: Hashable, Sendable, CustomStringConvertible {
     package init(_ rawValue: UInt64) { self.rawValue = rawValue }
     package var description: String { "r\(rawValue)" }
 }
+
+/// A partition, `0..<partitionCount`: sessions hash to partitions (``PartitionID/init(of:count:)``),
+/// partitions to members (``PartitionTable``). Its own type so that a partition is not
+/// mistaken for a count, an index of something else, or a node's rank.
+package struct PartitionID: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    /// The partition's number.
+    package var rawValue: Int
+    /// The partition numbered `rawValue`.
+    package init(_ rawValue: Int) { self.rawValue = rawValue }
+    package init(integerLiteral rawValue: Int) { self.rawValue = rawValue }
+    /// The partition `session` hashes to among `count`.
+    package init(of session: SessionID, count: Int) { rawValue = session.partition(of: count) }
+    /// Every partition of a table of `count`, ascending.
+    package static func all(_ count: Int) -> [PartitionID] { (0..<count).map { PartitionID($0) } }
+    package static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+    package var description: String { "p\(rawValue)" }
+}

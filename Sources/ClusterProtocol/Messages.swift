@@ -256,10 +256,10 @@ package struct StateTransferRequest: Hashable, Sendable {
     package var from: NodeID
     package var transferID: UInt64
     package var viewEpoch: Epoch
-    package var partitions: [Int]
+    package var partitions: [PartitionID]
     /// Single sessions wanted (gap repair); empty for a partition transfer.
     package var sessions: [SessionID]
-    package init(from: NodeID, transferID: UInt64, viewEpoch: Epoch, partitions: [Int], sessions: [SessionID] = []) {
+    package init(from: NodeID, transferID: UInt64, viewEpoch: Epoch, partitions: [PartitionID], sessions: [SessionID] = []) {
         self.from = from
         self.transferID = transferID
         self.viewEpoch = viewEpoch

@@ -4,7 +4,7 @@ import SessionCore
 struct FillState {
     /// The view epoch the transfer serves; a new view restarts it.
     var epoch: Epoch
-    var partitions: [Int]
+    var partitions: [PartitionID]
     /// Sources that must finish: every other member of the view.
     var awaiting: [NodeID: TransferSource]
     /// Former members that may still hold data (a graceful leaver); not waited for.

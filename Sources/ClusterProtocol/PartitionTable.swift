@@ -40,23 +40,26 @@ package struct PartitionTable: Hashable, Sendable {
         self.replicas = replicas
     }
 
+    /// The replicas of `partition` in rank order: the owner first, then the backups.
+    package func replicas(of partition: PartitionID) -> [NodeID] { replicas[partition.rawValue] }
+
     /// The owner of `partition`, or nil for an empty view.
-    package func owner(of partition: Int) -> NodeID? { replicas[partition].first }
+    package func owner(of partition: PartitionID) -> NodeID? { replicas[partition.rawValue].first }
 
     /// The backups of `partition`, in rank order (the first is promoted if the owner goes).
-    package func backups(of partition: Int) -> ArraySlice<NodeID> { replicas[partition].dropFirst() }
+    package func backups(of partition: PartitionID) -> ArraySlice<NodeID> { replicas[partition.rawValue].dropFirst() }
 
     /// True when `node` is the owner or a backup of `partition`.
-    package func holds(_ node: NodeID, _ partition: Int) -> Bool { replicas[partition].contains(node) }
+    package func holds(_ node: NodeID, _ partition: PartitionID) -> Bool { replicas[partition.rawValue].contains(node) }
 
     /// The partitions `node` owns, ascending.
-    package func partitions(ownedBy node: NodeID) -> [Int] {
-        (0..<partitionCount).filter { replicas[$0].first == node }
+    package func partitions(ownedBy node: NodeID) -> [PartitionID] {
+        PartitionID.all(partitionCount).filter { replicas[$0.rawValue].first == node }
     }
 
     /// The partitions `node` owns or backs up, ascending.
-    package func partitions(heldBy node: NodeID) -> [Int] {
-        (0..<partitionCount).filter { replicas[$0].contains(node) }
+    package func partitions(heldBy node: NodeID) -> [PartitionID] {
+        PartitionID.all(partitionCount).filter { replicas[$0.rawValue].contains(node) }
     }
 
     /// FNV-1a over the id's UTF-8 bytes: stable across processes and releases, unlike `hashValue`.

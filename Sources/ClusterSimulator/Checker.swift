@@ -208,12 +208,12 @@ package final class Checker {
         // I3: replicas agree on every session any of them holds.
         var sessions: [SessionID: [NodeID: SessionDelta]] = [:]
         for (id, node) in byID {
-            for snapshot in node.store.snapshots(where: { table.holds(id, $0.partition(of: first.partitionCount)) }) {
+            for snapshot in node.store.snapshots(where: { table.holds(id, PartitionID(of: $0, count: first.partitionCount)) }) {
                 sessions[snapshot.id, default: [:]][id] = snapshot
             }
         }
         for (session, copies) in sessions.sorted(by: { $0.key.text < $1.key.text }) {
-            let replicas = table.replicas[session.partition(of: first.partitionCount)]
+            let replicas = table.replicas(of: PartitionID(of: session, count: first.partitionCount))
             let forms = replicas.map { replica -> String in
                 guard let copy = copies[replica], copy.kind == .snapshot else { return "ended" }
                 let attributes = copy.attributes.filter { $0.value != nil }.sorted { $0.name < $1.name }
@@ -228,7 +228,7 @@ package final class Checker {
         }
         // I1 and I5 on every replica.
         for (session, _) in created.sorted(by: { $0.key.text < $1.key.text }) where !endAttempted.contains(session) {
-            for replica in table.replicas[session.partition(of: first.partitionCount)] {
+            for replica in table.replicas(of: PartitionID(of: session, count: first.partitionCount)) {
                 guard let copy = byID[replica]?.store.snapshot(session), copy.kind == .snapshot else {
                     fail("I1: acknowledged session \(session) missing on replica \(replica)")
                     return
@@ -240,7 +240,7 @@ package final class Checker {
             }
         }
         for (session, _) in ended.sorted(by: { $0.key.text < $1.key.text }) {
-            for replica in table.replicas[session.partition(of: first.partitionCount)] {
+            for replica in table.replicas(of: PartitionID(of: session, count: first.partitionCount)) {
                 if let copy = byID[replica]?.store.snapshot(session), copy.kind == .snapshot {
                     fail("I5: ended session \(session) is live again on \(replica)")
                     return

@@ -219,14 +219,14 @@ extension StateTransferRequest: WireCodable {
         writer.write(from)
         writer.writeVarint(transferID)
         writer.writeVarint(viewEpoch)
-        writer.writeArray(partitions) { writer, partition in writer.writeVarint(partition) }
+        writer.writeArray(partitions) { writer, partition in writer.writeVarint(partition.rawValue) }
         writer.writeArray(sessions)
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
             from: try reader.read(), transferID: try reader.readVarint("transferID"), viewEpoch: try reader.readEpoch("viewEpoch"),
             partitions: try reader.readArray("partitions", minimumElementBytes: 1) { reader throws(WireError) in
-                try reader.readInt("partitions")
+                PartitionID(try reader.readInt("partitions"))
             },
             sessions: try reader.readArray("sessions"))
     }

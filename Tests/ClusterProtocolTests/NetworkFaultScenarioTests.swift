@@ -99,7 +99,7 @@ struct NetworkFaultScenarioTests {
             members: simulation.nodes.map(\.id), partitionCount: simulation.configuration.partitionCount, replicationFactor: 3)
         let pairIDs = Set(pair.map { simulation.nodes[$0].id })
         let exposed = sessions.filter { session in
-            let replicas = table.replicas[session.partition(of: simulation.configuration.partitionCount)]
+            let replicas = table.replicas(of: PartitionID(of: session, count: simulation.configuration.partitionCount))
             return pairIDs.contains(replicas[0]) && replicas.filter(pairIDs.contains).count == 2
         }
         #expect(!exposed.isEmpty, "some sessions are owned on the pair's side with their backup there too")

@@ -23,10 +23,10 @@ import Testing
         let before = PartitionTable(members: five, partitionCount: 271, replicationFactor: 2)
         let after = PartitionTable(members: five + ["n6"], partitionCount: 271, replicationFactor: 2)
         var ownersMoved = 0
-        for partition in 0..<271 where before.replicas[partition] != after.replicas[partition] {
+        for partition in PartitionID.all(271) where before.replicas(of: partition) != after.replicas(of: partition) {
             // Every change brings in the new member; nobody else trades places.
-            #expect(after.replicas[partition].contains("n6"))
-            #expect(after.replicas[partition].filter { $0 != "n6" } == Array(before.replicas[partition].prefix(after.replicas[partition].count - 1)))
+            #expect(after.replicas(of: partition).contains("n6"))
+            #expect(after.replicas(of: partition).filter { $0 != "n6" } == Array(before.replicas(of: partition).prefix(after.replicas(of: partition).count - 1)))
             if before.owner(of: partition) != after.owner(of: partition) { ownersMoved += 1 }
         }
         // About 1/6 of the owners move, all to n6.
@@ -36,9 +36,9 @@ import Testing
     @Test func aLeavingMembersPartitionsGoToItsBackupsAndNothingElseMoves() {
         let before = PartitionTable(members: five, partitionCount: 271, replicationFactor: 3)
         let after = PartitionTable(members: five.filter { $0 != "n3" }, partitionCount: 271, replicationFactor: 3)
-        for partition in 0..<271 {
-            let survivors = before.replicas[partition].filter { $0 != "n3" }
-            #expect(Array(after.replicas[partition].prefix(survivors.count)) == survivors, "partition \(partition)")
+        for partition in PartitionID.all(271) {
+            let survivors = before.replicas(of: partition).filter { $0 != "n3" }
+            #expect(Array(after.replicas(of: partition).prefix(survivors.count)) == survivors, "partition \(partition)")
         }
     }
 }

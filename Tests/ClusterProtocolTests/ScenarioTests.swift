@@ -165,7 +165,7 @@ import Testing
             members: simulation.nodes.map(\.id), partitionCount: simulation.configuration.partitionCount, replicationFactor: 2)
         let majorityIDs = Set(majority.map { simulation.nodes[$0].id })
         let majoritySession = sessions.first { session in
-            table.replicas[session.partition(of: simulation.configuration.partitionCount)].allSatisfy(majorityIDs.contains)
+            table.replicas(of: PartitionID(of: session, count: simulation.configuration.partitionCount)).allSatisfy(majorityIDs.contains)
         }!
         #expect(simulation.writeAndWait(through: majority[0], updated("cart", "kept"), to: majoritySession)?.isSuccess == true)
         simulation.heal()

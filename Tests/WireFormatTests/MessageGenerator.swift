@@ -159,7 +159,7 @@ struct MessageGenerator {
             .writeReply(WriteReply(from: nodeID(), requestID: RequestID(integer()), result: bool() ? .success(integer()) : .failure(failure())))
         case 12:
             .stateTransferRequest(StateTransferRequest(
-                from: nodeID(), transferID: integer(), viewEpoch: Epoch(rawValue: integer()), partitions: array(max: 10) { $0.int() },
+                from: nodeID(), transferID: integer(), viewEpoch: Epoch(rawValue: integer()), partitions: array(max: 10) { PartitionID($0.int()) },
                 sessions: array(max: 4) { $0.sessionID() }))
         case 13:
             .stateTransferChunk(StateTransferChunk(
