@@ -10,6 +10,7 @@ import WireFormat
 /// | metric | type | dimensions |
 /// | --- | --- | --- |
 /// | `session_cluster_sessions` | gauge | node |
+/// | `session_cluster_store_bytes` | gauge | node (what the sessions count against `SessionLimits.maxStoreBytes`) |
 /// | `session_cluster_deltas_sent_total`, `session_cluster_deltas_received_total` | counter | node |
 /// | `session_cluster_bytes_sent_total` | counter | node, peer, stage (`uncompressed`: frame bodies before LZ4; `wire`: whole frames) |
 /// | `session_cluster_frames_sent_total` | counter | node (a frame may carry several messages) |
@@ -26,6 +27,7 @@ import WireFormat
 final class ClusterMetrics: Sendable {
     let node: String
     let sessions: Gauge
+    let storeBytes: Gauge
     let deltasSent: Counter
     let deltasReceived: Counter
     let failovers: Counter
@@ -50,6 +52,7 @@ final class ClusterMetrics: Sendable {
         self.node = node.rawValue
         let dimensions = [("node", node.rawValue)]
         sessions = Gauge(label: "session_cluster_sessions", dimensions: dimensions)
+        storeBytes = Gauge(label: "session_cluster_store_bytes", dimensions: dimensions)
         deltasSent = Counter(label: "session_cluster_deltas_sent_total", dimensions: dimensions)
         deltasReceived = Counter(label: "session_cluster_deltas_received_total", dimensions: dimensions)
         failovers = Counter(label: "session_cluster_failovers_total", dimensions: dimensions)

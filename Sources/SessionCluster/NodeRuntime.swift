@@ -262,6 +262,7 @@ final class NodeRuntime {
         execute(.endOfTurn, on: node, now: now)
         flush()
         metrics.sessions.record(store.count)
+        metrics.storeBytes.record(store.byteCount)
         refreshRouting(now: now)
         scheduleTick(now: now)
     }

@@ -44,8 +44,10 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
     /// opposed to the cluster being unable to serve it right now.
     public var isClientError: Bool {
         guard case .refused(let error) = self else { return false }
-        if case .tooManySessions = error { return false }
-        return true
+        switch error {
+        case .tooManySessions, .storeFull: return false
+        default: return true
+        }
     }
 
     /// The HTTP status a web framework answers with when this error ends a request: 401 for

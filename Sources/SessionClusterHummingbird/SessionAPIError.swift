@@ -43,7 +43,7 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
             self = .unknownSession
             return
         case .refused(.duplicateID): code = "duplicate_id"
-        case .refused(.tooManySessions): code = "store_full"
+        case .refused(.tooManySessions), .refused(.storeFull): code = "store_full"
         case .refused: code = "too_large"
         case .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning: code = "cluster_unavailable"
         case .invalidConfiguration: code = "misconfigured"

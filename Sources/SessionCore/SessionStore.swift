@@ -18,6 +18,9 @@ package final class SessionStore: Sendable {
     package let configuration: Configuration
     private let shards: [Shard]
     private let liveSessions = Atomic<Int>(0)
+    /// What the live sessions take against ``SessionLimits/maxStoreBytes``: attribute
+    /// names and values plus ``SessionLimits/sessionOverheadBytes`` each.
+    private let storedBytes = Atomic<Int>(0)
     /// Bit `i % 64` is set when shard `i` may have dirty sessions, so a drain (once per
     /// event-loop turn on a busy owner) locks only those shards. Set under the shard's
     /// lock after the insert and cleared before the drain locks, so no write is missed.
@@ -32,6 +35,22 @@ package final class SessionStore: Sendable {
 
     /// The number of live sessions.
     package var count: Int { liveSessions.load(ordering: .relaxed) }
+
+    /// The bytes the live sessions are counted for against ``SessionLimits/maxStoreBytes``.
+    package var byteCount: Int { storedBytes.load(ordering: .relaxed) }
+
+    /// Refuses a local write that would grow the store by `growth` bytes past its budget.
+    private func checkBudget(growth: Int) -> SessionStoreError? {
+        guard growth > 0 else { return nil }
+        let limit = configuration.limits.maxStoreBytes, current = storedBytes.load(ordering: .relaxed)
+        return current + growth > limit ? .storeFull(bytes: current, limit: limit) : nil
+    }
+
+    /// Counts an entry's change in size; `before` is its ``Entry/countedBytes`` before.
+    private func account(_ entry: Entry, before: Int) {
+        let delta = entry.countedBytes - before
+        if delta != 0 { storedBytes.add(delta, ordering: .relaxed) }
+    }
 
     /// The number of tombstones (ended sessions remembered).
     package var tombstoneCount: Int {
@@ -115,10 +134,16 @@ package final class SessionStore: Sendable {
                 let writes: [AttributeWrite]
                 switch entry.writes(for: changes, at: version, limits: limits) {
                 case .failure(let refusal): return .failure(refusal)
-                case .success(let planned): writes = planned
+                case .success(let planned):
+                    if let full = checkBudget(growth: planned.payloadBytes - entry.attributes.payloadByteCount) {
+                        return .failure(full)
+                    }
+                    writes = planned.writes
                 }
+                let before = entry.countedBytes
                 var changed = !writes.isEmpty
                 entry.write(writes, maxRemovals: maxRemovals)
+                account(entry, before: before)
                 if let maxInactive = changes.maxInactiveMilliseconds, maxInactive != entry.metadata.maxInactiveMilliseconds {
                     entry.metadata.maxInactiveMilliseconds = maxInactive
                     entry.metadata.stamp = version
@@ -246,6 +271,7 @@ package final class SessionStore: Sendable {
                 entry.flushedVersion = entry.version
                 state.slots[delta.id] = .live(entry)
                 liveSessions.add(1, ordering: .relaxed)
+                storedBytes.add(entry.countedBytes, ordering: .relaxed)
                 if metadata.principal != nil { principalChange = (nil, metadata.principal) }
                 let missedEarlier = delta.kind != .snapshot && delta.previousVersion > 0
                 return missedEarlier ? .gap : .applied
@@ -254,12 +280,15 @@ package final class SessionStore: Sendable {
                     if entry.metadata.principal != nil { principalChange = (entry.metadata.principal, nil) }
                     state.slots.removeValue(forKey: delta.id)
                     liveSessions.subtract(1, ordering: .relaxed)
+                    storedBytes.subtract(entry.countedBytes, ordering: .relaxed)
                     state.endedWithoutEntry(delta.id, reason: delta.invalidation ?? .invalidated, version: delta.version, now: now)
                     return .applied
                 }
                 let missedEarlier = delta.kind == .update && delta.previousVersion > entry.version
                 let oldPrincipal = entry.metadata.principal
+                let before = entry.countedBytes
                 let changed = entry.merge(delta, maxRemovals: maxRemovals)
+                account(entry, before: before)
                 entry.flushedVersion = entry.version
                 if oldPrincipal != entry.metadata.principal { principalChange = (oldPrincipal, entry.metadata.principal) }
                 if missedEarlier { return .gap }
@@ -321,6 +350,7 @@ package final class SessionStore: Sendable {
             shard.state.withLock { state in
                 for (id, slot) in state.slots where include(id) {
                     guard case .live(let entry) = slot else { continue }
+                    storedBytes.subtract(entry.countedBytes, ordering: .relaxed)
                     state.slots.removeValue(forKey: id)
                     state.dirty.remove(id)
                     state.touched.remove(id)
@@ -341,7 +371,11 @@ package final class SessionStore: Sendable {
         var removed = 0
         for shard in shards {
             shard.state.withLock { state in
-                for slot in state.slots.values { if case .live = slot { removed += 1 } }
+                for slot in state.slots.values {
+                    guard case .live(let entry) = slot else { continue }
+                    removed += 1
+                    storedBytes.subtract(entry.countedBytes, ordering: .relaxed)
+                }
                 state.slots.removeAll()
                 state.dirty.removeAll()
                 state.touched.removeAll()
@@ -385,9 +419,14 @@ package final class SessionStore: Sendable {
             guard liveSessions.load(ordering: .relaxed) < limit else { return .failure(.tooManySessions(limit: limit)) }
             let entry = Entry(metadata: metadata, version: 1, lastAccessedAt: now)
             switch entry.writes(for: SessionChanges(updated: attributes), at: 1, limits: configuration.limits) {
-            case .success(let writes): entry.write(writes, maxRemovals: configuration.maxRemovalsPerSession)
+            case .success(let planned):
+                if let full = checkBudget(growth: planned.payloadBytes + SessionLimits.sessionOverheadBytes) {
+                    return .failure(full)
+                }
+                entry.write(planned.writes, maxRemovals: configuration.maxRemovalsPerSession)
             case .failure(let error): return .failure(error)
             }
+            storedBytes.add(entry.countedBytes, ordering: .relaxed)
             entry.metadataDirty = true
             let snapshot = entry.snapshot(id: id)
             state.slots[id] = .live(entry)
@@ -414,6 +453,7 @@ package final class SessionStore: Sendable {
             markDirty(id)
             state.touched.remove(id)
             liveSessions.subtract(1, ordering: .relaxed)
+            storedBytes.subtract(entry.countedBytes, ordering: .relaxed)
             return entry.snapshot(id: id)
         }
         if let principal = ended?.principal { reindex(id, from: principal, to: nil) }
@@ -546,6 +586,9 @@ private final class Entry {
         self.lastAccessedAt = lastAccessedAt
     }
 
+    /// What this session counts against the store's budget.
+    var countedBytes: Int { attributes.payloadByteCount + SessionLimits.sessionOverheadBytes }
+
     func isExpired(at now: Timestamp) -> Bool {
         SessionExpiry.isExpired(
             lastAccessedAt: lastAccessedAt, maxInactiveMilliseconds: metadata.maxInactiveMilliseconds,
@@ -560,9 +603,12 @@ private final class Entry {
     }
 
     /// The writes `changes` make at `version`, leaving out values the session already
-    /// holds, or why they would break a limit. One search per attribute named: the limit
-    /// check and the no-change check read the same record.
-    func writes(for changes: SessionChanges, at version: UInt64, limits: SessionLimits) -> Result<[AttributeWrite], SessionStoreError> {
+    /// holds, with the attribute bytes the session will take, or why they would break a
+    /// limit. One search per attribute named: the limit check and the no-change check read
+    /// the same record.
+    func writes(
+        for changes: SessionChanges, at version: UInt64, limits: SessionLimits
+    ) -> Result<(writes: [AttributeWrite], payloadBytes: Int), SessionStoreError> {
         var bytes = attributes.payloadByteCount
         var count = attributes.count
         var writes = [AttributeWrite]()
@@ -596,7 +642,7 @@ private final class Entry {
             return .failure(.tooManyAttributes(count: count, limit: limits.maxAttributesPerSession))
         }
         guard bytes <= limits.maxSessionBytes else { return .failure(.sessionTooLarge(bytes: bytes, limit: limits.maxSessionBytes)) }
-        return .success(writes)
+        return .success((writes, bytes))
     }
 
     /// Applies sets and removals at once. A removal is remembered with its stamp, and stays

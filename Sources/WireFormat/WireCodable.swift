@@ -358,6 +358,10 @@ extension SessionStoreError: WireCodable {
         case .duplicateID(let id):
             writer.writeByte(6)
             writer.writeSessionID(id)
+        case .storeFull(let bytes, let limit):
+            writer.writeByte(7)
+            writer.writeVarint(bytes)
+            writer.writeVarint(limit)
         }
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
@@ -379,6 +383,9 @@ extension SessionStoreError: WireCodable {
         case 4: self = .sessionNotFound(try reader.readSessionID("storeError.sessionNotFound"))
         case 5: self = .sessionEnded(try reader.readSessionID("storeError.sessionEnded.id"), try reader.read(InvalidationReason.self))
         case 6: self = .duplicateID(try reader.readSessionID("storeError.duplicateID"))
+        case 7:
+            self = .storeFull(
+                bytes: try reader.readInt("storeError.storeFull.bytes"), limit: try reader.readInt("storeError.storeFull.limit"))
         case let tag: throw BinaryReader.fail("storeError", "unknown case \(tag)")
         }
     }

@@ -131,6 +131,42 @@ struct SessionRoutesTests {
         }
     }
 
+    @Test func aCreationFloodIsRefusedWith503AndRetryAfterOnceTheStoreIsFull() async throws {
+        // A store with room for about 20 sessions of 4 KB: a loop of creates and writes gets
+        // 503s with Retry-After, not a killed process; what was stored stays readable.
+        let budget = 20 * (4_096 + SessionLimits.sessionOverheadBytes)
+        try await SingleNode.with(configure: { $0.limits.maxStoreBytes = budget }) { cluster in
+            let router = Router()
+            SessionClusterRoutes(cluster: cluster, signInToken: nil).register(on: router)
+            try await Application(router: router).test(.router) { client in
+                var stored = [String]()
+                var refusal: TestResponse?
+                for _ in 0..<200 where refusal == nil {
+                    let created = try await client.execute(uri: "/session", method: .post)
+                    guard created.status == .created else {
+                        refusal = created
+                        break
+                    }
+                    let cookie = String(try #require(created.headers[.setCookie]).prefix { $0 != ";" })
+                    let put = try await client.execute(
+                        uri: "/session/attributes/blob", method: .put, headers: [.cookie: cookie],
+                        body: ByteBuffer(repeating: UInt8(ascii: "x"), count: 4_000))
+                    if put.status == .noContent { stored.append(cookie) } else { refusal = put }
+                }
+                let response = try #require(refusal)
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] == "1")
+                #expect(try Self.error(response).error == "store_full")
+                #expect((15...21).contains(stored.count), "\(stored.count) sessions stored")
+                #expect(cluster.store.byteCount <= budget)
+                for cookie in stored {
+                    let get = try await client.execute(uri: "/session/attributes/blob", method: .get, headers: [.cookie: cookie])
+                    #expect(get.status == .ok)
+                }
+            }
+        }
+    }
+
     @Test func everyResponseNamesTheNode() async throws {
         try await withClient { client, _ in
             for (uri, method) in [("/session", HTTPRequest.Method.post), ("/session", .get), ("/health", .get), ("/cluster", .get)] {

@@ -118,6 +118,42 @@ private let t0 = Timestamp(milliseconds: 1_000_000)
         #expect(throws: SessionStoreError.tooManySessions(limit: 2)) { try store.create(now: t0) }
     }
 
+    @Test func aFullStoreRefusesGrowthWithATypedErrorButLetsEndsRemovalsAndReplicasThrough() throws {
+        // Room for three sessions of 1 KB (plus their overhead), not four.
+        let perSession = 1_024 + 4 + SessionLimits.sessionOverheadBytes
+        let limits = SessionLimits(maxStoreBytes: 3 * perSession + 100)
+        let store = SessionStore(configuration: .init(limits: limits))
+        let kilobyte = AttributeValue(bytes: Array(repeating: 7, count: 1_024))
+        var ids = [SessionID]()
+        for _ in 0..<3 { ids.append(try store.create(now: t0, attributes: ["cart": kilobyte]).id) }
+        #expect(store.byteCount == 3 * perSession)
+        #expect(throws: SessionStoreError.storeFull(bytes: 3 * perSession, limit: limits.maxStoreBytes)) {
+            try store.create(now: t0, attributes: ["cart": kilobyte])
+        }
+        #expect(store.count == 3)
+        // Growing a session is refused too, and changes nothing; shrinking one passes.
+        var grown = store.load(ids[0], now: t0)!
+        grown.setAttribute("more", kilobyte)
+        #expect(throws: SessionStoreError.storeFull(bytes: 3 * perSession, limit: limits.maxStoreBytes)) { try store.save(grown, now: t0) }
+        #expect(store.load(ids[0], now: t0)!["more"] == nil)
+        var shrunk = store.load(ids[0], now: t0)!
+        shrunk.removeAttribute("cart")
+        try store.save(shrunk, now: t0)
+        #expect(store.byteCount == 2 * perSession + SessionLimits.sessionOverheadBytes)
+        // An end frees its room for a new session.
+        #expect(store.invalidate(ids[1], now: t0))
+        _ = try store.create(now: t0, attributes: ["cart": kilobyte])
+        // A replica follows its owner whatever its own budget says.
+        let replica = SessionStore(configuration: .init(limits: SessionLimits(maxStoreBytes: 1)))
+        for delta in store.drainDeltas(includeTouches: false) { replica.apply(delta, now: t0) }
+        #expect(replica.count == 3)
+        #expect(replica.byteCount == store.byteCount)
+        // Ending everything returns the count to zero.
+        for id in ids { store.invalidate(id, now: t0) }
+        store.removeAll()
+        #expect(store.byteCount == 0)
+    }
+
     @Test func invalidatedSessionIsGoneAndCannotBeSaved() throws {
         let store = SessionStore()
         let session = try store.create(now: t0)

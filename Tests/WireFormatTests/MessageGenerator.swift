@@ -98,14 +98,15 @@ struct MessageGenerator {
     }
 
     mutating func storeError() -> SessionStoreError {
-        switch random.next() % 7 {
+        switch random.next() % 8 {
         case 0: .attributeTooLarge(name: string(), bytes: int(), limit: int())
         case 1: .sessionTooLarge(bytes: int(), limit: int())
         case 2: .tooManyAttributes(count: int(), limit: int())
         case 3: .tooManySessions(limit: int())
         case 4: .sessionNotFound(sessionID())
         case 5: .sessionEnded(sessionID(), invalidationReason())
-        default: .duplicateID(sessionID())
+        case 6: .duplicateID(sessionID())
+        default: .storeFull(bytes: int(), limit: int())
         }
     }
 
