@@ -21,6 +21,7 @@ import WireFormat
 /// | `session_cluster_view_changes_total` | counter | node |
 /// | `session_cluster_rejected_frames_total` | counter | node, code (WireError code) |
 /// | `session_cluster_send_queue_overflows_total` | counter | node, peer |
+/// | `session_cluster_peer_connections_closed_total` | counter | node, reason (`over_limit`, `handshake_timeout`, `idle_timeout`: accepted peer connections this node closed) |
 /// | `session_cluster_session_events_total` | counter | node, event |
 /// | `session_cluster_transport_errors_total` | counter | node, transport (`udp`, `tcp`), operation (`send`, `receive`, `connect`, `bind`), kind (errno name) |
 /// | `session_cluster_transport_reopens_total` | counter | node, transport (`udp`: the endpoint was bound again after it closed) |
@@ -85,6 +86,10 @@ final class ClusterMetrics: Sendable {
     func rejected(code: UInt16) {
         rejectedCount.add(1, ordering: .relaxed)
         counter("session_cluster_rejected_frames_total", [("code", String(code))]).increment()
+    }
+
+    func peerConnectionClosed(_ reason: InboundLinkRefusal) {
+        counter("session_cluster_peer_connections_closed_total", [("reason", reason.rawValue)]).increment()
     }
 
     func queueOverflow(peer: PeerAddress) {

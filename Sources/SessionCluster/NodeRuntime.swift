@@ -563,7 +563,7 @@ final class NodeRuntime {
                 try channel.pipeline.syncOperations.addHandler(
                     InboundFrameHandler(
                         onFrame: { frame in handle.receive(frame) },
-                        onRejected: rejectionReporter(metrics: metrics, logger: logger),
+                        onRejected: { error, address in errors.rejected(error, from: address) },
                         onError: { error, address in
                             errors.report(
                                 error, at: TransportErrorSite(transport: .tcp, operation: .receive),
@@ -580,12 +580,12 @@ final class NodeRuntime {
         host: String, port: Int, loop: any EventLoop, handle: RuntimeHandle, codec: FrameCodec, metrics: ClusterMetrics,
         errors: TransportErrorReporter, logger: Logger
     ) -> EventLoopFuture<DatagramEndpoint> {
-        let reportRejection = rejectionReporter(metrics: metrics, logger: logger)
         return DatagramEndpoint.bind(host: host, port: port, loop: loop) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         DatagramFrameHandler(
-                            codec: codec, onFrame: { frame in handle.receive(frame) }, onRejected: reportRejection,
+                            codec: codec, onFrame: { frame in handle.receive(frame) },
+                            onRejected: { error, address in errors.rejected(error, from: address) },
                             onError: { error, address in
                                 errors.report(
                                     error, at: TransportErrorSite(transport: .udp, operation: .receive),
@@ -643,12 +643,4 @@ final class NodeRuntime {
         }
     }
 
-    /// Counts and logs a refused frame (never its contents).
-    static func rejectionReporter(metrics: ClusterMetrics, logger: Logger) -> @Sendable (WireError, SocketAddress?) -> Void {
-        { error, address in
-            metrics.rejected(code: error.code)
-            logger.warning(
-                "rejected frame", metadata: ["code": "\(error.code)", "error": "\(error)", "remote": "\(address.map { "\($0)" } ?? "?")"])
-        }
-    }
 }

@@ -139,6 +139,7 @@ public final class SessionCluster: Service, Sendable {
             return (handle, runtime.errors)
         }.get()
         let host = configuration.bindAddress.host
+        let inboundLimit = InboundConnectionLimit(maximum: configuration.maxInboundPeerConnections)
         let initializer = NodeRuntime.channelInitializer(
             handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
         // With port 0 the TCP port is free but the same UDP port may not be: try a few.
@@ -153,8 +154,19 @@ public final class SessionCluster: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
+                    guard inboundLimit.admit() else {
+                        errors.refused(.overLimit, remote: channel.remoteAddress)
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in inboundLimit.release() }
                     handle.run { $0.registerInbound(channel) }
-                    return initializer(channel)
+                    return initializer(channel).flatMapThrowing {
+                        try channel.pipeline.syncOperations.addHandler(
+                            InboundLinkDeadlines(
+                                handshakeTimeout: configuration.peerHandshakeTimeout, idleTimeout: configuration.peerIdleTimeout,
+                                onClose: { errors.refused($0, remote: channel.remoteAddress) }),
+                            position: .before(try channel.pipeline.syncOperations.handler(type: InboundFrameHandler.self)))
+                    }
                 }
                 .bind(host: host, port: configuration.bindAddress.port)
                 .get()

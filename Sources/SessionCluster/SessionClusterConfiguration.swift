@@ -51,6 +51,18 @@ public struct SessionClusterConfiguration: Sendable {
     /// far above a LAN's round trip, yet a link a firewall cut reconnects within about that
     /// long of the heal instead of waiting out TCP's retransmission backoff.
     public var linkStallTimeout: Duration = .seconds(2)
+    /// The most accepted peer connections open at once; more are closed at the accept (and
+    /// counted in `session_cluster_peer_connections_closed_total{reason="over_limit"}`).
+    /// A member needs one per peer, two while a link reconnects. Default 64.
+    public var maxInboundPeerConnections: Int = 64
+    /// How long an accepted peer connection may take to deliver its first authenticated
+    /// frame before it is closed: a stranger cannot hold a connection (or a half-sent
+    /// frame's buffer) open. Default 10 s.
+    public var peerHandshakeTimeout: Duration = .seconds(10)
+    /// How long an accepted peer connection may carry no frame before it is closed; the
+    /// peer reconnects when it next sends. Heartbeats travel over UDP, so a quiet cluster's
+    /// links do go idle. Default 5 minutes.
+    public var peerIdleTimeout: Duration = .seconds(300)
     /// The first pause before binding the UDP endpoint again once a send error closed it;
     /// it doubles per failure, up to ``reconnectMaxDelay``. Default 10 ms.
     public var datagramReopenDelay: Duration = .milliseconds(10)

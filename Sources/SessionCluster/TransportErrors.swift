@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import WireFormat
 
 /// Where on the peer transport an error happened, for metrics and logs.
 struct TransportErrorSite: Hashable, Sendable {
@@ -21,9 +22,11 @@ struct TransportErrorSite: Hashable, Sendable {
     var operation: Operation
 }
 
-/// Counts every socket error of the peer transport by site and kind, and logs each kind
-/// at most once per ``logInterval`` (with how many were not logged in between): a link
-/// cut by a firewall fails every send, and one log line per heartbeat would drown the log.
+/// Counts every socket error of the peer transport by site and kind, every refused frame
+/// and every peer connection this node closed, and logs each kind at most once per
+/// ``logInterval`` (with how many were not logged in between): a link cut by a firewall
+/// fails every send, a stranger can send garbage as fast as it likes, and one log line
+/// per event would drown the log.
 ///
 /// Exported as `session_cluster_transport_errors_total{transport, operation, kind}`, where
 /// `kind` is the errno name (`EPERM`, `EHOSTUNREACH`, `ECONNREFUSED`, ...).
@@ -44,9 +47,46 @@ final class TransportErrorReporter: Sendable {
     func report(_ error: any Error, at site: TransportErrorSite, peer: String?) {
         guard let kind = Self.kind(of: error) else { return }
         metrics.transportError(site, kind: kind)
-        let key = "\(site.transport.rawValue) \(site.operation.rawValue) \(kind)"
+        guard let suppressed = mayLog("\(site.transport.rawValue) \(site.operation.rawValue) \(kind)") else { return }
+        logger.warning(
+            "peer transport error",
+            metadata: [
+                "transport": "\(site.transport.rawValue)", "operation": "\(site.operation.rawValue)", "kind": "\(kind)",
+                "peer": "\(peer ?? "?")", "error": "\(error)",
+                "notLoggedSinceLast": "\(suppressed)",
+            ])
+    }
+
+    /// Counts and (rate-limited, by code) logs a refused frame, never its contents: a
+    /// stranger sending garbage as fast as it can must not flood the log.
+    func rejected(_ error: WireError, from address: SocketAddress?) {
+        metrics.rejected(code: error.code)
+        guard let suppressed = mayLog("rejected \(error.code)") else { return }
+        logger.warning(
+            "rejected frame",
+            metadata: [
+                "code": "\(error.code)", "error": "\(error)", "remote": "\(address.map { "\($0)" } ?? "?")",
+                "notLoggedSinceLast": "\(suppressed)",
+            ])
+    }
+
+    /// Counts and (rate-limited, by reason) logs an accepted peer connection this node closed.
+    func refused(_ reason: InboundLinkRefusal, remote address: SocketAddress?) {
+        metrics.peerConnectionClosed(reason)
+        guard let suppressed = mayLog("refused \(reason.rawValue)") else { return }
+        logger.warning(
+            "closed a peer connection",
+            metadata: [
+                "reason": "\(reason.rawValue)", "remote": "\(address.map { "\($0)" } ?? "?")",
+                "notLoggedSinceLast": "\(suppressed)",
+            ])
+    }
+
+    /// Whether a line of kind `key` may be logged now: nil when one was logged within
+    /// ``logInterval`` (this one is counted instead), else how many were not logged since.
+    private func mayLog(_ key: String) -> Int? {
         let now = ContinuousClock.now
-        let suppressed: Int? = lastLogged.withLock { entries in
+        return lastLogged.withLock { entries in
             if let entry = entries[key], now - entry.at < Self.logInterval {
                 entries[key]!.suppressed += 1
                 return nil
@@ -55,14 +95,6 @@ final class TransportErrorReporter: Sendable {
             entries[key] = (now, 0)
             return suppressed
         }
-        guard let suppressed else { return }
-        logger.warning(
-            "peer transport error",
-            metadata: [
-                "transport": "\(site.transport.rawValue)", "operation": "\(site.operation.rawValue)", "kind": "\(kind)",
-                "peer": "\(peer ?? "?")", "error": "\(error)",
-                "notLoggedSinceLast": "\(suppressed)",
-            ])
     }
 
     /// The errno name of `error`, or a short name for NIO's own errors; nil for the errors

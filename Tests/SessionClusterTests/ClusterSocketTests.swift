@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import SessionCore
 import Testing
+import WireFormat
 
 @testable import SessionCluster
 
@@ -106,6 +107,46 @@ struct ClusterSocketTests {
             try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))
             try await channel.closeFuture.get()
             #expect(node.rejectedFrameCount == 1)
+            let session = try await node.create()
+            #expect(try await node.load(session.id) != nil)
+        }
+    }
+
+    @Test func strangersOnThePeerPortAreCappedAndTimedOutAndTheNodeKeepsServing() async throws {
+        try await TestCluster.with(1, configure: {
+            $0.maxInboundPeerConnections = 3
+            $0.peerHandshakeTimeout = .milliseconds(400)
+            $0.peerIdleTimeout = .milliseconds(1_200)
+        }) { nodes in
+            let node = nodes[0]
+            let address = try #require(node.boundAddress)
+            let clock = ContinuousClock()
+            let opened = clock.now
+            var silent = [any Channel]()
+            for _ in 0..<5 {
+                silent.append(
+                    try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                        .connect(host: address.host, port: address.port).get())
+            }
+            // Two over the cap are closed at the accept; the three admitted ones when their
+            // first frame does not come within the handshake timeout.
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(silent.filter(\.isActive).count == 3)
+            for channel in silent { try await channel.closeFuture.get() }
+            #expect(clock.now - opened < .seconds(3))
+
+            // A peer that authenticates is not held to the handshake timeout, only to idleness.
+            let codec = FrameCodec(configuration: try WireConfiguration(clusterKey: SessionClusterConfiguration.developmentClusterKey))
+            let peer = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: address.host, port: address.port).get()
+            let frame = codec.encode([.error(ProtocolErrorMessage(code: 0, message: "hello"))], over: LinkHistory())
+            try await peer.writeAndFlush(ByteBuffer(bytes: frame.bytes))
+            let sent = clock.now
+            try await Task.sleep(for: .milliseconds(700))
+            #expect(peer.isActive, "closed at the handshake timeout despite an authenticated frame")
+            try await peer.closeFuture.get()
+            #expect(clock.now - sent >= .milliseconds(1_100))
+            #expect(node.rejectedFrameCount == 0)
             let session = try await node.create()
             #expect(try await node.load(session.id) != nil)
         }
