@@ -187,3 +187,39 @@ if Context.environment["SESSION_CLUSTER_BENCHMARKS"] != nil {
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ))
 }
+
+// libFuzzer targets (`make fuzz`, scripts/fuzz.sh), only when asked for: they need the
+// fuzzer sanitizer, which scripts/fuzz.sh passes to every module of its own build
+// (`.build-fuzz`):
+//     SESSION_CLUSTER_FUZZ=1 swift build --build-path .build-fuzz -Xswiftc -sanitize=fuzzer,address ...
+// They live in this package so that they reach the modules' `package` declarations.
+if Context.environment["SESSION_CLUSTER_FUZZ"] != nil {
+    // No top-level code: each harness's entry point hands over to libFuzzer (FuzzSupport).
+    let harness: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    package.targets += [
+        // The entry point every target shares, and its seed writing.
+        .target(name: "FuzzSupport", path: "Fuzz/Support"),
+        // Any bytes into the frame decoder: header checks, framing, authentication.
+        .executableTarget(
+            name: "FuzzFrameDecoder", dependencies: ["FuzzSupport", "WireFormat", "ClusterProtocol"],
+            path: "Fuzz/FrameDecoder", swiftSettings: harness),
+        // Frames the harness authenticates: decompression, link history, bodies, bundles.
+        .executableTarget(
+            name: "FuzzAuthenticatedFrames",
+            dependencies: ["FuzzSupport", "WireFormat", "ClusterProtocol", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Fuzz/AuthenticatedFrames", swiftSettings: harness),
+        // BinarySessionSerializer's decoder, into open and typed values.
+        .executableTarget(
+            name: "FuzzBinarySerializer", dependencies: ["FuzzSupport", "SessionCore"],
+            path: "Fuzz/BinarySerializer", swiftSettings: harness),
+        // The session cookie and the routes' path parameters, as the Hummingbird
+        // integration reads them.
+        .executableTarget(
+            name: "FuzzHTTPInputs",
+            dependencies: [
+                "FuzzSupport", "SessionCore", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+            ],
+            path: "Fuzz/HTTPInputs", swiftSettings: harness),
+    ]
+}
