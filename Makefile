@@ -6,7 +6,7 @@ SWIFT ?= swift
 BUILD_FLAGS ?=
 BIN := $(shell $(SWIFT) build $(BUILD_FLAGS) --show-bin-path 2>/dev/null)
 
-.PHONY: deps build demo example-hummingbird example-vapor test test-swift test-fault soak bench bench-apps clean
+.PHONY: deps build demo example-hummingbird example-vapor test test-swift test-fault soak fuzz fuzz-short bench bench-apps clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -45,6 +45,14 @@ SOAK_ARGS ?= --minutes 30
 soak: build
 	SESSION_NODE_BIN="$(BIN)/session-node" python3 Tests/fault/soak.py $(SOAK_ARGS)
 
+# The libFuzzer targets of Fuzz/, 10 minutes each (FUZZ_SECONDS=...); fuzz-short is CI's
+# 20 seconds each. A crash fails and names its input (see README, "Fuzzing").
+fuzz: deps
+	bash scripts/fuzz.sh
+
+fuzz-short: deps
+	bash scripts/fuzz.sh --short
+
 # BENCH_ARGS=--quick: about 3 minutes instead of 15.
 BENCH_ARGS ?=
 
@@ -59,4 +67,4 @@ bench-apps: deps
 	python3 Benchmarks/apps/app_bench.py $(APP_BENCH_ARGS)
 
 clean:
-	rm -rf .build results
+	rm -rf .build .build-fuzz results
