@@ -29,9 +29,15 @@ fi
 if [ "$mode" = short ]; then seconds=${FUZZ_SECONDS:-20}; else seconds=${FUZZ_SECONDS:-600}; fi
 
 swift=${SWIFT:-swift}
-build_path=.build-fuzz
-configuration=release
+# Where and how to build: release in .build-fuzz by default. CI passes
+# FUZZ_BUILD_PATH=.build FUZZ_CONFIGURATION=debug, to reuse what `make test` compiled there
+# (BoringSSL, NIO's C shims: the C targets do not take the Swift flags), which cuts minutes
+# off a fresh build; the Swift modules are compiled again, instrumented, so a later plain
+# `swift build` in that path compiles them again too: not for a developer's own .build.
+build_path=${FUZZ_BUILD_PATH:-.build-fuzz}
+configuration=${FUZZ_CONFIGURATION:-release}
 bin="$build_path/$configuration"
+state=.build-fuzz
 
 # The seeds each target starts from, besides its own corpus.
 seeds() {
@@ -42,13 +48,13 @@ seeds() {
 }
 
 start=$(date +%s)
-mkdir -p "$build_path"
+mkdir -p "$state"
 for target in "${targets[@]}"; do
     echo "== building $target"
     # The sanitizers apply to every module, so that coverage reaches into the libraries.
     if ! SESSION_CLUSTER_FUZZ=1 "$swift" build -c "$configuration" --build-path "$build_path" \
-        -Xswiftc -sanitize=fuzzer,address --product "$target" > "$build_path/build-$target.log" 2>&1; then
-        cat "$build_path/build-$target.log" >&2
+        -Xswiftc -sanitize=fuzzer,address --product "$target" > "$state/build-$target.log" 2>&1; then
+        cat "$state/build-$target.log" >&2
         echo "fuzz: building $target failed" >&2
         exit 1
     fi
@@ -75,9 +81,9 @@ fi
 
 failed=()
 for target in "${targets[@]}"; do
-    corpus="$build_path/corpus/$target"
-    artifacts="$build_path/artifacts/$target"
-    log="$build_path/fuzz-$target.log"
+    corpus="$state/corpus/$target"
+    artifacts="$state/artifacts/$target"
+    log="$state/fuzz-$target.log"
     mkdir -p "$corpus" "$artifacts"
     echo "== $target: ${seconds} s from $(seeds "$target")"
     status=0
@@ -89,6 +95,7 @@ for target in "${targets[@]}"; do
         tail -n 40 "$log" >&2
         echo "fuzz: $target: crashing input(s):" >&2
         grep -o "Test unit written to .*" "$log" >&2 || ls -1 "$artifacts" >&2
+        echo "fuzz: replay with: $bin/$target <input>" >&2
         failed+=("$target")
     fi
 done
