@@ -41,6 +41,15 @@ public struct ClusterOptions: ParsableArguments {
     @Option(help: "A file holding the token a backend presents to sign a session in (PUT /session/principal); without it, signing in over HTTP is refused.")
     public var signInTokenFile: String?
 
+    @Option(help: "The memory budget of the sessions this node holds, in bytes (attributes plus 256 per session, owned and backed up): a create or write past it answers 503 store_full with Retry-After (default: half the machine's memory).")
+    public var maxStoreBytes: Int?
+
+    @Option(help: "The most accepted peer connections open at once; more are closed at the accept (default 64).")
+    public var maxInboundPeerConnections: Int?
+
+    @Option(help: "Seconds an accepted peer connection may take to deliver its first authenticated frame before it is closed (default 10).")
+    public var peerHandshakeTimeout: Double?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     public var logLevel: Logger.Level = .info
 
@@ -52,6 +61,13 @@ public struct ClusterOptions: ParsableArguments {
         for seed in seeds where PeerAddress(seed) == nil { throw ValidationError("--seed must be HOST:PORT, got '\(seed)'") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1") }
         if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be positive") }
+        if let maxStoreBytes, maxStoreBytes < 1 { throw ValidationError("--max-store-bytes must be positive") }
+        if let maxInboundPeerConnections, maxInboundPeerConnections < 1 {
+            throw ValidationError("--max-inbound-peer-connections must be at least 1")
+        }
+        if let peerHandshakeTimeout, !(peerHandshakeTimeout > 0 && peerHandshakeTimeout.isFinite) {
+            throw ValidationError("--peer-handshake-timeout must be positive")
+        }
         switch (clusterKeyFile, insecureDevelopmentKey) {
         case (nil, false): throw ValidationError(ClusterKeyFileError.missing.description)
         case (.some, true): throw ValidationError("give either --cluster-key-file or --insecure-development-key, not both")
@@ -90,6 +106,9 @@ public struct ClusterOptions: ParsableArguments {
             clusterKey: SessionClusterConfiguration.developmentClusterKey)
         configuration.replicationFactor = replicas
         if let idleTimeout { configuration.store.defaultMaxInactive = .milliseconds(Int64(idleTimeout * 1000)) }
+        if let maxStoreBytes { configuration.limits.maxStoreBytes = maxStoreBytes }
+        if let maxInboundPeerConnections { configuration.maxInboundPeerConnections = maxInboundPeerConnections }
+        if let peerHandshakeTimeout { configuration.peerHandshakeTimeout = .milliseconds(Int64(peerHandshakeTimeout * 1000)) }
         if let clusterKeyFile {
             configuration.clusterKeys = try ClusterKeyFile.load(from: clusterKeyFile)
         } else if insecureDevelopmentKey {
