@@ -21,7 +21,9 @@ import SessionCore
 /// | `GET /health` | 200 once the node is in a view, 503 before |
 ///
 /// A missing, malformed, unknown or expired cookie gives 401, a value over the limits 413,
-/// both with a JSON ``SessionAPIError`` body. Add ``NodeHeaderMiddleware`` for `X-Node`.
+/// a full store 503 (`store_full`, with `Retry-After`), a `POST /session` over the
+/// ``SessionCreationLimit`` given to ``init(cluster:signInToken:secureCookie:creationLimit:)``
+/// 429 (`rate_limited`, with `Retry-After`), all with a JSON ``SessionAPIError`` body. Add ``NodeHeaderMiddleware`` for `X-Node`.
 ///
 /// ``register(on:)`` adds them all; ``registerSessionRoutes(on:)`` and
 /// ``registerAdminRoutes(on:)`` split them between a public listener (the sessions and
@@ -39,6 +41,8 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
     /// The attributes of the `SESSION_ID` cookie the routes set: `HttpOnly; SameSite=Lax`,
     /// and `Secure` unless the routes were made with `secureCookie: false`.
     public let cookie: SessionCookie
+    /// The per-client limit on `POST /session`; nil: none.
+    public let creationLimit: SessionCreationLimit?
 
     /// Creates the routes over `cluster`.
     ///
@@ -47,8 +51,13 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
     ///   - signInToken: The token `PUT /session/principal` requires; nil refuses it.
     ///   - secureCookie: Whether the session cookie carries `Secure` (browsers then send it
     ///     over HTTPS only). Default true; false only for plain HTTP in development.
-    public init(cluster: SessionCluster, signInToken: String? = nil, secureCookie: Bool = true) {
+    ///   - creationLimit: A per-client limit on `POST /session` (429 over it); default none.
+    public init(
+        cluster: SessionCluster, signInToken: String? = nil, secureCookie: Bool = true,
+        creationLimit: SessionCreationLimit? = nil
+    ) {
         self.cluster = cluster
+        self.creationLimit = creationLimit
         self.signInToken = signInToken.flatMap { $0.isEmpty ? nil : $0 }
         self.cookie = SessionCookie(name: Self.cookieName, secure: secureCookie)
     }
@@ -72,8 +81,9 @@ public struct SessionClusterRoutes<Context: RequestContext>: Sendable {
     /// Adds the routes clients and load balancers use: every `/session` route and
     /// `GET /health`.
     public func registerSessionRoutes(on router: Router<Context>) {
-        let (cluster, cookie) = (self.cluster, self.cookie)
-        router.post("/session") { _, _ -> Response in
+        let (cluster, cookie, creationLimit) = (self.cluster, self.cookie, self.creationLimit)
+        router.post("/session") { request, context -> Response in
+            try creationLimit?.check(request, context: context)
             let session = try await withHTTPErrors { () async throws(SessionClusterError) in try await cluster.create() }
             return try Self.sessionResponse(status: .created, id: session.id, cookie: cookie)
         }

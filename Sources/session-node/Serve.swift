@@ -34,7 +34,19 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a connection to --http may stay idle (no request in progress) before the node closes it.")
     var httpIdleTimeout: Double = 60
 
+    @Option(help: "Sessions one client may create per second (POST /session), with bursts of as many; over it, 429 with Retry-After. The client is the TCP peer's address, or with --trust-forwarded-for the first X-Forwarded-For address. At most 10,000 clients are remembered (least recently seen forgotten first). Default: no limit.")
+    var maxCreatesPerClient: Double?
+
+    @Flag(help: "Take the client of --max-creates-per-client from the first X-Forwarded-For address: only behind a proxy that sets the header itself (nginx: proxy_set_header X-Forwarded-For $remote_addr), since clients can write anything into it.")
+    var trustForwardedFor = false
+
     func validate() throws {
+        if let maxCreatesPerClient, !(maxCreatesPerClient > 0 && maxCreatesPerClient.isFinite) {
+            throw ValidationError("--max-creates-per-client must be positive")
+        }
+        if trustForwardedFor, maxCreatesPerClient == nil {
+            throw ValidationError("--trust-forwarded-for only matters with --max-creates-per-client")
+        }
         if let admin, PeerAddress(admin) == nil { throw ValidationError("--admin must be HOST:PORT, got '\(admin)'") }
         guard httpIdleTimeout > 0, httpIdleTimeout.isFinite else { throw ValidationError("--http-idle-timeout must be positive") }
     }
@@ -50,14 +62,19 @@ struct Serve: AsyncParsableCommand {
         let httpAddress = options.httpAddress
         let configuration = try options.configuration(logger: logger)
         let cluster = try SessionCluster(configuration: configuration, logger: Logger(label: "session-cluster"))
-        let routes = SessionClusterRoutes<BasicRequestContext>(
-            cluster: cluster, signInToken: try options.signInToken(), secureCookie: secureCookie)
+        let creationLimit = maxCreatesPerClient.map {
+            SessionCreationLimit(
+                limiter: ClientRateLimiter(ratePerSecond: $0), trustForwardedFor: trustForwardedFor, nodeID: id)
+        }
+        let routes = SessionClusterRoutes<ClientAddressRequestContext>(
+            cluster: cluster, signInToken: try options.signInToken(), secureCookie: secureCookie,
+            creationLimit: creationLimit)
 
-        let router = Router()
+        let router = Router(context: ClientAddressRequestContext.self)
         router.add(middleware: NodeHeaderMiddleware(nodeID: id))
         routes.registerSessionRoutes(on: router)
         let adminAddress = admin.flatMap(PeerAddress.init)
-        let adminRouter = adminAddress == nil ? router : Router()
+        let adminRouter = adminAddress == nil ? router : Router(context: ClientAddressRequestContext.self)
         if adminAddress != nil { adminRouter.add(middleware: NodeHeaderMiddleware(nodeID: id)) }
         routes.registerAdminRoutes(on: adminRouter)
         adminRouter.get("/metrics") { _, _ -> Response in
