@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import NIOCore
 import NodeCommandLine
 import Prometheus
 import SessionCluster
@@ -34,6 +35,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a connection to --http may stay idle (no request in progress) before the node closes it.")
     var httpIdleTimeout: Double = 60
 
+    @Option(help: "Seconds a request may take to arrive whole, from its head to the end of its body, before the node closes the connection (a slow POST would otherwise hold it as long as it keeps sending a byte now and then).")
+    var httpRequestTimeout: Double = 30
+
     @Option(help: "Sessions one client may create per second (POST /session), with bursts of as many; over it, 429 with Retry-After. The client is the TCP peer's address, or with --trust-forwarded-for the first X-Forwarded-For address. At most 10,000 clients are remembered (least recently seen forgotten first). Default: no limit.")
     var maxCreatesPerClient: Double?
 
@@ -49,6 +53,9 @@ struct Serve: AsyncParsableCommand {
         }
         if let admin, PeerAddress(admin) == nil { throw ValidationError("--admin must be HOST:PORT, got '\(admin)'") }
         guard httpIdleTimeout > 0, httpIdleTimeout.isFinite else { throw ValidationError("--http-idle-timeout must be positive") }
+        guard httpRequestTimeout > 0, httpRequestTimeout.isFinite else {
+            throw ValidationError("--http-request-timeout must be positive")
+        }
     }
 
     func run() async throws {
@@ -94,9 +101,14 @@ struct Serve: AsyncParsableCommand {
             logger.warning(
                 "no --admin: GET /cluster and GET /metrics are served on the public --http listener; give --admin HOST:PORT to serve them apart")
         }
+        let requestTimeout = TimeAmount.nanoseconds(Int64(httpRequestTimeout * 1_000_000_000))
+        let slowRequestsClosed = Counter(label: "session_cluster_http_slow_requests_closed_total", dimensions: [("node", id)])
         var app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(httpIdleTimeout * 1_000_000_000)))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [RequestReadDeadline(timeout: requestTimeout, closed: slowRequestsClosed)],
+                    idleTimeout: .nanoseconds(Int64(httpIdleTimeout * 1_000_000_000)))),
             configuration: ApplicationConfiguration(address: .hostname(httpAddress.host, port: httpAddress.port), serverName: nil),
             services: services,
             logger: logger)

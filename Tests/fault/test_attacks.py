@@ -10,8 +10,9 @@ attack is afterwards read with its value through every node.
   b. 200 raw TCP connections to one node's peer port that send nothing or half a frame
      header: the ones over --max-inbound-peer-connections are closed at once, the rest at
      --peer-handshake-timeout, and the node keeps serving and replicating meanwhile;
-  c. a slowloris HTTP client: connections trickling a request's headers are closed at
-     --http-idle-timeout while normal requests keep being answered;
+  c. a slowloris HTTP client: connections trickling a request's head are closed at
+     --http-idle-timeout, those trickling a body at --http-request-timeout, while normal
+     requests keep being answered;
   d. a session-creation flood against --max-store-bytes and --max-creates-per-client: 503
      store_full / 429 rate_limited with Retry-After, processes alive, RSS bounded.
 
@@ -242,38 +243,48 @@ def test_half_open_peer_connections_are_capped_and_timed_out(make_cluster):
 # ---------------------------------------------------------------- c. slowloris on the HTTP port
 
 HTTP_IDLE = 2.0
-SLOW_CONNECTIONS = 150
+HTTP_REQUEST_TIMEOUT = 4.0
+SLOW_HEADS = 150
+SLOW_BODIES = 40
 
 
 def test_slowloris_connections_are_closed_while_requests_are_served(make_cluster):
     t0 = time.monotonic()
-    cluster = make_cluster(3, 2, extra_args=["--http-idle-timeout", str(HTTP_IDLE)])
+    cluster = make_cluster(3, 2, extra_args=["--http-idle-timeout", str(HTTP_IDLE),
+                                             "--http-request-timeout", str(HTTP_REQUEST_TIMEOUT)])
     wait_full_replication(cluster)
     before = write_sessions(cluster, 15, "before")
     victim = cluster.nodes[0]
+    target, = write_sessions(cluster, 1, "target")   # the session the slow bodies write to
+    m0 = cluster.metrics(victim)
 
-    # Each connection sends the start of a valid request head (a few bytes, the request line,
-    # or some headers), then the next byte of it every 0.25 s: never a whole head, and never
-    # silent for long on the wire.
+    # Slow heads: the start of a valid request head (a few bytes, the request line, or some
+    # headers), then its next byte every 0.25 s: never a whole head, never silent for long.
     head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(b"X-Slow-%d: x\r\n" % i for i in range(200))
     first = [2, 22, 41, 60]
-    sent = [first[i % len(first)] for i in range(SLOW_CONNECTIONS)]
+    # Slow bodies (slow POST): a whole head announcing 64 KiB, then a byte every 0.25 s.
+    body_head = (f"PUT /session/attributes/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: SESSION_ID={target}\r\n"
+                 "Content-Length: 65536\r\n\r\n").encode()
     opened_at = time.monotonic()
-    socks = open_sockets(victim.http_port, SLOW_CONNECTIONS, [head[:n] for n in first])
+    socks = open_sockets(victim.http_port, SLOW_HEADS, [head[:n] for n in first])
+    socks += open_sockets(victim.http_port, SLOW_BODIES, [body_head])
+    scripts = [head] * SLOW_HEADS + [body_head + b"y" * 65536] * SLOW_BODIES
+    sent = [first[i % len(first)] for i in range(SLOW_HEADS)] + [len(body_head)] * SLOW_BODIES
     closed_at: dict[int, float] = {}
     served, slowest, failures = 0, 0.0, []
     client = Client(timeout=5)
     during = {}
+    limit = max(HTTP_IDLE, HTTP_REQUEST_TIMEOUT) + 4.0
     try:
         next_trickle = time.monotonic()
         i = 0
-        while len(closed_at) < SLOW_CONNECTIONS and time.monotonic() - opened_at < HTTP_IDLE + 4.0:
+        while len(closed_at) < len(socks) and time.monotonic() - opened_at < limit:
             if time.monotonic() >= next_trickle:
                 for j, s in enumerate(socks):
                     if j in closed_at:
                         continue
                     try:
-                        s.send(head[sent[j]:sent[j] + 1])
+                        s.send(scripts[j][sent[j]:sent[j] + 1])
                         sent[j] += 1
                     except BlockingIOError:
                         pass
@@ -297,24 +308,37 @@ def test_slowloris_connections_are_closed_while_requests_are_served(make_cluster
                 failures.append(f"{r.status} {r.text[:80]}")
             i += 1
             poll_closed(socks, closed_at, 0.02)
-        closing = sorted(t - opened_at for t in closed_at.values())
-        assert len(closed_at) == SLOW_CONNECTIONS, \
-            f"{SLOW_CONNECTIONS - len(closed_at)} slow connections still open {HTTP_IDLE + 4:.0f}s after opening"
+        heads = sorted(t - opened_at for j, t in closed_at.items() if j < SLOW_HEADS)
+        bodies = sorted(t - opened_at for j, t in closed_at.items() if j >= SLOW_HEADS)
+        assert len(closed_at) == len(socks), \
+            f"still open {limit:.0f}s after opening: {SLOW_HEADS - len(heads)} slow heads, " \
+            f"{SLOW_BODIES - len(bodies)} slow bodies"
         early = sorted((round(t - opened_at, 2), first[j % len(first)]) for j, t in closed_at.items()
-                       if t - opened_at < HTTP_IDLE - 0.5)
-        assert not early, f"{len(early)} slow connections closed before the idle timeout ({HTTP_IDLE}s), " \
+                       if j < SLOW_HEADS and t - opened_at < HTTP_IDLE - 0.5)
+        assert not early, f"{len(early)} slow heads closed before the idle timeout ({HTTP_IDLE}s), " \
                           f"(time, bytes sent first): {early[:10]}"
-        assert closing[-1] <= HTTP_IDLE + 2.0, f"last slow connection closed at {closing[-1]:.2f}s"
+        assert heads[-1] <= HTTP_IDLE + 2.0, f"last slow head closed at {heads[-1]:.2f}s, idle timeout {HTTP_IDLE}"
+        assert HTTP_REQUEST_TIMEOUT - 0.5 <= bodies[0] and bodies[-1] <= HTTP_REQUEST_TIMEOUT + 2.0, \
+            f"slow bodies closed at {bodies[0]:.2f}-{bodies[-1]:.2f}s, request timeout {HTTP_REQUEST_TIMEOUT}"
         assert not failures, f"{len(failures)} normal requests failed during the attack: {failures[:5]}"
         assert served >= 10 and slowest < 2.0, f"{served} normal requests served, slowest {slowest:.2f}s"
     finally:
         close_all(socks)
         client.close()
 
+    cluster.client.close()   # its kept-alive connections outlived the idle timeout
+    slow_closed = metric_sum(cluster.metrics(victim), "session_cluster_http_slow_requests_closed_total") \
+        - metric_sum(m0, "session_cluster_http_slow_requests_closed_total")
+    assert slow_closed >= SLOW_BODIES, f"session_cluster_http_slow_requests_closed_total grew by {slow_closed}"
+    # No slow body was stored, half or whole.
+    for nd in cluster.nodes:
+        r = cluster.client.get_attr(nd.http_target, target, "slow")
+        assert r.status == 404, f"{nd.id}: the slow body's attribute: {r.status} {len(r.body)} bytes"
     assert_all_readable(cluster, {**before, **during})
-    REPORTS.append(f"attacks/slowloris: {SLOW_CONNECTIONS} slow connections closed at {closing[0]:.1f}-{closing[-1]:.1f}s "
-                   f"(idle timeout {HTTP_IDLE}s); {served} normal requests served meanwhile, slowest {slowest:.2f}s; "
-                   f"{time.monotonic() - t0:.1f}s")
+    REPORTS.append(f"attacks/slowloris: {SLOW_HEADS} slow heads closed at {heads[0]:.1f}-{heads[-1]:.1f}s "
+                   f"(idle timeout {HTTP_IDLE}s), {SLOW_BODIES} slow bodies at {bodies[0]:.1f}-{bodies[-1]:.1f}s "
+                   f"(request timeout {HTTP_REQUEST_TIMEOUT}s); {served} normal requests served meanwhile, "
+                   f"slowest {slowest:.2f}s; {time.monotonic() - t0:.1f}s")
 
 
 # ---------------------------------------------------------------- d. a session-creation flood
