@@ -10,37 +10,142 @@ struct ReceivedFrame: Sendable {
     var wireBytes: Int
 }
 
-/// Cuts a TCP byte stream into frames with ``FrameCodec/frameLength(peeking:)`` and decodes
-/// each one against the connection's ``LinkHistory``, passing on each frame's messages
-/// together. A frame may arrive split across any number of reads; several frames may
-/// arrive in one. A bad frame throws its `WireError`,
-/// which ``InboundFrameHandler`` counts before it closes the link.
+/// The accepting side of a peer connection: checks the connector's hello against the
+/// challenge this side sent (``LinkHandshake``), then cuts the byte stream into frames with
+/// ``FrameCodec/frameLength(peeking:)`` and decodes each with the connection's own codec and
+/// ``LinkHistory``, passing on each frame's messages together, each of which must come from
+/// the node the hello named. A frame may arrive split across any number of reads; several
+/// frames may arrive in one. A bad hello or frame throws its `WireError`, which
+/// ``InboundFrameHandler`` counts before it closes the link.
 struct FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ReceivedFrame
 
+    /// The cluster's codec: the keys a hello may be under.
     let codec: FrameCodec
+    /// The nonce of the challenge this side sent.
+    let challenge: [UInt8]
+    /// After the hello: the connection's codec and the node it speaks for.
+    private var link: (codec: FrameCodec, sender: NodeID)?
     /// One per connection: the pipeline makes a decoder for each channel.
     let history = LinkHistory()
 
-    init(codec: FrameCodec) {
+    init(codec: FrameCodec, challenge: [UInt8]) {
         self.codec = codec
+        self.challenge = challenge
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let (codec, history) = (self.codec, self.history)
-        let length = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in try codec.frameLength(peeking: bytes) }
+        guard let link else { return try readHello(&buffer) }
+        let history = self.history
+        let length = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in try link.codec.frameLength(peeking: bytes) }
         guard let length, buffer.readableBytes >= length else { return .needMoreData }
         let messages = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in
-            try codec.decode(UnsafeRawBufferPointer(rebasing: bytes[..<length]), over: history)
+            try link.codec.decode(UnsafeRawBufferPointer(rebasing: bytes[..<length]), over: history)
+        }
+        for message in messages {
+            if let sender = message.senderID, sender != link.sender {
+                throw WireError.senderMismatch(expected: link.sender.rawValue, got: sender.rawValue)
+            }
         }
         buffer.moveReaderIndex(forwardBy: length)
         context.fireChannelRead(wrapInboundOut(ReceivedFrame(messages: messages, wireBytes: length)))
         return .continue
     }
 
+    private mutating func readHello(_ buffer: inout ByteBuffer) throws -> DecodingState {
+        let (codec, challenge) = (self.codec, self.challenge)
+        let hello = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in
+            try LinkHandshake.readHello(bytes, challenge: challenge, codec: codec)
+        }
+        guard let hello else { return .needMoreData }
+        guard let linkCodec = LinkHandshake.linkCodec(
+            codec, keyID: hello.keyID, challenge: challenge, nonce: hello.nonce, connector: hello.sender)
+        else { throw WireError.unknownKeyID(hello.keyID) }
+        buffer.moveReaderIndex(forwardBy: hello.length)
+        link = (linkCodec, hello.sender)
+        return .continue
+    }
+
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         return .needMoreData
+    }
+}
+
+/// Sends the accepting side's challenge as soon as the connection is up.
+final class ChallengeSender: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let challenge: [UInt8]
+
+    init(challenge: [UInt8]) { self.challenge = challenge }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { send(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        send(context: context)
+        context.fireChannelActive()
+    }
+
+    private func send(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapInboundOut(ByteBuffer(bytes: LinkHandshake.challenge(nonce: challenge))), promise: nil)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// The connecting side of a peer connection: waits for the acceptor's challenge, answers
+/// with this node's hello and hands the connection's codec to `onEstablished`. The
+/// acceptor sends nothing else; more bytes, or a bad challenge, close the connection after
+/// `onRejected` counted it.
+final class HandshakeInitiator: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let codec: FrameCodec
+    private let sender: NodeID
+    private let onEstablished: (FrameCodec) -> Void
+    private let onRejected: @Sendable (WireError, SocketAddress?) -> Void
+    private var received = ByteBuffer()
+    private var established = false
+
+    init(
+        codec: FrameCodec, sender: NodeID, onEstablished: @escaping (FrameCodec) -> Void,
+        onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void
+    ) {
+        self.codec = codec
+        self.sender = sender
+        self.onEstablished = onEstablished
+        self.onRejected = onRejected
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard !established else { return reject(.handshakeFailed("bytes after the challenge"), context: context) }
+        received.writeBuffer(&bytes)
+        do {
+            let challenge = try received.withUnsafeReadableBytes { bytes throws(WireError) in try LinkHandshake.readChallenge(bytes) }
+            guard let challenge else { return }
+            guard received.readableBytes == LinkHandshake.challengeBytes else {
+                return reject(.handshakeFailed("bytes after the challenge"), context: context)
+            }
+            let nonce = LinkHandshake.nonce()
+            guard let linkCodec = LinkHandshake.linkCodec(
+                codec, keyID: codec.sendingKeyID, challenge: challenge, nonce: nonce, connector: sender)
+            else { return reject(.unknownKeyID(codec.sendingKeyID), context: context) }
+            established = true
+            let hello = LinkHandshake.hello(answering: challenge, nonce: nonce, from: sender, codec: codec)
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: hello)), promise: nil)
+            onEstablished(linkCodec)
+        } catch {
+            reject(error, context: context)
+        }
+    }
+
+    private func reject(_ error: WireError, context: ChannelHandlerContext) {
+        onRejected(error, context.remoteAddress)
+        context.close(promise: nil)
     }
 }
 

@@ -444,7 +444,7 @@ final class NodeRuntime {
     private func flush() {
         for link in linksToFlush {
             link.needsFlush = false
-            guard let channel = link.channel, !link.queue.isEmpty else { continue }
+            guard let channel = link.channel, let linkCodec = link.codec, !link.queue.isEmpty else { continue }
             var start = 0
             while start < link.queue.count {
                 var end = start + 1
@@ -455,7 +455,7 @@ final class NodeRuntime {
                 }
                 bundle.removeAll(keepingCapacity: true)
                 for index in start..<end { bundle.append(link.queue[index].message) }
-                let frame = codec.encode(bundle, over: link.history)
+                let frame = linkCodec.encode(bundle, over: link.history)
                 metrics.sent(bundle, to: link.peerLabel, frame: frame)
                 channel.write(ByteBuffer(bytes: frame.bytes), promise: nil)
                 start = end
@@ -485,8 +485,13 @@ final class NodeRuntime {
     private func connect(_ link: PeerLink) {
         guard !stopped, let handle, link.channel == nil, !link.connecting, link.retry == nil else { return }
         link.connecting = true
+        let address = link.address
+        let side = LinkSide.connecting(sender: configuration.nodeID) { channel, linkCodec in
+            handle.run { $0.linkEstablished(address, channel: channel, codec: linkCodec) }
+        }
         let initializer = Self.channelInitializer(
-            handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
+            side: side, handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors,
+            logger: logger)
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(configuration.connectTimeout.wholeMilliseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -506,19 +511,27 @@ final class NodeRuntime {
             link.recovery.opened()
             logger.debug("link up", metadata: ["peer": "\(link.address)"])
             channel.closeFuture.assumeIsolated().whenComplete { _ in self.linkClosed(link, channel: channel) }
-            // The peer decodes this connection with a fresh history; so must we encode.
-            link.history = LinkHistory()
-            markForFlush(link)
-            flush()
+            // Frames wait for the handshake (`linkEstablished`).
         case .failure(let error):
             errors.report(error, at: TransportErrorSite(transport: .tcp, operation: .connect), peer: link.peerLabel)
             scheduleReconnect(link)
         }
     }
 
+    /// The connection's handshake is done: its frames go out under its own codec.
+    private func linkEstablished(_ address: PeerAddress, channel: any Channel, codec linkCodec: FrameCodec) {
+        guard !stopped, let link = links[address], link.channel === channel else { return channel.close(promise: nil) }
+        link.codec = linkCodec
+        // The peer decodes this connection with a fresh history; so must we encode.
+        link.history = LinkHistory()
+        markForFlush(link)
+        flush()
+    }
+
     private func linkClosed(_ link: PeerLink, channel: any Channel) {
         guard link.channel === channel else { return }
         link.channel = nil
+        link.codec = nil
         logger.debug("link down", metadata: ["peer": "\(link.address)"])
         guard !stopped, links[link.address] === link else { return }
         scheduleReconnect(link)
@@ -536,8 +549,17 @@ final class NodeRuntime {
         }
     }
 
-    /// The pipeline of every TCP link, inbound or outbound: frames in, bad frames counted
-    /// and the link closed, socket errors counted.
+    /// Which end of a peer connection a pipeline serves. Connections carry frames one way,
+    /// from the connector to the acceptor, after the handshake (``LinkHandshake``).
+    enum LinkSide: Sendable {
+        /// Accepted: send the challenge, check the hello, decode frames.
+        case accepting
+        /// Connected: answer the challenge as `sender`; `established` gets the connection's codec.
+        case connecting(sender: NodeID, established: @Sendable (any Channel, FrameCodec) -> Void)
+    }
+
+    /// The pipeline of every TCP link, inbound or outbound: the handshake, frames in, bad
+    /// frames counted and the link closed, socket errors counted.
     ///
     /// Data a peer does not acknowledge within ``SessionClusterConfiguration/linkStallTimeout``
     /// closes the connection (TCP_USER_TIMEOUT), and an idle connection is probed
@@ -545,8 +567,8 @@ final class NodeRuntime {
     /// retransmission backoff for minutes, holding the protocol's messages, and keep
     /// retrying long after the network healed instead of reconnecting at once.
     static func channelInitializer(
-        handle: RuntimeHandle, codec: FrameCodec, configuration: SessionClusterConfiguration, metrics: ClusterMetrics,
-        errors: TransportErrorReporter, logger: Logger
+        side: LinkSide, handle: RuntimeHandle, codec: FrameCodec, configuration: SessionClusterConfiguration,
+        metrics: ClusterMetrics, errors: TransportErrorReporter, logger: Logger
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         let stallMilliseconds = Int(clamping: max(configuration.linkStallTimeout.wholeMilliseconds, 1))
         let keepaliveIdleSeconds = Int(clamping: max(configuration.linkStallTimeout.wholeMilliseconds / 1000, 1))
@@ -559,7 +581,17 @@ final class NodeRuntime {
                     try options.setOption(.tcpOption(.init(rawValue: CInt(TCP_KEEPINTVL))), value: 1)
                     try options.setOption(.tcpOption(.init(rawValue: CInt(TCP_KEEPCNT))), value: 3)
                 }
-                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: codec)))
+                switch side {
+                case .accepting:
+                    let challenge = LinkHandshake.nonce()
+                    try channel.pipeline.syncOperations.addHandler(ChallengeSender(challenge: challenge))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: codec, challenge: challenge)))
+                case .connecting(let sender, let established):
+                    try channel.pipeline.syncOperations.addHandler(
+                        HandshakeInitiator(
+                            codec: codec, sender: sender, onEstablished: { established(channel, $0) },
+                            onRejected: { error, address in errors.rejected(error, from: address) }))
+                }
                 try channel.pipeline.syncOperations.addHandler(
                     InboundFrameHandler(
                         onFrame: { frame in handle.receive(frame) },

@@ -13,6 +13,8 @@ import WireFormat
 final class PeerLink {
     let address: PeerAddress
     var channel: (any Channel)?
+    /// The connection's codec once its handshake is done; frames wait until then.
+    var codec: FrameCodec?
     var connecting = false
     /// Messages not yet encoded, in order, with their estimated body bytes.
     var queue: [(message: ClusterMessage, bytes: Int)] = []

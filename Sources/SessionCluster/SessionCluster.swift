@@ -141,7 +141,7 @@ public final class SessionCluster: Service, Sendable {
         let host = configuration.bindAddress.host
         let inboundLimit = InboundConnectionLimit(maximum: configuration.maxInboundPeerConnections)
         let initializer = NodeRuntime.channelInitializer(
-            handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
+            side: .accepting, handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
         // With port 0 the TCP port is free but the same UDP port may not be: try a few.
         let attempts = configuration.bindAddress.port == 0 ? 8 : 1
         var lastError: any Error = ChannelError.unknownLocalAddress

@@ -83,13 +83,23 @@ package struct FrameCodec: Sendable {
     /// The key frames are sent under.
     private let sendingKey: AuthenticationKey
     /// The id written in the flags of every frame sent.
-    private let sendingKeyID: UInt8
+    package let sendingKeyID: UInt8
     /// The keys frames are accepted under, indexed by id; nil where the configuration has none.
-    private let acceptedKeys: [AuthenticationKey?]
+    let acceptedKeys: [AuthenticationKey?]
+    /// A link codec's MAC also covers the frame's number on its connection (counted in the
+    /// ``LinkHistory`` of each side, never sent), so a frame replayed, dropped or reordered
+    /// within a connection fails authentication. Set for the codecs a handshake derives
+    /// (``LinkHandshake``); the cluster codec's frames are numbered by nothing.
+    let numbersLinkFrames: Bool
 
     /// Creates a codec. Members of a cluster share their limits, and at least the key each
     /// sends under is one the others accept.
     package init(configuration: WireConfiguration) {
+        self.init(configuration: configuration, numbersLinkFrames: false)
+    }
+
+    init(configuration: WireConfiguration, numbersLinkFrames: Bool) {
+        self.numbersLinkFrames = numbersLinkFrames
         self.configuration = configuration
         var accepted = [AuthenticationKey?](repeating: nil, count: WireKey.ids.count)
         for key in configuration.keys { accepted[Int(key.id)] = AuthenticationKey(SymmetricKey(data: key.bytes)) }
@@ -160,12 +170,23 @@ package struct FrameCodec: Sendable {
             let header = FrameHeader(
                 version: Self.protocolVersion, type: type, compressed: true, linked: history != nil, keyID: sendingKeyID,
                 bodyLength: compressed.count, uncompressedLength: body.count)
-            return EncodedFrame(bytes: frame(header, carrying: compressed), uncompressedBodyBytes: body.count, compressed: true)
+            return EncodedFrame(
+                bytes: frame(header, carrying: compressed, number: nextNumber(sentOn: history)), uncompressedBodyBytes: body.count,
+                compressed: true)
         }
         let header = FrameHeader(
             version: Self.protocolVersion, type: type, compressed: false, linked: false, keyID: sendingKeyID,
             bodyLength: body.count, uncompressedLength: body.count)
-        return EncodedFrame(bytes: frame(header, carrying: body), uncompressedBodyBytes: body.count, compressed: false)
+        return EncodedFrame(
+            bytes: frame(header, carrying: body, number: nextNumber(sentOn: history)), uncompressedBodyBytes: body.count,
+            compressed: false)
+    }
+
+    /// The number of the next frame sent over `history`'s connection, when this codec numbers them.
+    private func nextNumber(sentOn history: LinkHistory?) -> UInt64? {
+        guard numbersLinkFrames, let history else { return nil }
+        defer { history.framesSent += 1 }
+        return history.framesSent
     }
 
     /// The LZ4 block of `body`, or nil when it is not smaller than the body even after
@@ -186,26 +207,28 @@ package struct FrameCodec: Sendable {
     }
 
     /// Header, carried body and tag in one buffer.
-    private func frame(_ header: FrameHeader, carrying body: [UInt8]) -> [UInt8] {
+    private func frame(_ header: FrameHeader, carrying body: [UInt8], number: UInt64?) -> [UInt8] {
         var frame: [UInt8] = []
         frame.reserveCapacity(header.headerLength + body.count + FrameHeader.macLength)
         header.append(to: &frame)
         frame.append(contentsOf: body)
-        appendAuthenticationCode(to: &frame)
+        appendAuthenticationCode(to: &frame, number: number)
         return frame
     }
 
-    /// Appends the truncated HMAC-SHA256 of every byte of `frame`, under the sending key.
-    func appendAuthenticationCode(to frame: inout [UInt8]) {
-        let code = frame.withUnsafeBytes { sendingKey.authenticationCode(for: $0) }
+    /// Appends the truncated HMAC-SHA256 of every byte of `frame` (after the frame's
+    /// `number` on its link, when numbered), under the sending key.
+    func appendAuthenticationCode(to frame: inout [UInt8], number: UInt64? = nil) {
+        let code = frame.withUnsafeBytes { sendingKey.authenticationCode(for: $0, number: number) }
         code.withUnsafeBytes { frame.append(contentsOf: $0.prefix(FrameHeader.macLength)) }
     }
 
     /// Whether `code` is the truncated HMAC of `authenticated` under `key`, compared in constant time.
-    private func isValidAuthenticationCode(
-        _ code: UnsafeRawBufferPointer, authenticating authenticated: UnsafeRawBufferPointer, key: AuthenticationKey
+    func isValidAuthenticationCode(
+        _ code: UnsafeRawBufferPointer, authenticating authenticated: UnsafeRawBufferPointer, key: AuthenticationKey,
+        number: UInt64? = nil
     ) -> Bool {
-        let expected = key.authenticationCode(for: authenticated)
+        let expected = key.authenticationCode(for: authenticated, number: number)
         return expected.withUnsafeBytes { full in
             guard code.count == FrameHeader.macLength, full.count >= FrameHeader.macLength else { return false }
             var difference: UInt8 = 0
@@ -251,7 +274,11 @@ package struct FrameCodec: Sendable {
         let authenticated = UnsafeRawBufferPointer(rebasing: frame[..<macStart])
         let code = UnsafeRawBufferPointer(rebasing: frame[macStart...])
         guard let key = acceptedKeys[Int(header.keyID)] else { throw .unknownKeyID(header.keyID) }
-        guard isValidAuthenticationCode(code, authenticating: authenticated, key: key) else { throw .authenticationFailed }
+        let number = numbersLinkFrames ? history?.framesReceived : nil
+        guard isValidAuthenticationCode(code, authenticating: authenticated, key: key, number: number) else {
+            throw .authenticationFailed
+        }
+        if number != nil { history?.framesReceived += 1 }
         let type = header.type
         guard type == Self.bundleType || FrameType(rawValue: type) != nil else { throw .unknownFrameType(type) }
         if header.linked && history == nil { throw .malformed("header.flags: compressed against a link history outside a link") }
@@ -429,12 +456,14 @@ package struct EncodedFrame: Sendable {
 ///
 /// swift-crypto does not mark `HMAC` Sendable, but this one is never mutated: a copy's
 /// hashers copy their state on first write, so sharing it between threads is safe.
-private struct AuthenticationKey: @unchecked Sendable {
+struct AuthenticationKey: @unchecked Sendable {
     private let prepared: HMAC<SHA256>
     init(_ key: SymmetricKey) { self.prepared = HMAC<SHA256>(key: key) }
 
-    func authenticationCode(for bytes: UnsafeRawBufferPointer) -> HashedAuthenticationCode<SHA256> {
+    /// The HMAC of `bytes`, preceded by `number` as 8 little-endian bytes when given.
+    func authenticationCode(for bytes: UnsafeRawBufferPointer, number: UInt64? = nil) -> HashedAuthenticationCode<SHA256> {
         var mac = prepared
+        if let number { withUnsafeBytes(of: number.littleEndian) { mac.update(data: $0) } }
         mac.update(data: bytes)
         return mac.finalize()
     }

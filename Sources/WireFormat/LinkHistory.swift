@@ -29,6 +29,11 @@ package final class LinkHistory {
 
     /// The dictionary size; sender and receiver of a link must agree on it.
     package let windowBytes: Int
+    /// Frames encoded over this history so far: the number of the next one, which a link
+    /// codec's MAC covers (see `FrameCodec.numbersLinkFrames`).
+    var framesSent: UInt64 = 0
+    /// Frames decoded over this history so far.
+    var framesReceived: UInt64 = 0
     /// The history, oldest first, in one buffer that does not move while the LZ4 stream
     /// points into it; only the last `windowBytes` of `count` are ever the dictionary.
     private var storage: UnsafeMutableRawBufferPointer

@@ -61,6 +61,15 @@ package struct WireConfiguration: Sendable {
         }
         self.keys = keys
     }
+
+    /// The same limits with other keys (checked as ``init(keys:)`` does).
+    package func replacingKeys(with keys: [WireKey]) throws(ClusterKeyError) -> WireConfiguration {
+        var configuration = try WireConfiguration(keys: keys)
+        configuration.maxFrameBytes = maxFrameBytes
+        configuration.maxDecompressedBytes = maxDecompressedBytes
+        configuration.compressionThresholdBytes = compressionThresholdBytes
+        return configuration
+    }
 }
 
 /// One cluster key and the small number that frames sent under it carry in their header.

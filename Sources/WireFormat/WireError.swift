@@ -27,6 +27,13 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The frame names a cluster key id this node has no key for: a peer already sends
     /// under a new key not configured here, or still under one removed here (code 109).
     case unknownKeyID(UInt8)
+    /// A connection's opening handshake failed: bad magic, a hello whose MAC does not
+    /// match the challenge (a replayed or forged hello), or a malformed one; the text says
+    /// which (code 110).
+    case handshakeFailed(String)
+    /// A message on a connection names another sender than the node the connection's
+    /// handshake authenticated (code 111).
+    case senderMismatch(expected: String, got: String)
     /// The body does not decode; the text names the field, e.g.
     /// `"deltaBatch.delta.attribute.value.bytes: truncated"` (code 108).
     case malformed(String)
@@ -45,6 +52,8 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// | 107 | ``decompressionFailed`` |
     /// | 108 | ``malformed(_:)`` |
     /// | 109 | ``unknownKeyID(_:)`` |
+    /// | 110 | ``handshakeFailed(_:)`` |
+    /// | 111 | ``senderMismatch(expected:got:)`` |
     package var code: UInt16 {
         switch self {
         case .truncated: 100
@@ -57,6 +66,8 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .decompressionFailed: 107
         case .malformed: 108
         case .unknownKeyID: 109
+        case .handshakeFailed: 110
+        case .senderMismatch: 111
         }
     }
 
@@ -74,6 +85,8 @@ package enum WireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .decompressionFailed: "compressed body does not decompress to its claimed size"
         case .malformed(let path): "malformed body at \(path)"
         case .unknownKeyID(let id): "frame under cluster key id \(id), which this node does not have"
+        case .handshakeFailed(let reason): "connection handshake failed: \(reason)"
+        case .senderMismatch(let expected, let got): "message from '\(got)' on a connection authenticated as '\(expected)'"
         }
     }
 }

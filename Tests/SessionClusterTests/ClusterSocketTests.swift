@@ -137,10 +137,12 @@ struct ClusterSocketTests {
 
             // A peer that authenticates is not held to the handshake timeout, only to idleness.
             let codec = FrameCodec(configuration: try WireConfiguration(clusterKey: SessionClusterConfiguration.developmentClusterKey))
+            let challenge = ChallengeReader()
             let peer = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(challenge) } }
                 .connect(host: address.host, port: address.port).get()
-            let frame = codec.encode([.error(ProtocolErrorMessage(code: 0, message: "hello"))], over: LinkHistory())
-            try await peer.writeAndFlush(ByteBuffer(bytes: frame.bytes))
+            let connector = TestConnector(answering: try await challenge.nonce.get(), from: "stranger", clusterCodec: codec)
+            try await peer.writeAndFlush(ByteBuffer(bytes: connector.hello + connector.frame(.error(ProtocolErrorMessage(code: 0, message: "hello")))))
             let sent = clock.now
             try await Task.sleep(for: .milliseconds(700))
             #expect(peer.isActive, "closed at the handshake timeout despite an authenticated frame")
@@ -229,5 +231,28 @@ extension ClusterSocketTests {
                 }
             }
         }
+    }
+}
+
+/// Reads the acceptor's challenge on a raw client connection.
+final class ChallengeReader: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private var received = ByteBuffer()
+    private var promise: EventLoopPromise<[UInt8]>?
+    let nonce: EventLoopFuture<[UInt8]>
+
+    init() {
+        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: [UInt8].self)
+        self.promise = promise
+        self.nonce = promise.futureResult
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        received.writeBuffer(&bytes)
+        guard received.readableBytes >= LinkHandshake.challengeBytes, let promise else { return }
+        self.promise = nil
+        let nonce = received.withUnsafeReadableBytes { try? LinkHandshake.readChallenge($0) } ?? nil
+        if let nonce { promise.succeed(nonce) } else { promise.fail(WireError.handshakeFailed("no challenge")) }
     }
 }

@@ -43,22 +43,48 @@ enum Samples {
     }
 }
 
+/// The connecting end of a peer connection, as a node's link runs it: answers the
+/// acceptor's challenge with a hello from `sender` and encodes frames with the
+/// connection's codec over its history.
+struct TestConnector {
+    let codec: FrameCodec
+    let hello: [UInt8]
+    let history = LinkHistory()
+
+    init(answering challenge: [UInt8], from sender: NodeID = "a", clusterCodec: FrameCodec = Samples.codec) {
+        let nonce = LinkHandshake.nonce()
+        hello = LinkHandshake.hello(answering: challenge, nonce: nonce, from: sender, codec: clusterCodec)
+        codec = LinkHandshake.linkCodec(
+            clusterCodec, keyID: clusterCodec.sendingKeyID, challenge: challenge, nonce: nonce, connector: sender)!
+    }
+
+    func frame(_ messages: ClusterMessage...) -> [UInt8] { codec.encode(messages, over: history).bytes }
+}
+
 struct FrameHandlerTests {
-    private func makeStreamChannel(_ recorder: FrameRecorder) throws -> EmbeddedChannel {
+    static let challenge = LinkHandshake.nonce()
+
+    /// An accepted connection's pipeline; the connector's hello is already read unless `hello` is false.
+    private func makeStreamChannel(
+        _ recorder: FrameRecorder, connector: TestConnector = TestConnector(answering: challenge), hello: Bool = true
+    ) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: Samples.codec)))
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: Samples.codec, challenge: Self.challenge)))
         try channel.pipeline.syncOperations.addHandler(
             InboundFrameHandler(onFrame: recorder.onFrame, onRejected: recorder.onRejected))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7002)).wait()
+        if hello { try channel.writeInbound(ByteBuffer(bytes: connector.hello)) }
         return channel
     }
 
     @Test func framesSplitAcrossReadsDecodeOnceAndInOrder() throws {
         let recorder = FrameRecorder()
-        let channel = try makeStreamChannel(recorder)
-        let first = Samples.bytes(Samples.heartbeat)
-        let second = Samples.bytes(Samples.deltaBatch)
-        let stream = first + second
+        let connector = TestConnector(answering: Self.challenge)
+        let channel = try makeStreamChannel(recorder, connector: connector, hello: false)
+        // The hello and the frames after it, three bytes per read.
+        let first = connector.frame(Samples.heartbeat)
+        let second = connector.frame(Samples.deltaBatch)
+        let stream = connector.hello + first + second
         for start in stride(from: 0, to: stream.count, by: 3) {
             try channel.writeInbound(ByteBuffer(bytes: stream[start..<min(start + 3, stream.count)]))
         }
@@ -70,8 +96,9 @@ struct FrameHandlerTests {
 
     @Test func severalFramesInOneReadAllDecode() throws {
         let recorder = FrameRecorder()
-        let channel = try makeStreamChannel(recorder)
-        let stream = Samples.bytes(Samples.deltaBatch) + Samples.bytes(Samples.heartbeat) + Samples.bytes(Samples.heartbeat)
+        let connector = TestConnector(answering: Self.challenge)
+        let channel = try makeStreamChannel(recorder, connector: connector)
+        let stream = connector.frame(Samples.deltaBatch) + connector.frame(Samples.heartbeat) + connector.frame(Samples.heartbeat)
         try channel.writeInbound(ByteBuffer(bytes: stream))
         #expect(recorder.messages == [Samples.deltaBatch, Samples.heartbeat, Samples.heartbeat])
     }
@@ -80,10 +107,10 @@ struct FrameHandlerTests {
     /// bundles. The decoder keeps the matching history for the connection.
     @Test func linkFramesAndBundlesDecodeInOrderAgainstTheConnectionsHistory() throws {
         let recorder = FrameRecorder()
-        let channel = try makeStreamChannel(recorder)
-        let sender = LinkHistory()
+        let connector = TestConnector(answering: Self.challenge)
+        let channel = try makeStreamChannel(recorder, connector: connector)
         let flushes: [[ClusterMessage]] = [[Samples.deltaBatch], [Samples.heartbeat, Samples.deltaBatch], [Samples.deltaBatch]]
-        let frames = flushes.map { Samples.codec.encode($0, over: sender).bytes }
+        let frames = flushes.map { connector.codec.encode($0, over: connector.history).bytes }
         try channel.writeInbound(ByteBuffer(bytes: frames[0] + frames[1]))
         try channel.writeInbound(ByteBuffer(bytes: frames[2]))
         #expect(recorder.messages == flushes.flatMap { $0 })
@@ -93,44 +120,101 @@ struct FrameHandlerTests {
         #expect(recorder.rejectionCodes.isEmpty)
         // The last frame repeats the first, so the history made it far smaller.
         #expect(frames[2].count * 3 < frames[0].count * 2, "\(frames[2].count) B after \(frames[0].count) B")
+    }
 
-        // A new connection starts a new history: a frame that needs the old one is refused.
-        let other = FrameRecorder()
-        let reconnected = try makeStreamChannel(other)
-        _ = try? reconnected.writeInbound(ByteBuffer(bytes: frames[2]))
-        #expect(other.messages.isEmpty)
-        #expect(other.rejectionCodes.count == 1)
-        #expect(!reconnected.isActive)
+    /// A captured connection replayed byte for byte onto a new connection meets a new
+    /// challenge: its hello is refused before any frame is read.
+    @Test func aCapturedStreamReplayedOnANewConnectionIsRefusedAtItsHello() throws {
+        let captured = TestConnector(answering: LinkHandshake.nonce())
+        let stream = captured.hello + captured.frame(Samples.deltaBatch) + captured.frame(Samples.heartbeat)
+        let recorder = FrameRecorder()
+        let channel = try makeStreamChannel(recorder, hello: false)
+        _ = try? channel.writeInbound(ByteBuffer(bytes: stream))
+        #expect(recorder.messages.isEmpty)
+        #expect(recorder.rejectionCodes == [WireError.handshakeFailed("").code])
+        #expect(!channel.isActive)
+    }
+
+    /// Within a connection, a frame sent again (or dropped, or reordered) has the wrong
+    /// number for its place and fails authentication.
+    @Test func aFrameReplayedWithinItsConnectionIsRefused() throws {
+        let recorder = FrameRecorder()
+        let connector = TestConnector(answering: Self.challenge)
+        let channel = try makeStreamChannel(recorder, connector: connector)
+        let first = connector.frame(Samples.heartbeat)
+        try channel.writeInbound(ByteBuffer(bytes: first))
+        _ = try? channel.writeInbound(ByteBuffer(bytes: first))
+        #expect(recorder.messages == [Samples.heartbeat])
+        #expect(recorder.rejectionCodes == [WireError.authenticationFailed.code])
+        #expect(!channel.isActive)
+    }
+
+    /// A connection speaks for the node its hello named, and no other.
+    @Test func aMessageFromAnotherNodeThanTheHelloNamedIsRefused() throws {
+        let recorder = FrameRecorder()
+        let connector = TestConnector(answering: Self.challenge, from: "b")
+        let channel = try makeStreamChannel(recorder, connector: connector)
+        _ = try? channel.writeInbound(ByteBuffer(bytes: connector.frame(Samples.heartbeat)))
+        #expect(recorder.messages.isEmpty)
+        #expect(recorder.rejectionCodes == [WireError.senderMismatch(expected: "b", got: "a").code])
+        #expect(!channel.isActive)
     }
 
     @Test func alteredFrameClosesTheLinkAndIsCounted() throws {
         let recorder = FrameRecorder()
-        let channel = try makeStreamChannel(recorder)
-        var altered = Samples.bytes(Samples.heartbeat)
+        let connector = TestConnector(answering: Self.challenge)
+        let channel = try makeStreamChannel(recorder, connector: connector)
+        var altered = connector.frame(Samples.heartbeat)
         altered[altered.count - 1] ^= 0xFF
-        _ = try channel.writeInbound(ByteBuffer(bytes: altered + Samples.bytes(Samples.heartbeat)))
+        _ = try channel.writeInbound(ByteBuffer(bytes: altered + connector.frame(Samples.heartbeat)))
         #expect(recorder.messages.isEmpty)
         #expect(recorder.rejectionCodes == [WireError.authenticationFailed.code])
         #expect(!channel.isActive)
     }
 
-    @Test func frameSignedWithAnotherClusterKeyIsRefused() throws {
+    @Test func aHelloUnderAnotherClusterKeyIsRefused() throws {
         let recorder = FrameRecorder()
-        let channel = try makeStreamChannel(recorder)
         let stranger = FrameCodec(configuration: try WireConfiguration(clusterKey: [UInt8](repeating: 9, count: 32)))
-        _ = try channel.writeInbound(ByteBuffer(bytes: Samples.bytes(Samples.heartbeat, codec: stranger)))
+        let connector = TestConnector(answering: Self.challenge, clusterCodec: stranger)
+        let channel = try makeStreamChannel(recorder, connector: connector, hello: false)
+        _ = try? channel.writeInbound(ByteBuffer(bytes: connector.hello + connector.frame(Samples.heartbeat)))
         #expect(recorder.messages.isEmpty)
-        #expect(recorder.rejectionCodes == [WireError.authenticationFailed.code])
+        #expect(recorder.rejectionCodes == [WireError.handshakeFailed("").code])
         #expect(!channel.isActive)
     }
 
     @Test func bytesThatAreNotAFrameCloseTheLink() throws {
         let recorder = FrameRecorder()
-        let channel = try makeStreamChannel(recorder)
-        _ = try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: example\r\n\r\n"))
+        let channel = try makeStreamChannel(recorder, hello: false)
+        _ = try? channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: example\r\n\r\n"))
         #expect(recorder.messages.isEmpty)
         #expect(recorder.rejectionCodes.count == 1)
         #expect(!channel.isActive)
+    }
+
+    /// The connecting side answers one challenge with one hello whose link codec the
+    /// acceptor derives too, and refuses anything else the acceptor might send.
+    @Test func theInitiatorAnswersTheChallengeAndAgreesOnTheLinkCodec() throws {
+        let established = Mutex<FrameCodec?>(nil)
+        let recorder = FrameRecorder()
+        let connector = EmbeddedChannel()
+        try connector.pipeline.syncOperations.addHandler(
+            HandshakeInitiator(
+                codec: Samples.codec, sender: "a", onEstablished: { codec in established.withLock { $0 = codec } },
+                onRejected: recorder.onRejected))
+        try connector.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7002)).wait()
+        try connector.writeInbound(ByteBuffer(bytes: LinkHandshake.challenge(nonce: Self.challenge)))
+        let hello = try #require(try connector.readOutbound(as: ByteBuffer.self))
+        let linkCodec = try #require(established.withLock { $0 })
+        // The acceptor reads the hello and decodes what the link codec encodes.
+        let acceptor = try makeStreamChannel(recorder, hello: false)
+        try acceptor.writeInbound(hello)
+        try acceptor.writeInbound(ByteBuffer(bytes: linkCodec.encode([Samples.heartbeat], over: LinkHistory()).bytes))
+        #expect(recorder.messages == [Samples.heartbeat])
+        // More bytes after the challenge: refused.
+        _ = try? connector.writeInbound(ByteBuffer(bytes: [1, 2, 3]))
+        #expect(recorder.rejectionCodes == [WireError.handshakeFailed("").code])
+        #expect(!connector.isActive)
     }
 
     @Test func badDatagramIsCountedAndTheSocketStaysOpen() throws {

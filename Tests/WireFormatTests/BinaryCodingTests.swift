@@ -79,8 +79,8 @@ import Testing
         let errors: [WireError] = [
             .truncated, .badMagic, .unsupportedVersion(9), .unknownFrameType(9), .frameTooLarge(bytes: 2, limit: 1),
             .authenticationFailed, .decompressedTooLarge(claimed: 2, limit: 1), .decompressionFailed, .malformed("x"),
-            .unknownKeyID(1),
+            .unknownKeyID(1), .handshakeFailed("x"), .senderMismatch(expected: "a", got: "b"),
         ]
-        #expect(errors.map(\.code) == Array(100...109))
+        #expect(errors.map(\.code) == Array(100...111))
     }
 }

@@ -210,6 +210,8 @@ import Testing
         case .decompressionFailed: "decompressionFailed"
         case .malformed: "malformed"
         case .unknownKeyID: "unknownKeyID"
+        case .handshakeFailed: "handshakeFailed"
+        case .senderMismatch: "senderMismatch"
         }
     }
 
