@@ -61,6 +61,8 @@ extension ClusterNode {
     }
 
     func handleHeartbeat(_ heartbeat: Heartbeat, now: Timestamp, into effects: inout [Effect]) {
+        // A replayed heartbeat (of a node that died, or of a deposed leader) is no sign of life.
+        guard freshness.acceptHeartbeat(from: heartbeat.from, sequence: heartbeat.sequence) else { return }
         noteAlive(heartbeat.from, now: now)
         election.adopt(heartbeat.term, leader: heartbeat.fromLeader ? heartbeat.from.id : nil)
         if heartbeat.fromLeader { election.heard(leader: heartbeat.from.id, inTerm: heartbeat.term, now: now, using: &random) }
@@ -82,6 +84,7 @@ extension ClusterNode {
     }
 
     func handleHeartbeatReply(_ reply: HeartbeatReply, now: Timestamp, into effects: inout [Effect]) {
+        guard freshness.acceptReply(from: reply.from.id, sequence: reply.sequence) else { return }
         noteAlive(reply.from, now: now)
         election.adopt(reply.term, leader: nil)
         guard let sentAt = heartbeatSentAt[reply.sequence], reply.term == term, isMember else { return }
@@ -146,6 +149,7 @@ extension ClusterNode {
                 nextProbeID += 1
                 let helper = helpers[(Int(nextProbeID) + offset) % helpers.count]
                 let probe = ProbeRequest(from: id, target: suspect, probeID: nextProbeID)
+                freshness.sentProbe(nextProbeID, about: suspect)
                 effects.append(.send(.probeRequest(probe), to: helper, channel: .datagram))
             }
         }
@@ -156,8 +160,9 @@ extension ClusterNode {
         detector.isDown(member.id, at: now)
     }
 
+    /// Answers a probe. Not a sign of life of the asker: a probe request carries nothing
+    /// fresh, and a replayed one must not keep a dead leader "heard".
     func handleProbeRequest(_ request: ProbeRequest, now: Timestamp, into effects: inout [Effect]) {
-        noteAlive(request.from, now: now)
         // Vouch only on evidence the leader lacks: a sign of life at least one heartbeat
         // fresher than the leader's suspicion (it asks at `suspectAfter` of silence). A
         // helper that heard a crashed node's last heartbeat a few milliseconds after the
@@ -171,6 +176,7 @@ extension ClusterNode {
     }
 
     func handleProbeReply(_ reply: ProbeReply, now: Timestamp) {
+        guard freshness.acceptProbeReply(reply.probeID, about: reply.target) else { return }
         noteAlive(reply.from, now: now)
         if reply.alive { detector.vouched(for: reply.target, at: now) }
     }

@@ -9,6 +9,8 @@ extension ClusterNode {
     package var installedView: View? { view }
     /// This node as a member (its incarnation rises when it rejoins after being declared down).
     package var currentMember: Member { me }
+    /// The sequence number of the last heartbeat this node sent.
+    package var lastHeartbeatSequence: UInt64 { heartbeatSequence }
     /// Bytes queued for the peer with the most (I6).
     package var queuedBytesHighWater: Int { outbound.values.map(\.queuedBytes).max() ?? 0 }
     /// Requests and transfers this node is waiting on (I6).

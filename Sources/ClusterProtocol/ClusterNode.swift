@@ -79,6 +79,8 @@ package final class ClusterNode {
     var ackedHeartbeatSentAt: [NodeID: Timestamp] = [:]
     /// The last time this node sent each peer its view (a rate limit).
     var lastViewSentAt: [NodeID: Timestamp] = [:]
+    /// Heartbeats, replies and probe replies seen, so that a replayed one counts for nothing.
+    var freshness = DatagramFreshness()
     var heartbeatSequence: UInt64 = 0
     var heartbeatSentAt: [UInt64: Timestamp] = [:]
     var nextHeartbeatAt = Timestamp.zero
@@ -219,6 +221,7 @@ package final class ClusterNode {
         if now >= nextSweepAt {
             nextSweepAt = now.adding(milliseconds: Timing.sweepIntervalMilliseconds)
             sweep(now: now, into: &effects)
+            freshness.prune(keeping: Set((view?.members ?? []).map(\.id)))
         }
     }
 

@@ -297,6 +297,14 @@ package final class Simulation {
         }
     }
 
+    /// Delivers `message` to node `index` now, as an attacker on the network would replay a
+    /// recorded datagram: from no node, through no link, past every cut.
+    package func replay(_ message: ClusterMessage, to index: Int) {
+        guard let node = nodes[index].node, !nodes[index].paused, nodes[index].datagramOpen else { return }
+        perform(node.handle(.message(message), now: coreTime(index)), by: index)
+        endTurn(of: index)
+    }
+
     private func deliver(_ delivery: Delivery) {
         let target = delivery.to
         guard let node = nodes[target].node else { return }
