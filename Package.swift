@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         // liblz4 from the system (Debian: liblz4-dev).
@@ -55,6 +57,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // HMAC-SHA256 names principal index records.
                 .product(name: "Crypto", package: "swift-crypto"),
+                // Mutual TLS on peer links, and the names in a peer's certificate.
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         .target(
@@ -83,6 +88,9 @@ let package = Package(
                 "SessionCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                // `session-node certs`: a development authority and node certificates.
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Starts and stops `session-node serve` processes by PID on 127.0.0.1: the demo's
@@ -137,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "SessionClusterTests",
             dependencies: [
-                "SessionCluster", "WireFormat", "SessionCore",
+                "SessionCluster", "WireFormat", "SessionCore", "NodeCommandLine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -23,15 +23,21 @@ public enum ClusterKeyFile {
     ///
     /// - Throws: ``ClusterKeyFileError``.
     public static func load(from path: String) throws(ClusterKeyFileError) -> [ClusterKey] {
-        var status = stat()
-        guard stat(path, &status) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        let mode = UInt32(status.st_mode) & 0o777
-        guard mode & 0o077 == 0 else { throw .permissions(path: path, mode: mode) }
+        try checkPrivate(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .unreadable(path: path, reason: "cannot read it")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw .unreadable(path: path, reason: "not UTF-8 text") }
         return try parse(text, path: path)
+    }
+
+    /// Refuses a secret's file (a cluster key, a TLS private key) that its group or others
+    /// may read or write.
+    public static func checkPrivate(_ path: String) throws(ClusterKeyFileError) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+        let mode = UInt32(status.st_mode) & 0o777
+        guard mode & 0o077 == 0 else { throw .permissions(path: path, mode: mode) }
     }
 
     /// The keys in `text`, a key file's contents; `path` names the file in errors.
@@ -106,7 +112,7 @@ public enum ClusterKeyFileError: Error, Hashable, Sendable, CustomStringConverti
         case .unreadable(let path, let reason):
             return "cannot read the cluster key file \(path): \(reason)"
         case .permissions(let path, let mode):
-            return "the cluster key file \(path) has mode \(String(mode, radix: 8)): its group or others can read or "
+            return "the key file \(path) has mode \(String(mode, radix: 8)): its group or others can read or "
                 + "write it; make it private to its owner with: chmod 600 \(path)"
         case .empty(let path):
             return "the cluster key file \(path) is empty; create a key with: \(create)"

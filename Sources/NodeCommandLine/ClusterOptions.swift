@@ -35,6 +35,15 @@ public struct ClusterOptions: ParsableArguments {
     @Flag(help: "Run without --cluster-key-file on the public development key: anyone can join the cluster and forge its frames. For local experiments only.")
     public var insecureDevelopmentKey = false
 
+    @Option(help: "Mutual TLS on peer links: this node's certificate (PEM), signed by --tls-ca. Needs --tls-key and --tls-ca; `session-node certs` makes development ones.")
+    public var tlsCert: String?
+
+    @Option(help: "The private key (PEM) of --tls-cert, readable by its owner only (chmod 600).")
+    public var tlsKey: String?
+
+    @Option(help: "The cluster's certificate authority (PEM): peers must present a certificate it signed.")
+    public var tlsCa: String?
+
     @Option(help: "Seconds a session may stay unused before it expires (the store's default: 1800).")
     public var idleTimeout: Double?
 
@@ -67,6 +76,10 @@ public struct ClusterOptions: ParsableArguments {
         }
         if let peerHandshakeTimeout, !(peerHandshakeTimeout > 0 && peerHandshakeTimeout.isFinite) {
             throw ValidationError("--peer-handshake-timeout must be positive")
+        }
+        let tlsFiles = [tlsCert, tlsKey, tlsCa].compactMap { $0 }
+        guard tlsFiles.isEmpty || tlsFiles.count == 3 else {
+            throw ValidationError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
         }
         switch (clusterKeyFile, insecureDevelopmentKey) {
         case (nil, false): throw ValidationError(ClusterKeyFileError.missing.description)
@@ -109,6 +122,10 @@ public struct ClusterOptions: ParsableArguments {
         if let maxStoreBytes { configuration.limits.maxStoreBytes = maxStoreBytes }
         if let maxInboundPeerConnections { configuration.maxInboundPeerConnections = maxInboundPeerConnections }
         if let peerHandshakeTimeout { configuration.peerHandshakeTimeout = .milliseconds(Int64(peerHandshakeTimeout * 1000)) }
+        if let tlsCert, let tlsKey, let tlsCa {
+            try ClusterKeyFile.checkPrivate(tlsKey)
+            configuration.peerTLS = PeerTLSConfiguration(certificateChainFile: tlsCert, privateKeyFile: tlsKey, trustRootsFile: tlsCa)
+        }
         if let clusterKeyFile {
             configuration.clusterKeys = try ClusterKeyFile.load(from: clusterKeyFile)
         } else if insecureDevelopmentKey {

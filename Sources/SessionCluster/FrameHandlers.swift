@@ -24,18 +24,21 @@ struct FrameDecoder: ByteToMessageDecoder {
     let codec: FrameCodec
     /// The nonce of the challenge this side sent.
     let challenge: [UInt8]
+    /// With TLS: the hello must name a node the peer's certificate names.
+    let requiresCertifiedSender: Bool
     /// After the hello: the connection's codec and the node it speaks for.
     private var link: (codec: FrameCodec, sender: NodeID)?
     /// One per connection: the pipeline makes a decoder for each channel.
     let history = LinkHistory()
 
-    init(codec: FrameCodec, challenge: [UInt8]) {
+    init(codec: FrameCodec, challenge: [UInt8], requiresCertifiedSender: Bool = false) {
         self.codec = codec
         self.challenge = challenge
+        self.requiresCertifiedSender = requiresCertifiedSender
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let link else { return try readHello(&buffer) }
+        guard let link else { return try readHello(&buffer, context: context) }
         let history = self.history
         let length = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in try link.codec.frameLength(peeking: bytes) }
         guard let length, buffer.readableBytes >= length else { return .needMoreData }
@@ -52,12 +55,18 @@ struct FrameDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    private mutating func readHello(_ buffer: inout ByteBuffer) throws -> DecodingState {
+    private mutating func readHello(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) throws -> DecodingState {
         let (codec, challenge) = (self.codec, self.challenge)
         let hello = try buffer.withUnsafeReadableBytes { bytes throws(WireError) in
             try LinkHandshake.readHello(bytes, challenge: challenge, codec: codec)
         }
         guard let hello else { return .needMoreData }
+        if requiresCertifiedSender {
+            let names = PeerTLSContexts.peerNames(on: context.pipeline.syncOperations)
+            guard names.contains(hello.sender.rawValue) else {
+                throw WireError.handshakeFailed("hello names '\(hello.sender)', the peer's certificate \(names.sorted())")
+            }
+        }
         guard let linkCodec = LinkHandshake.linkCodec(
             codec, keyID: hello.keyID, challenge: challenge, nonce: hello.nonce, connector: hello.sender)
         else { throw WireError.unknownKeyID(hello.keyID) }

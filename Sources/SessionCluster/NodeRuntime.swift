@@ -2,6 +2,7 @@ import ClusterProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SessionCore
 import WireFormat
 
@@ -36,6 +37,8 @@ final class NodeRuntime {
     let store: SessionStore
     let configuration: SessionClusterConfiguration
     let codec: FrameCodec
+    /// Mutual TLS on peer links, when configured.
+    let tls: PeerTLSContexts?
     let metrics: ClusterMetrics
     let events: SessionEventHub
     let routing: RoutingTable
@@ -71,6 +74,7 @@ final class NodeRuntime {
 
     init(
         loop: any EventLoop, store: SessionStore, configuration: SessionClusterConfiguration, codec: FrameCodec,
+        tls: PeerTLSContexts?,
         metrics: ClusterMetrics, routing: RoutingTable, events: SessionEventHub, logger: Logger
     ) {
         self.events = events
@@ -78,6 +82,7 @@ final class NodeRuntime {
         self.store = store
         self.configuration = configuration
         self.codec = codec
+        self.tls = tls
         self.metrics = metrics
         self.routing = routing
         self.logger = logger
@@ -490,7 +495,7 @@ final class NodeRuntime {
             handle.run { $0.linkEstablished(address, channel: channel, codec: linkCodec) }
         }
         let initializer = Self.channelInitializer(
-            side: side, handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors,
+            side: side, handle: handle, codec: codec, tls: tls, configuration: configuration, metrics: metrics, errors: errors,
             logger: logger)
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(configuration.connectTimeout.wholeMilliseconds))
@@ -567,7 +572,7 @@ final class NodeRuntime {
     /// retransmission backoff for minutes, holding the protocol's messages, and keep
     /// retrying long after the network healed instead of reconnecting at once.
     static func channelInitializer(
-        side: LinkSide, handle: RuntimeHandle, codec: FrameCodec, configuration: SessionClusterConfiguration,
+        side: LinkSide, handle: RuntimeHandle, codec: FrameCodec, tls: PeerTLSContexts?, configuration: SessionClusterConfiguration,
         metrics: ClusterMetrics, errors: TransportErrorReporter, logger: Logger
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         let stallMilliseconds = Int(clamping: max(configuration.linkStallTimeout.wholeMilliseconds, 1))
@@ -583,10 +588,15 @@ final class NodeRuntime {
                 }
                 switch side {
                 case .accepting:
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server)) }
                     let challenge = LinkHandshake.nonce()
                     try channel.pipeline.syncOperations.addHandler(ChallengeSender(challenge: challenge))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(codec: codec, challenge: challenge)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(FrameDecoder(codec: codec, challenge: challenge, requiresCertifiedSender: tls != nil)))
                 case .connecting(let sender, let established):
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.client, serverHostname: nil))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         HandshakeInitiator(
                             codec: codec, sender: sender, onEstablished: { established(channel, $0) },

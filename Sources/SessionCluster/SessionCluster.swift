@@ -47,6 +47,7 @@ public final class SessionCluster: Service, Sendable {
     private let loop: any EventLoop
     private let loopExecutor: LoopTaskExecutor
     private let codec: FrameCodec
+    private let tls: PeerTLSContexts?
     let routing: RoutingTable
     let principals: PrincipalIndex
     private let eventHub: SessionEventHub
@@ -64,7 +65,8 @@ public final class SessionCluster: Service, Sendable {
     ///     and never a whole session id.
     /// - Throws: ``SessionClusterError/invalidConfiguration(_:)`` when a cluster key is
     ///   shorter than 16 bytes, there is none or more than 8, or an id is outside 0...7 or
-    ///   used twice.
+    ///   used twice; or when ``SessionClusterConfiguration/peerTLS`` names files that do not
+    ///   hold a certificate, key or authority.
     public init(
         configuration: SessionClusterConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -76,6 +78,7 @@ public final class SessionCluster: Service, Sendable {
             wire = try WireConfiguration(keys: configuration.clusterKeys.map { WireKey(id: $0.id, bytes: $0.bytes) })
         } catch { throw SessionClusterError(error) }
         self.codec = FrameCodec(configuration: wire)
+        self.tls = try configuration.peerTLS.map { (tls) throws(SessionClusterError) in try PeerTLSContexts(tls) }
         self.store = SessionStore(configuration: configuration.store)
         self.loop = eventLoopGroup.next()
         self.loopExecutor = LoopTaskExecutor(loop: loop)
@@ -127,13 +130,14 @@ public final class SessionCluster: Service, Sendable {
     }
 
     private func bindAndStart() async throws -> (RuntimeHandle, PeerAddress) {
-        let (loop, store, configuration, codec, metrics, routing, events, logger) = (
-            self.loop, self.store, self.configuration, self.codec, self.metrics, self.routing, self.eventHub, self.logger
+        let (loop, store, configuration, codec, tls, metrics, routing, events, logger) = (
+            self.loop, self.store, self.configuration, self.codec, self.tls, self.metrics, self.routing, self.eventHub,
+            self.logger
         )
         let (handle, errors) = try await loop.submit {
             let runtime = NodeRuntime(
-                loop: loop, store: store, configuration: configuration, codec: codec, metrics: metrics, routing: routing,
-                events: events, logger: logger)
+                loop: loop, store: store, configuration: configuration, codec: codec, tls: tls, metrics: metrics,
+                routing: routing, events: events, logger: logger)
             let handle = RuntimeHandle(runtime)
             runtime.attach(handle)
             return (handle, runtime.errors)
@@ -141,7 +145,7 @@ public final class SessionCluster: Service, Sendable {
         let host = configuration.bindAddress.host
         let inboundLimit = InboundConnectionLimit(maximum: configuration.maxInboundPeerConnections)
         let initializer = NodeRuntime.channelInitializer(
-            side: .accepting, handle: handle, codec: codec, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
+            side: .accepting, handle: handle, codec: codec, tls: tls, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
         // With port 0 the TCP port is free but the same UDP port may not be: try a few.
         let attempts = configuration.bindAddress.port == 0 ? 8 : 1
         var lastError: any Error = ChannelError.unknownLocalAddress

@@ -51,6 +51,9 @@ public struct SessionClusterConfiguration: Sendable {
     /// far above a LAN's round trip, yet a link a firewall cut reconnects within about that
     /// long of the heal instead of waiting out TCP's retransmission backoff.
     public var linkStallTimeout: Duration = .seconds(2)
+    /// Mutual TLS on the peer links (see ``PeerTLSConfiguration``). Default nil: frames are
+    /// authenticated, not encrypted, so keep the peer network private.
+    public var peerTLS: PeerTLSConfiguration?
     /// The most accepted peer connections open at once; more are closed at the accept (and
     /// counted in `session_cluster_peer_connections_closed_total{reason="over_limit"}`).
     /// A member needs one per peer, two while a link reconnects. Default 64.

@@ -5,5 +5,6 @@ extension SessionNode {
     static let subcommandTypes: [any ParsableCommand.Type] = [
         Serve.self,
         Demo.self,
+        Certs.self,
     ]
 }

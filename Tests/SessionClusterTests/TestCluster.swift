@@ -44,10 +44,11 @@ enum TestCluster {
     /// Runs `body` with `count` started nodes and shuts them all down afterwards, also
     /// when `body` throws.
     static func with(
-        _ count: Int, replicationFactor: Int = 2, configure: (inout SessionClusterConfiguration) -> Void = { _ in },
+        _ count: Int, replicationFactor: Int = 2, prefix: String = "n",
+        configure: (inout SessionClusterConfiguration) -> Void = { _ in },
         _ body: ([SessionCluster]) async throws -> Void
     ) async throws {
-        let nodes = try await start(count, replicationFactor: replicationFactor, configure: configure)
+        let nodes = try await start(count, replicationFactor: replicationFactor, prefix: prefix, configure: configure)
         do {
             try await body(nodes)
         } catch {
