@@ -5,53 +5,12 @@ capture is a raw AF_PACKET socket on `lo` (root), keeping TCP payloads to or fro
 nodes' peer ports."""
 import os
 import secrets
-import socket
-import struct
 import subprocess
-import threading
 
 import pytest
 
 from cluster import Cluster, node_binary, wait_until
-
-
-class LoopbackSniffer:
-    """Every TCP payload on `lo` to or from one of `ports`, until stop()."""
-
-    def __init__(self, ports):
-        self.ports = set(ports)
-        self.payload = bytearray()
-        self.packets = 0
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
-        self.sock.bind(("lo", 0))
-        self.sock.settimeout(0.2)
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.done.is_set():
-            try:
-                frame = self.sock.recv(262144)
-            except socket.timeout:
-                continue
-            # Ethernet header (14 bytes on lo), IPv4, TCP.
-            if len(frame) < 54 or frame[12:14] != b"\x08\x00":
-                continue
-            ip = frame[14:]
-            if ip[9] != 6:
-                continue
-            tcp = ip[(ip[0] & 0x0F) * 4:]
-            source, destination = struct.unpack("!HH", tcp[:4])
-            if source in self.ports or destination in self.ports:
-                self.packets += 1
-                self.payload += tcp[(tcp[12] >> 4) * 4:]
-
-    def stop(self) -> bytes:
-        self.done.set()
-        self.thread.join()
-        self.sock.close()
-        return bytes(self.payload)
+from sniffer import LoopbackSniffer
 
 
 def write_and_capture(cluster: Cluster, count: int = 30) -> tuple[list[str], bytes, int]:
@@ -61,7 +20,7 @@ def write_and_capture(cluster: Cluster, count: int = 30) -> tuple[list[str], byt
     values = []
     try:
         for i in range(count):
-            value = "secret-" + secrets.token_hex(16)
+            value = secrets.token_urlsafe(24)
             writer = cluster.nodes[i % len(cluster.nodes)]
             session = cluster.client.create_with_value(writer.http_target, "card", value, tries=20, pause=0.1)
             reader = cluster.nodes[(i + 1) % len(cluster.nodes)]
@@ -69,8 +28,8 @@ def write_and_capture(cluster: Cluster, count: int = 30) -> tuple[list[str], byt
             assert got.status == 200 and got.text == value, f"read {got.status} {got.text!r}"
             values.append(value)
     finally:
-        captured = sniffer.stop()
-    return values, captured, sniffer.packets
+        sniffer.stop()
+    return values, sniffer.tcp_payload(), sniffer.packets
 
 
 def certs(tmp: str, ids: list[str]) -> str:
