@@ -31,10 +31,14 @@ struct FrameDecoder: ByteToMessageDecoder {
     /// One per connection: the pipeline makes a decoder for each channel.
     let history = LinkHistory()
 
-    init(codec: FrameCodec, challenge: [UInt8], requiresCertifiedSender: Bool = false) {
+    /// Told once the hello checked out.
+    let onHello: @Sendable () -> Void
+
+    init(codec: FrameCodec, challenge: [UInt8], requiresCertifiedSender: Bool = false, onHello: @escaping @Sendable () -> Void = {}) {
         self.codec = codec
         self.challenge = challenge
         self.requiresCertifiedSender = requiresCertifiedSender
+        self.onHello = onHello
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -72,6 +76,7 @@ struct FrameDecoder: ByteToMessageDecoder {
         else { throw WireError.unknownKeyID(hello.keyID) }
         buffer.moveReaderIndex(forwardBy: hello.length)
         link = (linkCodec, hello.sender)
+        onHello()
         return .continue
     }
 

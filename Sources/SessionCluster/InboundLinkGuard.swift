@@ -4,7 +4,8 @@ import Synchronization
 
 /// Why the node closed an accepted peer connection on its own.
 enum InboundLinkRefusal: String, Sendable {
-    /// More accepted peer connections were open than ``SessionClusterConfiguration/maxInboundPeerConnections``.
+    /// More accepted peer connections awaited their handshake than
+    /// ``SessionClusterConfiguration/maxInboundPeerConnections``: the oldest was closed.
     case overLimit = "over_limit"
     /// No authenticated frame within ``SessionClusterConfiguration/peerHandshakeTimeout`` of the accept.
     case handshakeTimeout = "handshake_timeout"
@@ -12,29 +13,35 @@ enum InboundLinkRefusal: String, Sendable {
     case idleTimeout = "idle_timeout"
 }
 
-/// The accepted peer connections open at once, against a cap: a stranger opening
-/// connections by the thousand is refused at the accept instead of holding a decoder
-/// buffer (up to a frame, 16 MiB) in each.
-final class InboundConnectionLimit: Sendable {
+/// Accepted peer connections that have not completed their handshake yet, at most
+/// ``maximum`` at once. At the cap a new connection pushes out the oldest waiting one
+/// rather than being refused: a stranger that reopens connections as fast as they are
+/// closed cannot keep a member out, since a member's hello follows its connect within a
+/// round trip, long before `maximum` newer connections push it out. A connection leaves
+/// the set once its hello checked out (a member's link, not counted) or when it closes.
+final class PendingHandshakes: Sendable {
     let maximum: Int
-    private let open = Atomic<Int>(0)
+    private let waiting = Mutex<[(id: ObjectIdentifier, channel: any Channel)]>([])
 
-    init(maximum: Int) { self.maximum = maximum }
+    init(maximum: Int) { self.maximum = max(1, maximum) }
 
-    /// Admits one more connection, or refuses it at the cap.
-    func admit() -> Bool {
-        guard open.add(1, ordering: .relaxed).newValue <= maximum else {
-            open.subtract(1, ordering: .relaxed)
-            return false
+    /// Counts `channel` as waiting for its handshake; returns the connection it pushed out,
+    /// which the caller closes, when the cap was reached.
+    func admit(_ channel: any Channel) -> (any Channel)? {
+        waiting.withLock { waiting in
+            waiting.append((ObjectIdentifier(channel), channel))
+            return waiting.count > maximum ? waiting.removeFirst().channel : nil
         }
-        return true
     }
 
-    /// An admitted connection closed.
-    func release() { open.subtract(1, ordering: .relaxed) }
+    /// `channel` completed its handshake or closed.
+    func remove(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        waiting.withLock { waiting in waiting.removeAll { $0.id == id } }
+    }
 
-    /// Admitted connections open now.
-    var count: Int { open.load(ordering: .relaxed) }
+    /// Connections waiting now.
+    var count: Int { waiting.withLock { $0.count } }
 }
 
 /// Sits after the frame decoder of an accepted peer connection and closes it when the first

@@ -557,8 +557,8 @@ final class NodeRuntime {
     /// Which end of a peer connection a pipeline serves. Connections carry frames one way,
     /// from the connector to the acceptor, after the handshake (``LinkHandshake``).
     enum LinkSide: Sendable {
-        /// Accepted: send the challenge, check the hello, decode frames.
-        case accepting
+        /// Accepted: send the challenge, check the hello (then `authenticated` is told), decode frames.
+        case accepting(authenticated: @Sendable (any Channel) -> Void)
         /// Connected: answer the challenge as `sender`; `established` gets the connection's codec.
         case connecting(sender: NodeID, established: @Sendable (any Channel, FrameCodec) -> Void)
     }
@@ -587,12 +587,15 @@ final class NodeRuntime {
                     try options.setOption(.tcpOption(.init(rawValue: CInt(TCP_KEEPCNT))), value: 3)
                 }
                 switch side {
-                case .accepting:
+                case .accepting(let authenticated):
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server)) }
                     let challenge = LinkHandshake.nonce()
                     try channel.pipeline.syncOperations.addHandler(ChallengeSender(challenge: challenge))
                     try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(FrameDecoder(codec: codec, challenge: challenge, requiresCertifiedSender: tls != nil)))
+                        ByteToMessageHandler(
+                            FrameDecoder(
+                                codec: codec, challenge: challenge, requiresCertifiedSender: tls != nil,
+                                onHello: { authenticated(channel) })))
                 case .connecting(let sender, let established):
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls.client, serverHostname: nil))

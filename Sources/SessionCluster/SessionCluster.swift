@@ -143,9 +143,9 @@ public final class SessionCluster: Service, Sendable {
             return (handle, runtime.errors)
         }.get()
         let host = configuration.bindAddress.host
-        let inboundLimit = InboundConnectionLimit(maximum: configuration.maxInboundPeerConnections)
+        let pending = PendingHandshakes(maximum: configuration.maxInboundPeerConnections)
         let initializer = NodeRuntime.channelInitializer(
-            side: .accepting, handle: handle, codec: codec, tls: tls, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
+            side: .accepting(authenticated: { pending.remove($0) }), handle: handle, codec: codec, tls: tls, configuration: configuration, metrics: metrics, errors: errors, logger: logger)
         // With port 0 the TCP port is free but the same UDP port may not be: try a few.
         let attempts = configuration.bindAddress.port == 0 ? 8 : 1
         var lastError: any Error = ChannelError.unknownLocalAddress
@@ -158,11 +158,11 @@ public final class SessionCluster: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    guard inboundLimit.admit() else {
-                        errors.refused(.overLimit, remote: channel.remoteAddress)
-                        return channel.close()
+                    if let pushedOut = pending.admit(channel) {
+                        errors.refused(.overLimit, remote: pushedOut.remoteAddress)
+                        pushedOut.close(promise: nil)
                     }
-                    channel.closeFuture.whenComplete { _ in inboundLimit.release() }
+                    channel.closeFuture.whenComplete { _ in pending.remove(channel) }
                     handle.run { $0.registerInbound(channel) }
                     return initializer(channel).flatMapThrowing {
                         try channel.pipeline.syncOperations.addHandler(

@@ -54,9 +54,11 @@ public struct SessionClusterConfiguration: Sendable {
     /// Mutual TLS on the peer links (see ``PeerTLSConfiguration``). Default nil: frames are
     /// authenticated, not encrypted, so keep the peer network private.
     public var peerTLS: PeerTLSConfiguration?
-    /// The most accepted peer connections open at once; more are closed at the accept (and
-    /// counted in `session_cluster_peer_connections_closed_total{reason="over_limit"}`).
-    /// A member needs one per peer, two while a link reconnects. Default 64.
+    /// The most accepted peer connections awaiting their handshake at once; at the cap a
+    /// new one pushes out the oldest waiting one (counted in
+    /// `session_cluster_peer_connections_closed_total{reason="over_limit"}`), so strangers
+    /// opening connections without end cannot keep a member's link out. Links that completed
+    /// their handshake are not counted. Default 64.
     public var maxInboundPeerConnections: Int = 64
     /// How long an accepted peer connection may take to deliver its first authenticated
     /// frame before it is closed: a stranger cannot hold a connection (or a half-sent
