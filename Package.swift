@@ -113,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "session-bench",
             dependencies: [
-                "SessionCluster", "SessionCore", "ClusterProtocol", "NodeProcesses",
+                "SessionCluster", "SessionCore", "ClusterProtocol", "NodeProcesses", "NodeCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),

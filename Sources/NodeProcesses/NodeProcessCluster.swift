@@ -38,10 +38,10 @@ package final class NodeProcessCluster: @unchecked Sendable {
 
     /// Starts `count` nodes named `idPrefix1`, `idPrefix2`... from `executable`, logs in
     /// `logDirectory/<id>.log` (emptied first: one log per cluster); `arguments` go to every
-    /// `serve` (replicas, key file...).
+    /// `serve` (replicas, key file...), `argumentsOfNode(id)` to that node's (its certificate).
     package init(
         count: Int, executable: String, logDirectory: String, idPrefix: String = "n", arguments: [String] = [],
-        taken: inout Set<Int>
+        argumentsOfNode: (String) -> [String] = { _ in [] }, taken: inout Set<Int>
     ) throws {
         let ports = try (0..<count).map { _ in (http: try FreePort.pick(avoiding: &taken), peer: try FreePort.pick(avoiding: &taken)) }
         let seeds = ports.flatMap { ["--seed", "127.0.0.1:\($0.peer)"] }
@@ -53,7 +53,7 @@ package final class NodeProcessCluster: @unchecked Sendable {
                 let process = try ChildProcess(
                     name: id, executable: executable,
                     arguments: ["serve", "--id", id, "--http", "127.0.0.1:\(port.http)", "--bind", "127.0.0.1:\(port.peer)"]
-                        + seeds + arguments,
+                        + seeds + arguments + argumentsOfNode(id),
                     logFile: "\(logDirectory)/\(id).log")
                 nodes.append(Node(id: id, httpPort: port.http, peerPort: port.peer, process: process))
             }

@@ -29,7 +29,7 @@ struct Bench: AsyncParsableCommand {
 
     /// One figure (or step) of the benchmark, for `--only`.
     enum Figure: String, CaseIterable, Sendable {
-        case read, update, bytes, failover, memory, transfer, redis, report
+        case read, update, bytes, failover, memory, transfer, tls, redis, report
     }
 
     /// A comma list of figures; an unknown name is refused when the arguments are parsed.
@@ -47,7 +47,7 @@ struct Bench: AsyncParsableCommand {
         static var allValueStrings: [String] { Figure.allCases.map(\.rawValue) }
     }
 
-    @Option(help: "Comma list of: read, update, bytes, failover, memory, transfer, redis, report. Default: all. The figures measured replace theirs in an existing ours.json.")
+    @Option(help: "Comma list of: read, update, bytes, failover, memory, transfer, tls, redis, report. Default: all. The figures measured replace theirs in an existing ours.json.")
     var only: Figures?
 
     @Option(help: "The repository root (fixtures, peer scripts, README). Default: the current directory.")
@@ -251,6 +251,15 @@ struct Bench: AsyncParsableCommand {
                     lostWritesTotal: runs.compactMap(\.lostWrites).reduce(0, +), runs: runs, completedRuns: outages.count,
                     setup: "3 session-node serve processes (LAN default timing), 48 sessions created on the victim, "
                         + "8 writer threads updating them through the survivors, one acked write at a time; kill -9")
+            }
+        }
+
+        // What mutual TLS on the peer links costs: each row with and without, in this run.
+        if selected(.tls) {
+            doc.tls = await measure("tls") {
+                try await BenchFigures.tls(
+                    fixture: fixture1k, keyspace: sizes.updateKeyspace, seconds: sizes.updateSeconds, failoverRuns: sizes.failoverRuns,
+                    directory: outURL.path)
             }
         }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NodeCommandLine
 import struct ClusterProtocol.NodeConfiguration
 import SessionCluster
 
@@ -25,7 +26,7 @@ struct BenchCluster {
     /// are in one view with every partition filled.
     static func start(
         _ count: Int, replicationFactor: Int = 2, prefix: String, concern: WriteConcern = .replicated(1),
-        maxQueuedBytesPerPeer: Int? = nil, slowTiming: Int64? = nil
+        maxQueuedBytesPerPeer: Int? = nil, slowTiming: Int64? = nil, certificates: DevelopmentCertificates.Files? = nil
     ) async throws -> BenchCluster {
         var nodes: [SessionCluster] = []
         var seeds: [PeerAddress] = []
@@ -34,6 +35,10 @@ struct BenchCluster {
             for index in 1...count {
                 var configuration = configuration(id: "\(prefix)\(index)", seeds: seeds, replicationFactor: replicationFactor, concern: concern)
                 if let maxQueuedBytesPerPeer { configuration.maxQueuedBytesPerPeer = maxQueuedBytesPerPeer }
+                if let certificates, let files = certificates.nodes["\(prefix)\(index)"] {
+                    configuration.peerTLS = PeerTLSConfiguration(
+                        certificateChainFile: files.certificate, privateKeyFile: files.key, trustRootsFile: certificates.authority)
+                }
                 if let slowTiming {
                     configuration.node.slowDown(heartbeatMilliseconds: slowTiming)
                     // A node alone elects itself after one election timeout: keep that short.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import NodeCommandLine
 import NodeProcesses
 import Synchronization
 
@@ -50,11 +51,18 @@ enum BenchFailover {
     }
 
     /// One run: fresh cluster, `sessionCount` sessions on the victim, `writers` writer threads.
-    static func run(sessionCount: Int, writers: Int, logDirectory: String) throws -> RunResult {
+    /// With `certificates` (for nodes `failover-f1`...`f3`), the peer links run mutual TLS.
+    static func run(
+        sessionCount: Int, writers: Int, logDirectory: String, certificates: DevelopmentCertificates.Files? = nil
+    ) throws -> RunResult {
         var taken = Set<Int>()
         let cluster = try NodeProcessCluster(
             count: 3, executable: try Executables.sibling("session-node"), logDirectory: logDirectory, idPrefix: "failover-f",
-            arguments: ["--log-level", "warning", "--insecure-development-key"], taken: &taken)
+            arguments: ["--log-level", "warning", "--insecure-development-key"],
+            argumentsOfNode: { id in
+                guard let certificates, let files = certificates.nodes[id] else { return [] }
+                return ["--tls-cert", files.certificate, "--tls-key", files.key, "--tls-ca", certificates.authority]
+            }, taken: &taken)
         defer { cluster.stop() }
         let nodes = cluster.nodes
         try cluster.waitUntilSettled(seconds: 30)

@@ -11,6 +11,7 @@ struct BenchDocument: Codable {
     var failover: Entry<FailoverFigure>?
     var memory: Entry<MemoryFigure>?
     var stateTransfer: Entry<TransferFigure>?
+    var tls: Entry<TLSFigure>?
     var meta: Meta?
 
     /// The figures of `newer` replace these; the others stay (a run with `--only`).
@@ -18,7 +19,7 @@ struct BenchDocument: Codable {
         BenchDocument(
             read: newer.read ?? read, update: newer.update ?? update, replBytes: newer.replBytes ?? replBytes,
             failover: newer.failover ?? failover, memory: newer.memory ?? memory,
-            stateTransfer: newer.stateTransfer ?? stateTransfer, meta: newer.meta ?? meta)
+            stateTransfer: newer.stateTransfer ?? stateTransfer, tls: newer.tls ?? tls, meta: newer.meta ?? meta)
     }
 
     static let encoder: JSONEncoder = {
@@ -248,4 +249,22 @@ struct Meta: Codable {
     var loadavgEnd: [Double]
     var only: String
     var notes: String
+}
+
+/// What mutual TLS on the peer links costs, each pair measured in the same run: the 1 KB
+/// update rows on 3 in-process nodes, and the failover figure's outage.
+struct TLSFigure: Codable {
+    struct Pair: Codable {
+        var without: Double
+        var with: Double
+        /// with / without.
+        var ratio: Double
+    }
+    /// Updates per second, by load shape (`plain`, `p16`).
+    var updateOps: [String: Pair]
+    /// CPU microseconds per update, by load shape.
+    var cpuUsPerOp: [String: Pair]
+    /// Median seconds until every victim session is writable again.
+    var failoverOutageS: Pair?
+    var setup: String
 }
