@@ -84,10 +84,14 @@ extension ClusterNode {
     }
 
     func handleHeartbeatReply(_ reply: HeartbeatReply, now: Timestamp, into effects: inout [Effect]) {
-        guard freshness.acceptReply(from: reply.from.id, sequence: reply.sequence) else { return }
+        // A reply counts only for one of this node's last heartbeats, and once. Heartbeat
+        // numbers start at random per node, so a reply recorded on its way to another node
+        // (whose numbers are elsewhere) matches none of this node's.
+        guard let sentAt = heartbeatSentAt[reply.sequence], freshness.acceptReply(from: reply.from.id, sequence: reply.sequence)
+        else { return }
         noteAlive(reply.from, now: now)
         election.adopt(reply.term, leader: nil)
-        guard let sentAt = heartbeatSentAt[reply.sequence], reply.term == term, isMember else { return }
+        guard reply.term == term, isMember else { return }
         if role == .leader {
             if detector.isTracked(reply.from.id) {
                 ackedHeartbeatSentAt[reply.from.id] = max(ackedHeartbeatSentAt[reply.from.id] ?? .zero, sentAt)

@@ -135,6 +135,12 @@ package final class ClusterNode {
         self.detector = FailureDetector(timing: FailureDetector.Timing(configuration))
         self.election = Election(timeoutMilliseconds: configuration.electionTimeoutMilliseconds)
         self.random = SeededRandom(seed: configuration.randomSeed ^ PartitionTable.idHash(configuration.id))
+        // Heartbeat and probe numbers start at random (62 bits), so replies recorded on their
+        // way to another node never match this node's (see `DatagramFreshness`). From a
+        // generator of their own, so that elections draw what they drew before.
+        var numbers = SeededRandom(seed: ~(configuration.randomSeed ^ PartitionTable.idHash(configuration.id)) ^ configuration.incarnation)
+        self.heartbeatSequence = (numbers.next() >> 2) + 64
+        self.nextProbeID = numbers.next() >> 2
     }
 
     /// This node as a member, with its current incarnation.

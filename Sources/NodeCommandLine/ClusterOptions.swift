@@ -69,13 +69,13 @@ public struct ClusterOptions: ParsableArguments {
         guard PeerAddress(bind) != nil else { throw ValidationError("--bind must be HOST:PORT, got '\(bind)'") }
         for seed in seeds where PeerAddress(seed) == nil { throw ValidationError("--seed must be HOST:PORT, got '\(seed)'") }
         guard replicas >= 1 else { throw ValidationError("--replicas must be at least 1") }
-        if let idleTimeout, !(idleTimeout > 0) { throw ValidationError("--idle-timeout must be positive") }
+        if let idleTimeout, !(0.001...31_536_000).contains(idleTimeout) { throw ValidationError("--idle-timeout must be 0.001 s to a year") }
         if let maxStoreBytes, maxStoreBytes < 1 { throw ValidationError("--max-store-bytes must be positive") }
         if let maxInboundPeerConnections, maxInboundPeerConnections < 1 {
             throw ValidationError("--max-inbound-peer-connections must be at least 1")
         }
-        if let peerHandshakeTimeout, !(peerHandshakeTimeout > 0 && peerHandshakeTimeout.isFinite) {
-            throw ValidationError("--peer-handshake-timeout must be positive")
+        if let peerHandshakeTimeout, !(0.001...86_400).contains(peerHandshakeTimeout) {
+            throw ValidationError("--peer-handshake-timeout must be 0.001 to 86400 seconds")
         }
         let tlsFiles = [tlsCert, tlsKey, tlsCa].compactMap { $0 }
         guard tlsFiles.isEmpty || tlsFiles.count == 3 else {

@@ -50,7 +50,7 @@ struct FrameDecoder: ByteToMessageDecoder {
             try link.codec.decode(UnsafeRawBufferPointer(rebasing: bytes[..<length]), over: history)
         }
         for message in messages {
-            if let sender = message.senderID, sender != link.sender {
+            if let sender = message.connectionSenderID, sender != link.sender {
                 throw WireError.senderMismatch(expected: link.sender.rawValue, got: sender.rawValue)
             }
         }
@@ -121,17 +121,36 @@ final class HandshakeInitiator: ChannelInboundHandler {
     private let sender: NodeID
     private let onEstablished: (FrameCodec) -> Void
     private let onRejected: @Sendable (WireError, SocketAddress?) -> Void
+    private let timeout: TimeAmount
     private var received = ByteBuffer()
     private var established = false
+    private var timer: Scheduled<Void>?
 
     init(
-        codec: FrameCodec, sender: NodeID, onEstablished: @escaping (FrameCodec) -> Void,
+        codec: FrameCodec, sender: NodeID, timeout: Duration = .seconds(10), onEstablished: @escaping (FrameCodec) -> Void,
         onRejected: @escaping @Sendable (WireError, SocketAddress?) -> Void
     ) {
         self.codec = codec
         self.sender = sender
+        self.timeout = TimeAmount(timeout)
         self.onEstablished = onEstablished
         self.onRejected = onRejected
+    }
+
+    /// A peer that accepts and never challenges (a paused process, a stranger's listener)
+    /// would hold the link's frames forever: give up after the handshake timeout.
+    func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            let (handler, context) = bound.value
+            guard !handler.established else { return }
+            handler.reject(.handshakeFailed("no challenge within the handshake timeout"), context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -149,6 +168,8 @@ final class HandshakeInitiator: ChannelInboundHandler {
                 codec, keyID: codec.sendingKeyID, challenge: challenge, nonce: nonce, connector: sender)
             else { return reject(.unknownKeyID(codec.sendingKeyID), context: context) }
             established = true
+            timer?.cancel()
+            timer = nil
             let hello = LinkHandshake.hello(answering: challenge, nonce: nonce, from: sender, codec: codec)
             context.writeAndFlush(NIOAny(ByteBuffer(bytes: hello)), promise: nil)
             onEstablished(linkCodec)
@@ -269,6 +290,19 @@ extension ClusterMessage {
         case .readRequest(let request): "readRequest \(request.requestID)"
         case .readReply(let reply): "readReply \(reply.requestID)"
         case .error(let error): "error code=\(error.code)"
+        }
+    }
+}
+
+extension ClusterMessage {
+    /// The node that must have sent this message on its connection, for the handshake's
+    /// one-sender rule; nil for the messages a node passes on unchanged: a view names its
+    /// leader but any member sends it on to a peer that lags, and a join request names the
+    /// joiner but a member that is not the leader forwards it.
+    var connectionSenderID: NodeID? {
+        switch self {
+        case .view, .joinRequest: nil
+        default: senderID
         }
     }
 }

@@ -512,6 +512,10 @@ final class NodeRuntime {
         case .success(let channel):
             guard !stopped, links[link.address] === link else { return channel.close(promise: nil) }
             link.channel = channel
+            // Frames wait for this connection's handshake: the last one's codec and history
+            // (left by an overflow, which drops the channel without `linkClosed`) are void.
+            link.codec = nil
+            link.history = LinkHistory()
             link.unwrittenBytes = 0
             link.recovery.opened()
             logger.debug("link up", metadata: ["peer": "\(link.address)"])
@@ -602,7 +606,8 @@ final class NodeRuntime {
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         HandshakeInitiator(
-                            codec: codec, sender: sender, onEstablished: { established(channel, $0) },
+                            codec: codec, sender: sender, timeout: configuration.peerHandshakeTimeout,
+                            onEstablished: { established(channel, $0) },
                             onRejected: { error, address in errors.rejected(error, from: address) }))
                 }
                 try channel.pipeline.syncOperations.addHandler(

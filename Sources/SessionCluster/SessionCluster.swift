@@ -73,6 +73,10 @@ public final class SessionCluster: Service, Sendable {
         logger: Logger = Logger(label: "session-cluster")
     ) throws(SessionClusterError) {
         self.configuration = configuration
+        // A connection's handshake carries the id in at most 255 bytes.
+        guard (1...255).contains(configuration.nodeID.rawValue.utf8.count) else {
+            throw .invalidConfiguration("a node id must be 1 to 255 bytes of UTF-8, got \(configuration.nodeID.rawValue.utf8.count)")
+        }
         let wire: WireConfiguration
         do {
             wire = try WireConfiguration(keys: configuration.clusterKeys.map { WireKey(id: $0.id, bytes: $0.bytes) })

@@ -52,9 +52,10 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--trust-forwarded-for only matters with --max-creates-per-client")
         }
         if let admin, PeerAddress(admin) == nil { throw ValidationError("--admin must be HOST:PORT, got '\(admin)'") }
-        guard httpIdleTimeout > 0, httpIdleTimeout.isFinite else { throw ValidationError("--http-idle-timeout must be positive") }
-        guard httpRequestTimeout > 0, httpRequestTimeout.isFinite else {
-            throw ValidationError("--http-request-timeout must be positive")
+        // A day at most: the nanoseconds must fit an Int64.
+        guard (0.001...86_400).contains(httpIdleTimeout) else { throw ValidationError("--http-idle-timeout must be 0.001 to 86400 seconds") }
+        guard (0.001...86_400).contains(httpRequestTimeout) else {
+            throw ValidationError("--http-request-timeout must be 0.001 to 86400 seconds")
         }
     }
 

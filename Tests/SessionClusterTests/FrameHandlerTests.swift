@@ -160,6 +160,38 @@ struct FrameHandlerTests {
         #expect(!channel.isActive)
     }
 
+    /// A view names its leader and a forwarded join request its joiner, yet any member
+    /// passes them on: they are not held to the connection's sender.
+    @Test func aViewOrAJoinRequestPassedOnByTheConnectionsNodeIsAccepted() throws {
+        let recorder = FrameRecorder()
+        let connector = TestConnector(answering: Self.challenge, from: "b")
+        let channel = try makeStreamChannel(recorder, connector: connector)
+        let leader = Member(id: "L", address: PeerAddress(host: "127.0.0.1", port: 7009), incarnation: 1)
+        let view = ClusterMessage.view(View(term: 2, epoch: 5, leader: "L", members: [leader]))
+        let join = ClusterMessage.joinRequest(JoinRequest(from: Samples.member, leaving: false))
+        try channel.writeInbound(ByteBuffer(bytes: connector.frame(view, join)))
+        #expect(recorder.messages == [view, join])
+        #expect(recorder.rejectionCodes.isEmpty)
+        #expect(channel.isActive)
+    }
+
+    /// A listener that accepts and never challenges does not hold the link's frames forever.
+    @Test func theInitiatorGivesUpWhenNoChallengeComes() throws {
+        let recorder = FrameRecorder()
+        let loop = EmbeddedEventLoop()
+        let connector = EmbeddedChannel(loop: loop)
+        try connector.pipeline.syncOperations.addHandler(
+            HandshakeInitiator(
+                codec: Samples.codec, sender: "a", timeout: .milliseconds(500), onEstablished: { _ in },
+                onRejected: recorder.onRejected))
+        try connector.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7002)).wait()
+        loop.advanceTime(by: .milliseconds(400))
+        #expect(connector.isActive)
+        loop.advanceTime(by: .milliseconds(200))
+        #expect(!connector.isActive)
+        #expect(recorder.rejectionCodes == [WireError.handshakeFailed("").code])
+    }
+
     @Test func alteredFrameClosesTheLinkAndIsCounted() throws {
         let recorder = FrameRecorder()
         let connector = TestConnector(answering: Self.challenge)

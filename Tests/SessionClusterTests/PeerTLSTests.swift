@@ -64,6 +64,13 @@ struct PeerTLSTests {
         await TestCluster.stop(cluster)
     }
 
+    @Test func aNodeIDTheHandshakeCannotCarryIsAConfigurationError() {
+        for id in ["", String(repeating: "n", count: 256)] {
+            let configuration = SessionClusterConfiguration.local(id: NodeID(id))
+            #expect(throws: SessionClusterError.self) { try SessionCluster(configuration: configuration) }
+        }
+    }
+
     @Test func unreadableCertificateFilesAreAConfigurationError() {
         var configuration = SessionClusterConfiguration.local(id: "t1")
         configuration.peerTLS = PeerTLSConfiguration(
