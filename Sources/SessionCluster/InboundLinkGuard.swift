@@ -40,8 +40,6 @@ final class PendingHandshakes: Sendable {
         waiting.withLock { waiting in waiting.removeAll { $0.id == id } }
     }
 
-    /// Connections waiting now.
-    var count: Int { waiting.withLock { $0.count } }
 }
 
 /// Sits after the frame decoder of an accepted peer connection and closes it when the first

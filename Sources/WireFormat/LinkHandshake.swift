@@ -86,9 +86,12 @@ package enum LinkHandshake {
         let length = fixed + idLength + FrameHeader.macLength
         guard bytes.count >= length else { return nil }
         guard Int(keyID) < codec.acceptedKeys.count, let key = codec.acceptedKeys[Int(keyID)] else { throw .unknownKeyID(keyID) }
-        let signed = Array(bytes[0..<(fixed + idLength)])
-        let code = Array(bytes[(fixed + idLength)..<length])
-        guard constantTimeEqual(mac(of: signed, challenge: challenge, key: key), code) else {
+        let authenticated = context + challenge + Array(bytes[0..<(fixed + idLength)])
+        let valid = authenticated.withUnsafeBytes { authenticated in
+            codec.isValidAuthenticationCode(
+                UnsafeRawBufferPointer(rebasing: bytes[(fixed + idLength)..<length]), authenticating: authenticated, key: key)
+        }
+        guard valid else {
             throw .handshakeFailed("hello does not answer this connection's challenge")
         }
         guard let id = String(validating: bytes[fixed..<(fixed + idLength)], as: UTF8.self), !id.isEmpty else {
@@ -121,12 +124,5 @@ package enum LinkHandshake {
     /// once, not after a timeout); true while they agree, however few arrived.
     private static func startsWith(_ magic: [UInt8], _ bytes: UnsafeRawBufferPointer) -> Bool {
         zip(magic, bytes).allSatisfy { $0 == $1 }
-    }
-
-    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
     }
 }
