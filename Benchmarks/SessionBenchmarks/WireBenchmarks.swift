@@ -20,8 +20,8 @@ enum WireFixtures {
             var value = fixture[name]!
             value.bytes.append(contentsOf: Array("?n=\(index)".utf8))
             deltas.append(SessionDelta(
-                id: .random(), kind: .update, version: UInt64(index + 2), previousVersion: UInt64(index + 1), lastAccessedAt: now,
-                attributes: [AttributeChange(name: name, stamp: UInt64(index + 2), value: value)]))
+                id: .random(), kind: .update, version: SessionVersion(rawValue: UInt64(index + 2)), previousVersion: SessionVersion(rawValue: UInt64(index + 1)), lastAccessedAt: now,
+                attributes: [AttributeChange(name: name, stamp: SessionVersion(rawValue: UInt64(index + 2)), value: value)]))
         }
         return .deltaBatch(DeltaBatch(from: "n1", viewEpoch: 3, sequence: 42, deltas: deltas))
     }

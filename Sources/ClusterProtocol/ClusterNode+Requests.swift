@@ -76,7 +76,7 @@ extension ClusterNode {
             complete(origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
             return
         }
-        let target: (id: SessionID, version: UInt64)
+        let target: (id: SessionID, version: SessionVersion)
         var event: SessionEvent?
         do {
             switch operation {
@@ -139,8 +139,8 @@ extension ClusterNode {
 
     /// Waits for `concern` on `targets`, or completes at once when nothing is required.
     func register(
-        targets: InlineFirstList<(id: SessionID, version: UInt64)>, concern: WriteConcern, origin: PendingWrite.Origin,
-        event: SessionEvent?, result: UInt64, now: Timestamp, into effects: inout [Effect]
+        targets: InlineFirstList<(id: SessionID, version: SessionVersion)>, concern: WriteConcern, origin: PendingWrite.Origin,
+        event: SessionEvent?, result: SessionVersion, now: Timestamp, into effects: inout [Effect]
     ) {
         let required = min(concern.backupsRequired, max(0, configuration.replicationFactor - 1))
         if unflushedBytes >= configuration.flushThresholdBytes {
@@ -196,7 +196,7 @@ extension ClusterNode {
         send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
     }
 
-    func finishRotation(_ rotation: PendingRotation, created: Result<UInt64, ClusterFailure>, now: Timestamp, into effects: inout [Effect]) {
+    func finishRotation(_ rotation: PendingRotation, created: Result<SessionVersion, ClusterFailure>, now: Timestamp, into effects: inout [Effect]) {
         guard case .success(let newVersion) = created else {
             complete(rotation.origin, created, event: nil, now: now, into: &effects)
             return
@@ -215,7 +215,7 @@ extension ClusterNode {
 
     /// Delivers a result to whoever asked, and the event once the write concern is met.
     func complete(
-        _ origin: PendingWrite.Origin, _ result: Result<UInt64, ClusterFailure>, event: SessionEvent?, now: Timestamp,
+        _ origin: PendingWrite.Origin, _ result: Result<SessionVersion, ClusterFailure>, event: SessionEvent?, now: Timestamp,
         into effects: inout [Effect]
     ) {
         if case .success = result, let event { effects.append(.event(event)) }

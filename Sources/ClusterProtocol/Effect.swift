@@ -6,7 +6,7 @@ package enum Effect: Hashable, Sendable {
     /// Send `message` to `to` over `channel`.
     case send(ClusterMessage, to: Member, channel: Channel)
     /// A write the application asked for is done: the version written, or why not.
-    case completeWrite(RequestID, Result<UInt64, ClusterFailure>)
+    case completeWrite(RequestID, Result<SessionVersion, ClusterFailure>)
     /// A read the application asked for is done.
     case completeRead(RequestID, ReadResult)
     /// This node installed a new view (for logs, metrics and status).

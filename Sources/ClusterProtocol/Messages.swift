@@ -241,8 +241,8 @@ package enum ClusterFailure: Hashable, Sendable {
 package struct WriteReply: Hashable, Sendable {
     package var from: NodeID
     package var requestID: RequestID
-    package var result: Result<UInt64, ClusterFailure>
-    package init(from: NodeID, requestID: RequestID, result: Result<UInt64, ClusterFailure>) {
+    package var result: Result<SessionVersion, ClusterFailure>
+    package init(from: NodeID, requestID: RequestID, result: Result<SessionVersion, ClusterFailure>) {
         self.from = from
         self.requestID = requestID
         self.result = result
@@ -291,9 +291,9 @@ package struct ReadRequest: Hashable, Sendable {
     package var from: NodeID
     package var requestID: RequestID
     package var sessionID: SessionID
-    package var knownVersion: UInt64?
+    package var knownVersion: SessionVersion?
     package var touch: Bool
-    package init(from: NodeID, requestID: RequestID, sessionID: SessionID, knownVersion: UInt64? = nil, touch: Bool = true) {
+    package init(from: NodeID, requestID: RequestID, sessionID: SessionID, knownVersion: SessionVersion? = nil, touch: Bool = true) {
         self.from = from
         self.requestID = requestID
         self.sessionID = sessionID
@@ -307,7 +307,7 @@ package enum ReadResult: Hashable, Sendable {
     /// The session (a snapshot delta, or an invalidate delta for an ended one).
     case found(SessionDelta)
     /// The asker's cached version is current.
-    case notModified(version: UInt64)
+    case notModified(version: SessionVersion)
     /// No such session.
     case notFound
     /// The read could not be served.

@@ -64,12 +64,12 @@ struct PendingWrite {
     var origin: Origin
     /// The sessions and versions that must reach `backupsRequired` backups: one, or two
     /// for a rotation (the new id and the old one's tombstone).
-    var targets: InlineFirstList<(id: SessionID, version: UInt64)>
+    var targets: InlineFirstList<(id: SessionID, version: SessionVersion)>
     var backupsRequired: Int
     var deadline: Timestamp
     var event: SessionEvent?
     /// What the caller gets back.
-    var result: UInt64
+    var result: SessionVersion
 }
 
 /// A request this node sent to another node for its application.
@@ -103,16 +103,16 @@ struct SessionWaiters {
     /// Ids of the pending writes with a target on this session, ascending.
     var writes = InlineFirstList<UInt64>()
     /// The highest version each backup acknowledged, one entry per backup.
-    var acknowledged = InlineFirstList<(node: NodeID, version: UInt64)>()
+    var acknowledged = InlineFirstList<(node: NodeID, version: SessionVersion)>()
 
     /// The highest version `node` acknowledged, 0 if none.
-    func acknowledgedVersion(by node: NodeID) -> UInt64 {
+    func acknowledgedVersion(by node: NodeID) -> SessionVersion {
         for entry in acknowledged where entry.node == node { return entry.version }
         return 0
     }
 
     /// Records that `node` applied this session at `version` (acks may repeat or regress).
-    mutating func credit(_ node: NodeID, version: UInt64) {
+    mutating func credit(_ node: NodeID, version: SessionVersion) {
         let found = acknowledged.updateFirst(where: { $0.node == node }) { $0.version = max($0.version, version) }
         if !found { acknowledged.append((node, version)) }
     }

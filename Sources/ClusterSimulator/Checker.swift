@@ -37,14 +37,14 @@ package final class Checker {
     /// One acknowledged attribute write in the model.
     package struct AcknowledgedWrite {
         package var attribute: String
-        package var version: UInt64
+        package var version: SessionVersion
         package var value: AttributeValue?
         package var acknowledgedAt: Timestamp
     }
 
     var issued: [RequestID: Issued] = [:]
     /// How each write completed (the last completion, should there be several).
-    package private(set) var writeResults: [RequestID: Result<UInt64, ClusterFailure>] = [:]
+    package private(set) var writeResults: [RequestID: Result<SessionVersion, ClusterFailure>] = [:]
     /// How each read completed.
     package private(set) var readResults: [RequestID: ReadResult] = [:]
     /// Per session, the acknowledged attribute writes.
@@ -84,7 +84,7 @@ package final class Checker {
         for key in issued.keys where issued[key]!.node == node { issued.removeValue(forKey: key) }
     }
 
-    func completedWrite(_ requestID: RequestID, by node: Int, _ result: Result<UInt64, ClusterFailure>) {
+    func completedWrite(_ requestID: RequestID, by node: Int, _ result: Result<SessionVersion, ClusterFailure>) {
         completions += 1
         writeResults[requestID] = result
         guard var request = issued[requestID] else { return }
@@ -152,10 +152,10 @@ package final class Checker {
             let present = stamps[write.attribute]
             let stamp = present?.stamp ?? 0
             if stamp < write.version {
-                return "lacks \(write.attribute)@v\(write.version) (has stamp \(stamp), session v\(snapshot.version))"
+                return "lacks \(write.attribute)@\(write.version) (has stamp \(stamp), session \(snapshot.version))"
             }
             if stamp == write.version && present?.value != write.value {
-                return "has another value for \(write.attribute)@v\(write.version)"
+                return "has another value for \(write.attribute)@\(write.version)"
             }
         }
         return nil
@@ -218,7 +218,7 @@ package final class Checker {
                 guard let copy = copies[replica], copy.kind == .snapshot else { return "ended" }
                 let attributes = copy.attributes.filter { $0.value != nil }.sorted { $0.name < $1.name }
                     .map { "\($0.name)=\($0.value!.bytes)" }
-                return "v\(copy.version) \(attributes)"
+                return "\(copy.version) \(attributes)"
             }
             if Set(forms).count > 1 {
                 problemSession = session

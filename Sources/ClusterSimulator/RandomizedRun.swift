@@ -217,7 +217,7 @@ package struct RandomizedRun {
                     simulation.run(until: { $0.checker.readResults[request] != nil }, within: max(1, deadline.milliseconds(since: simulation.now)), every: 1)
                     switch simulation.checker.readResults[request] {
                     case .found(let delta)?:
-                        versions.append("n\(through + 1): v\(delta.version)")
+                        versions.append("n\(through + 1): \(delta.version)")
                         found = true
                     case let other?:
                         last = "\(other)"

@@ -18,7 +18,7 @@ import WireFormat
 final class NodeRuntime {
     // Unchecked: every request is resumed exactly once, by whoever removes it from
     // `pendingWrites`/`pendingReads` (or at once), and a checked one costs an allocation per request.
-    typealias WriteContinuation = UnsafeContinuation<Result<UInt64, SessionClusterError>, Never>
+    typealias WriteContinuation = UnsafeContinuation<Result<SessionVersion, SessionClusterError>, Never>
     typealias ReadContinuation = UnsafeContinuation<Result<Session?, SessionClusterError>, Never>
 
     private struct PendingWrite {
@@ -293,7 +293,7 @@ final class NodeRuntime {
         }
     }
 
-    private func completeWrite(_ requestID: RequestID, _ result: Result<UInt64, ClusterFailure>) {
+    private func completeWrite(_ requestID: RequestID, _ result: Result<SessionVersion, ClusterFailure>) {
         guard let pending = pendingWrites.removeValue(forKey: requestID) else { return }
         if case .success = result {
             metrics.ackLatency(ContinuousClock.now - pending.started, concern: pending.concern)

@@ -7,6 +7,8 @@ import SessionCore
 
 /// A session: id, version, timestamps, principal and attributes. See ``SessionCluster/load(_:touch:)``.
 public typealias Session = SessionCore.Session
+/// A session's version: grows by one with each write that changes the session.
+public typealias SessionVersion = SessionCore.SessionVersion
 /// A session's id: 128 random bits, printed as 26 base32 characters.
 public typealias SessionID = SessionCore.SessionID
 /// Why a string is not a session id.

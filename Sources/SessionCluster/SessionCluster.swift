@@ -323,7 +323,7 @@ public final class SessionCluster: Service, Sendable {
     /// returns the session's new version once the write concern is met. A session without
     /// changes writes and sends nothing.
     @discardableResult
-    public func save(_ session: Session, concern: WriteConcern? = nil) async throws(SessionClusterError) -> UInt64 {
+    public func save(_ session: Session, concern: WriteConcern? = nil) async throws(SessionClusterError) -> SessionVersion {
         guard session.hasChanges else { return session.version }
         return try await update(session.id, changes: session.changes, concern: concern)
     }
@@ -332,7 +332,7 @@ public final class SessionCluster: Service, Sendable {
     /// version once the write concern is met. Changes to different attributes by
     /// concurrent requests all survive.
     @discardableResult
-    public func update(_ id: SessionID, changes: SessionChanges, concern: WriteConcern? = nil) async throws(SessionClusterError) -> UInt64 {
+    public func update(_ id: SessionID, changes: SessionChanges, concern: WriteConcern? = nil) async throws(SessionClusterError) -> SessionVersion {
         guard case .some(.some(let principal)) = changes.principal else {
             return try await write(.update(changes), to: id, concern: concern)
         }
@@ -521,7 +521,7 @@ public final class SessionCluster: Service, Sendable {
     /// caller gets ``SessionClusterError/viewChanged``.
     private static let retryDelays: [Duration] = [10, 20, 40, 80, 160].map { .milliseconds($0) }
 
-    private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> UInt64 {
+    private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> SessionVersion {
         try await request(
             { $0.write(operation, to: id, concern: concern, continuation: $1) },
             // The attempt a view change interrupted may have applied; a retry then finds it done.

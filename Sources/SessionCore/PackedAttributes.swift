@@ -31,7 +31,7 @@ struct PackedAttributes: Sendable {
 
     /// Appends a record as it is (not dirty), without looking for an earlier one of the same
     /// name: for building a delta's values in place; see ``hasDuplicateNames``.
-    mutating func append(name: UnsafeRawBufferPointer, stamp: UInt64, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
+    mutating func append(name: UnsafeRawBufferPointer, stamp: SessionVersion, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
         var header: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         let headerCount = withUnsafeMutableBytes(of: &header) { raw in
             let out = raw.bindMemory(to: UInt8.self)
@@ -40,7 +40,7 @@ struct PackedAttributes: Sendable {
             Self.writeLength(value.count, into: out, at: &cursor)
             out[cursor] = encoding.rawValue
             out[cursor + 1] = 0
-            UnsafeMutableRawBufferPointer(out).storeBytes(of: stamp.littleEndian, toByteOffset: cursor + 2, as: UInt64.self)
+            UnsafeMutableRawBufferPointer(out).storeBytes(of: stamp.rawValue.littleEndian, toByteOffset: cursor + 2, as: UInt64.self)
             return cursor + 10
         }
         withUnsafeBytes(of: &header) { bytes.append(contentsOf: $0[0..<headerCount]) }
@@ -79,7 +79,7 @@ struct PackedAttributes: Sendable {
     }
 
     /// The attributes of `dictionary`, all with `stamp`, none dirty.
-    init(_ dictionary: [String: AttributeValue], stamp: UInt64) {
+    init(_ dictionary: [String: AttributeValue], stamp: SessionVersion) {
         apply(dictionary.map { AttributeWrite(name: $0.key, value: $0.value, stamp: stamp, dirty: false) })
     }
 
@@ -108,8 +108,9 @@ struct PackedAttributes: Sendable {
             AttributeEncoding(rawValue: buffer[header])
         }
         func isDirty(in buffer: UnsafeBufferPointer<UInt8>) -> Bool { buffer[header + 1] & 1 != 0 }
-        func stamp(in buffer: UnsafeBufferPointer<UInt8>) -> UInt64 {
-            UInt64(littleEndian: UnsafeRawBufferPointer(buffer).loadUnaligned(fromByteOffset: header + 2, as: UInt64.self))
+        func stamp(in buffer: UnsafeBufferPointer<UInt8>) -> SessionVersion {
+            SessionVersion(
+                rawValue: UInt64(littleEndian: UnsafeRawBufferPointer(buffer).loadUnaligned(fromByteOffset: header + 2, as: UInt64.self)))
         }
         func name(in buffer: UnsafeBufferPointer<UInt8>) -> String {
             String(decoding: UnsafeBufferPointer(rebasing: buffer[nameStart..<valueStart]), as: UTF8.self)
@@ -165,7 +166,7 @@ struct PackedAttributes: Sendable {
 
     func value(of name: String) -> AttributeValue? { withRecord(name) { $0.value(in: $1) } }
     func contains(_ name: String) -> Bool { withRecord(name) { _, _ in true } ?? false }
-    func stamp(of name: String) -> UInt64? { withRecord(name) { $0.stamp(in: $1) } }
+    func stamp(of name: String) -> SessionVersion? { withRecord(name) { $0.stamp(in: $1) } }
     /// The name and value bytes `name` takes, or nil when it is not stored.
     func payloadByteCount(of name: String) -> Int? { withRecord(name) { record, _ in record.nameCount + record.valueCount } }
     /// True when `name` is stored with exactly `value`.
@@ -297,7 +298,7 @@ struct PackedAttributes: Sendable {
             buffer[record.header] = value.encoding.rawValue
             if write.dirty { buffer[record.header + 1] |= 1 }
             UnsafeMutableRawBufferPointer(buffer).storeBytes(
-                of: write.stamp.littleEndian, toByteOffset: record.header + 2, as: UInt64.self)
+                of: write.stamp.rawValue.littleEndian, toByteOffset: record.header + 2, as: UInt64.self)
             _ = UnsafeMutableBufferPointer(rebasing: buffer[record.valueStart..<record.end]).update(fromContentsOf: value.bytes)
         }
         return true
@@ -322,14 +323,14 @@ struct PackedAttributes: Sendable {
     }
 
     private static func writeRecord(
-        _ name: String, _ value: AttributeValue, stamp: UInt64, dirty: Bool, into out: UnsafeMutableBufferPointer<UInt8>,
+        _ name: String, _ value: AttributeValue, stamp: SessionVersion, dirty: Bool, into out: UnsafeMutableBufferPointer<UInt8>,
         at cursor: inout Int
     ) {
         writeLength(name.utf8.count, into: out, at: &cursor)
         writeLength(value.bytes.count, into: out, at: &cursor)
         out[cursor] = value.encoding.rawValue
         out[cursor + 1] = dirty ? 1 : 0
-        UnsafeMutableRawBufferPointer(out).storeBytes(of: stamp.littleEndian, toByteOffset: cursor + 2, as: UInt64.self)
+        UnsafeMutableRawBufferPointer(out).storeBytes(of: stamp.rawValue.littleEndian, toByteOffset: cursor + 2, as: UInt64.self)
         cursor += 10
         for byte in name.utf8 {
             out[cursor] = byte
@@ -367,6 +368,6 @@ struct PackedAttributes: Sendable {
 struct AttributeWrite {
     var name: String
     var value: AttributeValue?
-    var stamp: UInt64
+    var stamp: SessionVersion
     var dirty: Bool
 }

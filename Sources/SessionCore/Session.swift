@@ -14,7 +14,7 @@ public struct Session: Sendable {
     /// The session's id.
     public let id: SessionID
     /// The version this snapshot was loaded at. Versions only grow.
-    public let version: UInt64
+    public let version: SessionVersion
     /// When the session was created.
     public let createdAt: Timestamp
     /// When the session was last used, as of this snapshot.
@@ -46,7 +46,7 @@ public struct Session: Sendable {
     /// Creates a snapshot. The store makes these; applications get them from it.
     package init(
         id: SessionID,
-        version: UInt64,
+        version: SessionVersion,
         createdAt: Timestamp,
         lastAccessedAt: Timestamp,
         maxInactiveMilliseconds: Int64,
@@ -61,7 +61,7 @@ public struct Session: Sendable {
     }
 
     init(
-        id: SessionID, version: UInt64, createdAt: Timestamp, lastAccessedAt: Timestamp, maxInactiveMilliseconds: Int64,
+        id: SessionID, version: SessionVersion, createdAt: Timestamp, lastAccessedAt: Timestamp, maxInactiveMilliseconds: Int64,
         absoluteDeadline: Timestamp?, principal: String?, stored: PackedAttributes
     ) {
         self.id = id

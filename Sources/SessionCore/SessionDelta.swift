@@ -27,10 +27,10 @@ package struct SessionDelta: Hashable, Sendable {
     /// What the delta carries.
     package var kind: Kind
     /// The owner's session version after this delta.
-    package var version: UInt64
+    package var version: SessionVersion
     /// The version the previous delta to the same replicas ended at. A replica behind it
     /// missed a delta and asks for a snapshot.
-    package var previousVersion: UInt64
+    package var previousVersion: SessionVersion
     /// The newest last-access time the owner knows.
     package var lastAccessedAt: Timestamp
     /// Present when the session was created, its metadata changed, and in snapshots.
@@ -60,7 +60,7 @@ package struct SessionDelta: Hashable, Sendable {
 
     /// Creates a delta.
     package init(
-        id: SessionID, kind: Kind, version: UInt64, previousVersion: UInt64, lastAccessedAt: Timestamp,
+        id: SessionID, kind: Kind, version: SessionVersion, previousVersion: SessionVersion, lastAccessedAt: Timestamp,
         metadata: SessionMetadata? = nil, attributes: [AttributeChange] = [], invalidation: InvalidationReason? = nil
     ) {
         self.id = id
@@ -75,7 +75,7 @@ package struct SessionDelta: Hashable, Sendable {
 
     /// Creates a delta whose attribute changes were built in place (a wire decoder's path).
     package init(
-        id: SessionID, kind: Kind, version: UInt64, previousVersion: UInt64, lastAccessedAt: Timestamp,
+        id: SessionID, kind: Kind, version: SessionVersion, previousVersion: SessionVersion, lastAccessedAt: Timestamp,
         metadata: SessionMetadata? = nil, attributes: AttributeChangesBuilder, invalidation: InvalidationReason? = nil
     ) {
         self.init(
@@ -122,7 +122,7 @@ package struct SessionDelta: Hashable, Sendable {
     /// UTF-8 bytes, the stamp, and the encoding and bytes of the value (nil for a removal).
     /// The buffers are valid only during the call; nothing is copied out.
     package func forEachAttributeChange(
-        _ body: (_ name: UnsafeRawBufferPointer, _ stamp: UInt64, _ value: (AttributeEncoding, UnsafeRawBufferPointer)?) -> Void
+        _ body: (_ name: UnsafeRawBufferPointer, _ stamp: SessionVersion, _ value: (AttributeEncoding, UnsafeRawBufferPointer)?) -> Void
     ) {
         packedValues.forEach { record, buffer in
             let raw = UnsafeRawBufferPointer(buffer)
@@ -169,7 +169,7 @@ package struct AttributeChangesBuilder {
     }
 
     /// Appends a change that sets the attribute `name` (UTF-8, already validated).
-    package mutating func append(name: UnsafeRawBufferPointer, stamp: UInt64, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
+    package mutating func append(name: UnsafeRawBufferPointer, stamp: SessionVersion, encoding: AttributeEncoding, value: UnsafeRawBufferPointer) {
         packed.append(name: name, stamp: stamp, encoding: encoding, value: value)
     }
 }
@@ -192,12 +192,12 @@ package struct SessionMetadata: Hashable, Sendable {
     /// The signed-in user's name, if any.
     package var principal: String?
     /// The version that last wrote the metadata.
-    package var stamp: UInt64
+    package var stamp: SessionVersion
 
     /// Creates metadata.
     package init(
         createdAt: Timestamp, maxInactiveMilliseconds: Int64, absoluteDeadline: Timestamp? = nil,
-        principal: String? = nil, stamp: UInt64
+        principal: String? = nil, stamp: SessionVersion
     ) {
         self.createdAt = createdAt
         self.maxInactiveMilliseconds = maxInactiveMilliseconds
@@ -212,12 +212,12 @@ package struct AttributeChange: Hashable, Sendable {
     /// The attribute's name.
     package var name: String
     /// The version that wrote this change.
-    package var stamp: UInt64
+    package var stamp: SessionVersion
     /// The new value; nil when the attribute was removed.
     package var value: AttributeValue?
 
     /// Creates a change.
-    package init(name: String, stamp: UInt64, value: AttributeValue?) {
+    package init(name: String, stamp: SessionVersion, value: AttributeValue?) {
         self.name = name
         self.stamp = stamp
         self.value = value

@@ -102,7 +102,7 @@ package final class SessionStore: Sendable {
     /// concurrent save of other attributes of the same session is kept. A session without
     /// changes writes nothing and keeps its version.
     @discardableResult
-    package func save(_ session: Session, now: Timestamp) throws(SessionStoreError) -> UInt64 {
+    package func save(_ session: Session, now: Timestamp) throws(SessionStoreError) -> SessionVersion {
         try apply(session.changes, to: session.id, now: now)
     }
 
@@ -110,19 +110,19 @@ package final class SessionStore: Sendable {
     /// that does not own the session forwards the changes to the owner, which calls this).
     /// Returns the session's version after the write.
     @discardableResult
-    package func apply(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError) -> UInt64 {
+    package func apply(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError) -> SessionVersion {
         try applyReportingChange(changes, to: id, now: now).version
     }
 
     /// Like ``apply(_:to:now:)``, and tells whether the write changed anything: changes to
     /// values the session already has keep its version and make no delta.
     package func applyReportingChange(_ changes: SessionChanges, to id: SessionID, now: Timestamp) throws(SessionStoreError)
-        -> (version: UInt64, changed: Bool)
+        -> (version: SessionVersion, changed: Bool)
     {
         let limits = configuration.limits
         let maxRemovals = configuration.maxRemovalsPerSession
         var principalChange: (old: String?, new: String?)?
-        let result: Result<(version: UInt64, changed: Bool), SessionStoreError> = shard(for: id).state.withLock { state in
+        let result: Result<(version: SessionVersion, changed: Bool), SessionStoreError> = shard(for: id).state.withLock { state in
             switch state.slots[id] {
             case nil: return .failure(.sessionNotFound(id))
             case .ended(let tombstone)?: return .failure(.sessionEnded(id, tombstone.reason))
@@ -130,7 +130,7 @@ package final class SessionStore: Sendable {
                 guard !entry.isExpired(at: now) else { return .failure(.sessionEnded(id, .expired)) }
                 entry.lastAccessedAt = max(entry.lastAccessedAt, now)
                 guard !changes.isEmpty else { return .success((entry.version, false)) }
-                let version = entry.version + 1
+                let version = entry.version.next
                 let writes: [AttributeWrite]
                 switch entry.writes(for: changes, at: version, limits: limits) {
                 case .failure(let refusal): return .failure(refusal)
@@ -446,7 +446,7 @@ package final class SessionStore: Sendable {
         let ended: Session? = shard(for: id).state.withLock { state in
             guard case .live(let entry)? = state.slots[id] else { return nil }
             state.slots[id] = .ended(Tombstone(
-                reason: reason, version: entry.version + 1, previousVersion: entry.flushedVersion, endedAt: now,
+                reason: reason, version: entry.version.next, previousVersion: entry.flushedVersion, endedAt: now,
                 lastAccessedAt: entry.lastAccessedAt, pendingDelta: true))
             state.tombstoneOrder.append((id, now))
             state.dirty.insert(id)
@@ -504,7 +504,7 @@ private struct ShardState: ~Copyable {
 
     var tombstoneCount: Int { tombstoneOrder.count - tombstoneHead }
 
-    mutating func endedWithoutEntry(_ id: SessionID, reason: InvalidationReason, version: UInt64, now: Timestamp) {
+    mutating func endedWithoutEntry(_ id: SessionID, reason: InvalidationReason, version: SessionVersion, now: Timestamp) {
         slots[id] = .ended(Tombstone(
             reason: reason, version: version, previousVersion: version, endedAt: now, lastAccessedAt: now, pendingDelta: false))
         tombstoneOrder.append((id, now))
@@ -533,14 +533,14 @@ private enum Slot {
 
 private final class Tombstone {
     let reason: InvalidationReason
-    let version: UInt64
-    let previousVersion: UInt64
+    let version: SessionVersion
+    let previousVersion: SessionVersion
     let endedAt: Timestamp
     let lastAccessedAt: Timestamp
     var pendingDelta: Bool
 
     init(
-        reason: InvalidationReason, version: UInt64, previousVersion: UInt64, endedAt: Timestamp,
+        reason: InvalidationReason, version: SessionVersion, previousVersion: SessionVersion, endedAt: Timestamp,
         lastAccessedAt: Timestamp, pendingDelta: Bool
     ) {
         self.reason = reason
@@ -564,7 +564,7 @@ private final class Tombstone {
 /// the table; it is only touched under its shard's lock.
 private final class Entry {
     var metadata: SessionMetadata
-    var version: UInt64
+    var version: SessionVersion
     var lastAccessedAt: Timestamp
     var attributes = PackedAttributes()
     /// Recent removals, so a stale set cannot bring a removed attribute back. Rare: empty
@@ -572,15 +572,15 @@ private final class Entry {
     var removals: [String: Removal] = [:]
     /// Replication bookkeeping on the writing node (dirty attributes are flagged in place).
     var metadataDirty = false
-    var flushedVersion: UInt64 = 0
+    var flushedVersion: SessionVersion = 0
 
     struct Removal {
-        var stamp: UInt64
+        var stamp: SessionVersion
         /// Not yet sent to the replicas.
         var dirty: Bool
     }
 
-    init(metadata: SessionMetadata, version: UInt64, lastAccessedAt: Timestamp) {
+    init(metadata: SessionMetadata, version: SessionVersion, lastAccessedAt: Timestamp) {
         self.metadata = metadata
         self.version = version
         self.lastAccessedAt = lastAccessedAt
@@ -607,7 +607,7 @@ private final class Entry {
     /// limit. One search per attribute named: the limit check and the no-change check read
     /// the same record.
     func writes(
-        for changes: SessionChanges, at version: UInt64, limits: SessionLimits
+        for changes: SessionChanges, at version: SessionVersion, limits: SessionLimits
     ) -> Result<(writes: [AttributeWrite], payloadBytes: Int), SessionStoreError> {
         var bytes = attributes.payloadByteCount
         var count = attributes.count
@@ -667,7 +667,7 @@ private final class Entry {
         }
     }
 
-    func stamp(of name: String) -> UInt64 { attributes.stamp(of: name) ?? removals[name]?.stamp ?? 0 }
+    func stamp(of name: String) -> SessionVersion { attributes.stamp(of: name) ?? removals[name]?.stamp ?? 0 }
 
     /// Merges a delta attribute by attribute; returns whether anything changed.
     func merge(_ delta: SessionDelta, maxRemovals: Int) -> Bool {

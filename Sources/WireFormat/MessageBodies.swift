@@ -203,9 +203,9 @@ extension WriteReply: WireCodable {
     init(reading reader: inout BinaryReader) throws(WireError) {
         let from = try reader.read(NodeID.self)
         let requestID = try reader.read(RequestID.self)
-        let result: Result<UInt64, ClusterFailure>
+        let result: Result<SessionVersion, ClusterFailure>
         switch try reader.readByte("result") {
-        case 0: result = .success(try reader.readVarint("result.success"))
+        case 0: result = .success(try reader.readVersion("result.success"))
         case 1: result = .failure(try reader.read())
         case let tag: throw BinaryReader.fail("result", "unknown case \(tag)")
         }
@@ -262,7 +262,7 @@ extension ReadRequest: WireCodable {
     init(reading reader: inout BinaryReader) throws(WireError) {
         self.init(
             from: try reader.read(), requestID: try reader.read(), sessionID: try reader.read(),
-            knownVersion: try reader.readOptional("knownVersion") { reader throws(WireError) in try reader.readVarint("knownVersion") })
+            knownVersion: try reader.readOptional("knownVersion") { reader throws(WireError) in try reader.readVersion("knownVersion") })
         if reader.remaining > 0 {
             let options = try reader.readByte("options")
             guard options & ~Self.noTouch == 0 else { throw BinaryReader.fail("options", "unknown bits \(options)") }
@@ -292,7 +292,7 @@ extension ReadResult: WireCodable {
     init(reading reader: inout BinaryReader) throws(WireError) {
         switch try reader.readByte("result") {
         case 0: self = .found(try reader.read())
-        case 1: self = .notModified(version: try reader.readVarint("result.notModified"))
+        case 1: self = .notModified(version: try reader.readVersion("result.notModified"))
         case 2: self = .notFound
         case 3: self = .failed(try reader.read())
         case let tag: throw BinaryReader.fail("result", "unknown case \(tag)")

@@ -52,11 +52,15 @@ extension BinaryWriter {
 
     mutating func writeVarint(_ term: Term) { writeVarint(term.rawValue) }
     mutating func writeVarint(_ epoch: Epoch) { writeVarint(epoch.rawValue) }
+    mutating func writeVarint(_ version: SessionVersion) { writeVarint(version.rawValue) }
 }
 
 extension BinaryReader {
     mutating func readTerm(_ field: StaticString) throws(WireError) -> Term { Term(rawValue: try readVarint(field)) }
     mutating func readEpoch(_ field: StaticString) throws(WireError) -> Epoch { Epoch(rawValue: try readVarint(field)) }
+    mutating func readVersion(_ field: StaticString) throws(WireError) -> SessionVersion {
+        SessionVersion(rawValue: try readVarint(field))
+    }
 }
 
 // MARK: - Identity
@@ -138,7 +142,7 @@ extension AttributeChange: WireCodable {
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
         let name = try reader.readString("attributeChange.name")
-        let stamp = try reader.readVarint("attributeChange.stamp")
+        let stamp = try reader.readVersion("attributeChange.stamp")
         let value = try reader.readOptional("attributeChange.value", of: AttributeValue.self)
         self.init(name: name, stamp: stamp, value: value)
     }
@@ -162,7 +166,7 @@ extension SessionMetadata: WireCodable {
         let principal = try reader.readOptional("metadata.principal") { reader throws(WireError) in
             try reader.readString("metadata.principal")
         }
-        let stamp = try reader.readVarint("metadata.stamp")
+        let stamp = try reader.readVersion("metadata.stamp")
         self.init(
             createdAt: createdAt, maxInactiveMilliseconds: maxInactive, absoluteDeadline: deadline,
             principal: principal, stamp: stamp
@@ -216,8 +220,8 @@ extension SessionDelta: WireCodable {
         let id = try reader.readSessionID("delta.id")
         let rawKind = try reader.readByte("delta.kind")
         guard let kind = Kind(rawValue: rawKind) else { throw BinaryReader.fail("delta.kind", "unknown kind \(rawKind)") }
-        let version = try reader.readVarint("delta.version")
-        let previousVersion = try reader.readVarint("delta.previousVersion")
+        let version = try reader.readVersion("delta.version")
+        let previousVersion = try reader.readVersion("delta.previousVersion")
         let lastAccessedAt = try reader.readTimestamp("delta.lastAccessedAt")
         let metadata = try reader.readOptional("delta.metadata", of: SessionMetadata.self)
         // Snapshots only: they fill empty replicas (state transfer), where the buffer is
@@ -250,7 +254,7 @@ extension SessionDelta: WireCodable {
                 let name = try reader.readByteSlice("attributeChange.name")
                 // Names are nearly always ASCII: check that without building a String.
                 guard name.allSatisfy({ $0 < 0x80 }) || String(validating: name, as: UTF8.self) != nil else { return nil }
-                let stamp = try reader.readVarint("attributeChange.stamp")
+                let stamp = try reader.readVersion("attributeChange.stamp")
                 guard try reader.readByte("attributeChange.value") == 1 else { return nil }
                 let encoding = AttributeEncoding(rawValue: try reader.readByte("attributeValue.encoding"))
                 let value = try reader.readByteSlice("attributeValue.bytes")

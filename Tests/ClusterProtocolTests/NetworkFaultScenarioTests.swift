@@ -11,9 +11,9 @@ struct NetworkFaultScenarioTests {
     /// one is acknowledged or `milliseconds` pass. Returns the last result.
     private func writeUntilAcknowledged(
         _ simulation: Simulation, through index: Int, to session: SessionID, value: String, within milliseconds: Int64
-    ) -> Result<UInt64, ClusterFailure>? {
+    ) -> Result<SessionVersion, ClusterFailure>? {
         let end = simulation.now.adding(milliseconds: milliseconds)
-        var last: Result<UInt64, ClusterFailure>?
+        var last: Result<SessionVersion, ClusterFailure>?
         while simulation.now < end {
             let changes = SessionChanges(updated: ["cart": AttributeValue(string: value)])
             last = simulation.writeAndWait(through: index, .update(changes), to: session, within: end.milliseconds(since: simulation.now))

@@ -6,9 +6,9 @@ import Testing
 @Suite struct ReplicationStreamTests {
     let peer = Member(id: "n2", address: PeerAddress(host: "10.0.0.2", port: 7000), incarnation: 1)
 
-    func delta(_ seed: UInt64, version: UInt64 = 1, bytes: Int = 100) -> SessionDelta {
+    func delta(_ seed: UInt64, version: SessionVersion = 1, bytes: Int = 100) -> SessionDelta {
         SessionDelta(
-            id: SessionID(high: seed, low: seed, tail: 0), kind: .update, version: version, previousVersion: version - 1,
+            id: SessionID(high: seed, low: seed, tail: 0), kind: .update, version: version, previousVersion: SessionVersion(rawValue: version.rawValue - 1),
             lastAccessedAt: Timestamp(milliseconds: 0),
             attributes: [AttributeChange(name: "a", stamp: version, value: AttributeValue(encoding: .utf8, bytes: [UInt8](repeating: 1, count: bytes)))])
     }

@@ -36,7 +36,7 @@ extension Simulation {
     func writeAndWait(
         through index: Int, _ operation: WriteOperation, to session: SessionID, concern: WriteConcern? = nil,
         within milliseconds: Int64 = 3_000
-    ) -> Result<UInt64, ClusterFailure>? {
+    ) -> Result<SessionVersion, ClusterFailure>? {
         guard let request = write(through: index, operation, to: session, concern: concern) else { return nil }
         run(until: { $0.checker.writeResults[request] != nil }, within: milliseconds, every: 1)
         return checker.writeResults[request]

@@ -21,7 +21,7 @@ struct PersistDiffTests {
         try #require(cluster.store.snapshot(SessionClusterPersistDriver.sessionID(for: key, generation: 0)))
     }
 
-    func stamps(_ delta: SessionDelta) -> [String: UInt64] {
+    func stamps(_ delta: SessionDelta) -> [String: SessionVersion] {
         Dictionary(delta.attributes.filter { $0.value != nil }.map { ($0.name, $0.stamp) }, uniquingKeysWith: max)
     }
 

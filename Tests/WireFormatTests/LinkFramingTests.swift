@@ -13,9 +13,9 @@ import Testing
         let id = SessionID(high: 0x5EED_0000 &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15, low: UInt64(index) &* 0xC2B2_AE3D, tail: UInt16(truncatingIfNeeded: index))
         let flash = #"{"level":"info","text":"Added to your cart: Merino wool crew socks, charcoal (\#(index))","n":1}"#
         let delta = SessionDelta(
-            id: id, kind: .update, version: UInt64(10 + index), previousVersion: UInt64(9 + index),
+            id: id, kind: .update, version: SessionVersion(rawValue: UInt64(10 + index)), previousVersion: SessionVersion(rawValue: UInt64(9 + index)),
             lastAccessedAt: Timestamp(milliseconds: 1_764_169_800_000 + Int64(index)),
-            attributes: [AttributeChange(name: "flash", stamp: UInt64(10 + index), value: AttributeValue(string: flash))])
+            attributes: [AttributeChange(name: "flash", stamp: SessionVersion(rawValue: UInt64(10 + index)), value: AttributeValue(string: flash))])
         return .deltaBatch(DeltaBatch(from: "app-server-1", viewEpoch: 12, sequence: UInt64(index), deltas: [delta]))
     }
 

@@ -61,10 +61,12 @@ struct MessageGenerator {
         AttributeValue(encoding: AttributeEncoding(rawValue: UInt8(truncatingIfNeeded: random.next() % 6)), bytes: bytes())
     }
 
+    mutating func version() -> SessionVersion { SessionVersion(rawValue: integer()) }
+
     mutating func metadata() -> SessionMetadata {
         SessionMetadata(
             createdAt: timestamp(), maxInactiveMilliseconds: signed(), absoluteDeadline: optional { $0.timestamp() },
-            principal: optional { $0.string() }, stamp: integer())
+            principal: optional { $0.string() }, stamp: version())
     }
 
     mutating func invalidationReason() -> InvalidationReason {
@@ -77,9 +79,9 @@ struct MessageGenerator {
 
     mutating func delta() -> SessionDelta {
         SessionDelta(
-            id: sessionID(), kind: SessionDelta.Kind.allCases[Int(random.next() % 4)], version: integer(),
-            previousVersion: integer(), lastAccessedAt: timestamp(), metadata: optional { $0.metadata() },
-            attributes: array(max: 6) { AttributeChange(name: $0.string(), stamp: $0.integer(), value: $0.optional { $0.attributeValue() }) },
+            id: sessionID(), kind: SessionDelta.Kind.allCases[Int(random.next() % 4)], version: version(),
+            previousVersion: version(), lastAccessedAt: timestamp(), metadata: optional { $0.metadata() },
+            attributes: array(max: 6) { AttributeChange(name: $0.string(), stamp: $0.version(), value: $0.optional { $0.attributeValue() }) },
             invalidation: optional { $0.invalidationReason() })
     }
 
@@ -133,7 +135,7 @@ struct MessageGenerator {
     mutating func readResult() -> ReadResult {
         switch random.next() % 4 {
         case 0: .found(delta())
-        case 1: .notModified(version: integer())
+        case 1: .notModified(version: version())
         case 2: .notFound
         default: .failed(failure())
         }
@@ -157,7 +159,7 @@ struct MessageGenerator {
                 from: nodeID(), requestID: RequestID(integer()), sessionID: sessionID(), operation: operation(),
                 concern: bool() ? .local : .replicated(int())))
         case 11:
-            .writeReply(WriteReply(from: nodeID(), requestID: RequestID(integer()), result: bool() ? .success(integer()) : .failure(failure())))
+            .writeReply(WriteReply(from: nodeID(), requestID: RequestID(integer()), result: bool() ? .success(version()) : .failure(failure())))
         case 12:
             .stateTransferRequest(StateTransferRequest(
                 from: nodeID(), transferID: integer(), viewEpoch: Epoch(rawValue: integer()), partitions: array(max: 10) { PartitionID($0.int()) },
@@ -167,7 +169,7 @@ struct MessageGenerator {
                 from: nodeID(), transferID: integer(), index: UInt32(truncatingIfNeeded: integer()), last: bool(),
                 snapshots: array(max: 8) { $0.delta() }))
         case 14:
-            .readRequest(ReadRequest(from: nodeID(), requestID: RequestID(integer()), sessionID: sessionID(), knownVersion: optional { $0.integer() },
+            .readRequest(ReadRequest(from: nodeID(), requestID: RequestID(integer()), sessionID: sessionID(), knownVersion: optional { $0.version() },
                 touch: bool()))
         case 15: .readReply(ReadReply(from: nodeID(), requestID: RequestID(integer()), result: readResult()))
         default: .error(ProtocolErrorMessage(code: UInt16(truncatingIfNeeded: integer()), message: string(maxLength: 80)))

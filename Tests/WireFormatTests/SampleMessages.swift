@@ -27,9 +27,9 @@ enum SampleMessages {
         let cart = "{\"items\":[" + (0..<(2 + index % 4)).map { item in
             "{\"sku\":\"SKU-\(1000 + item * 7 + index % 13)\",\"name\":\"Organic cotton T-shirt\",\"quantity\":\(1 + item % 3),\"unitPrice\":{\"amount\":\"19.90\",\"currency\":\"EUR\"}}"
         }.joined(separator: ",") + "],\"coupon\":null,\"updatedAt\":\"2026-11-26T15:\(10 + index % 50):00Z\"}"
-        let version = UInt64(40 + index)
+        let version = SessionVersion(rawValue: UInt64(40 + index))
         return SessionDelta(
-            id: id, kind: index % 5 == 0 ? .snapshot : .update, version: version, previousVersion: version - 1,
+            id: id, kind: index % 5 == 0 ? .snapshot : .update, version: version, previousVersion: SessionVersion(rawValue: version.rawValue - 1),
             lastAccessedAt: Timestamp(milliseconds: 1_764_169_800_000 + Int64(index) * 250),
             metadata: index % 5 == 0 ? metadata : nil,
             attributes: [
