@@ -545,19 +545,24 @@ extension ClusterNode {
 
     // MARK: Expiry and eviction
 
-    func sweep(now: Timestamp, into effects: inout [Effect]) {
+    /// Expires the sessions of one slice of the store; with the first slice, also evicts
+    /// partitions released long enough ago.
+    func sweep(slice: Int, now: Timestamp, into effects: inout [Effect]) {
         guard isReady else { return }
         let serving = owned.intersection(filled)
         // An expiry ends the session like an invalidation, and its event fires the same way:
         // once the tombstone is on as many backups as the default write concern asks. A node
         // cut off from its backups announces nothing; the next owner, which still holds the
         // session live, expires it and announces it instead, so no end is announced twice.
-        for event in store.sweepExpired(now: wall(now), isOwner: { serving.contains(self.partition(of: $0)) }) {
+        let expired = store.sweepExpired(
+            now: wall(now), slice: slice, of: Timing.sweepSlices, isOwner: { serving.contains(self.partition(of: $0)) })
+        for event in expired {
             let version = store.snapshot(event.id)?.version ?? 0
             register(
                 targets: InlineFirstList((id: event.id, version: version)), concern: configuration.defaultWriteConcern,
                 origin: .expiry, event: event, result: version, now: now, into: &effects)
         }
+        guard slice == 0 else { return }
         let stale = Set(releasedAt.filter { now.milliseconds(since: $0.value) >= Timing.releasedRetentionMilliseconds }.keys)
         if !stale.isEmpty {
             store.evict(where: { stale.contains(self.partition(of: $0)) })

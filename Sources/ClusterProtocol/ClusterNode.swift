@@ -113,6 +113,8 @@ package final class ClusterNode {
     var nextFlushAt: Timestamp?
     var nextTouchFlushAt = Timestamp.zero
     var nextSweepAt = Timestamp.zero
+    /// Which slice of the store the next expiry sweep covers (see `Timing.sweepSlices`).
+    var sweepSlice = 0
     var unflushedBytes = 0
     var nextTransferID: UInt64 = 0
     /// State transfers this node is serving, by requester.
@@ -168,7 +170,7 @@ package final class ClusterNode {
         resetElectionDeadline(now: now)
         nextHeartbeatAt = now
         nextTouchFlushAt = now.adding(milliseconds: configuration.touchFlushIntervalMilliseconds)
-        nextSweepAt = now.adding(milliseconds: Timing.sweepIntervalMilliseconds)
+        nextSweepAt = now.adding(milliseconds: Timing.sweepSliceMilliseconds)
         sendJoinRequests(now: now, into: &effects)
     }
 
@@ -225,9 +227,10 @@ package final class ClusterNode {
             flush(now: now, includeTouches: touchesDue, into: &effects)
         }
         if now >= nextSweepAt {
-            nextSweepAt = now.adding(milliseconds: Timing.sweepIntervalMilliseconds)
-            sweep(now: now, into: &effects)
-            freshness.prune(keeping: Set((view?.members ?? []).map(\.id)))
+            nextSweepAt = now.adding(milliseconds: Timing.sweepSliceMilliseconds)
+            sweep(slice: sweepSlice, now: now, into: &effects)
+            if sweepSlice == 0 { freshness.prune(keeping: Set((view?.members ?? []).map(\.id))) }
+            sweepSlice = (sweepSlice + 1) % Timing.sweepSlices
         }
     }
 
@@ -300,8 +303,12 @@ package final class ClusterNode {
 
 /// Timings derived from the configuration, named here so that each is explained once.
 enum Timing {
-    /// Expiry sweeps and evictions run once a second.
+    /// Expiry sweeps and evictions run once a second,
     static let sweepIntervalMilliseconds: Int64 = 1000
+    /// a tenth of the store's shards every 100 ms: a pass over a million sessions took tens
+    /// of milliseconds of the event loop at once.
+    static let sweepSlices = 10
+    static let sweepSliceMilliseconds = sweepIntervalMilliseconds / Int64(sweepSlices)
     /// Data of a partition this node no longer holds is kept this long, so a new holder's
     /// state transfer still finds it; well below the store's tombstone lifetime.
     static let releasedRetentionMilliseconds: Int64 = 30_000

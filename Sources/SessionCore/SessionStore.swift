@@ -390,11 +390,16 @@ package final class SessionStore: Sendable {
     /// Ends the expired sessions this node owns (the owner's clock decides expiry) and
     /// drops tombstones past their lifetime or over the count limit. Returns one
     /// ``SessionEvent/expired(_:)`` per session ended.
-    package func sweepExpired(now: Timestamp, isOwner: (SessionID) -> Bool) -> [SessionEvent] {
+    ///
+    /// Only the shards of `slice` (of `slices` equal parts) are swept: a caller that sweeps
+    /// the slices in turn never holds its thread for a scan of every session (tens of
+    /// milliseconds at a million).
+    package func sweepExpired(now: Timestamp, slice: Int = 0, of slices: Int = 1, isOwner: (SessionID) -> Bool) -> [SessionEvent] {
+        precondition(slices > 0 && (0..<slices).contains(slice), "slice \(slice) of \(slices)")
         var expired = [SessionID]()
         let tombstoneBudget = max(1, configuration.maxTombstones / shards.count)
         let lifetime = configuration.tombstoneLifetimeMilliseconds
-        for shard in shards {
+        for shard in shards[slice * shards.count / slices..<(slice + 1) * shards.count / slices] {
             shard.state.withLock { state in
                 for (id, slot) in state.slots {
                     if case .live(let entry) = slot, entry.isExpired(at: now), isOwner(id) { expired.append(id) }

@@ -195,6 +195,23 @@ private let t0 = Timestamp(milliseconds: 1_000_000)
         #expect(store.sweepExpired(now: later, isOwner: { _ in true }).isEmpty, "events fire once")
     }
 
+    @Test func sweepingTheSlicesInTurnEndsEachExpiredSessionOnce() throws {
+        let store = SessionStore()
+        let expiring = try Set((0..<300).map { _ in try store.create(now: t0, maxInactiveMilliseconds: 1000).id })
+        let staying = try store.create(now: t0, maxInactiveMilliseconds: 60_000).id
+        let later = t0.adding(milliseconds: 1000)
+        var ended = [SessionID]()
+        for slice in 0..<7 {
+            let events = store.sweepExpired(now: later, slice: slice, of: 7, isOwner: { _ in true })
+            #expect(events.count < expiring.count, "slice \(slice) swept only its part of the store")
+            for case .expired(let id) in events { ended.append(id) }
+        }
+        #expect(ended.count == expiring.count)
+        #expect(Set(ended) == expiring)
+        #expect(store.count == 1)
+        #expect(store.snapshot(staying) != nil)
+    }
+
     @Test func absoluteTimeoutEndsAnActiveSession() throws {
         let store = SessionStore()
         let id = try store.create(now: t0, absoluteTimeoutMilliseconds: 5000).id
