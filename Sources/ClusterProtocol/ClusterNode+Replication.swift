@@ -415,39 +415,30 @@ extension ClusterNode {
             fill = nil
             return
         }
-        var state = FillState(epoch: view.epoch, partitions: missing, awaiting: [:], optional: [:])
-        for member in view.members where member.id != id {
-            state.awaiting[member.id] = TransferSource(transferID: 0, nextIndex: 0, requestedAt: now)
-        }
-        for member in previous?.members ?? [] where member.id != id && state.awaiting[member.id] == nil {
-            state.optional[member.id] = TransferSource(transferID: 0, nextIndex: 0, requestedAt: now)
-        }
+        let state = IncomingTransfer(
+            epoch: view.epoch, partitions: missing, requester: id, required: view.members.map(\.id).filter { $0 != id },
+            optional: (previous?.members ?? []).map(\.id).filter { $0 != id }, now: now)
         fill = state
-        for source in state.awaiting.keys.sorted() { requestTransfer(from: source, now: now, into: &effects) }
-        for source in state.optional.keys.sorted() { requestTransfer(from: source, now: now, into: &effects) }
+        for source in state.sources { requestTransfer(from: source, now: now, into: &effects) }
         finishFillIfDone()
     }
 
+    /// Asks `source` for its part of the fill from the start, under a new transfer id.
     func requestTransfer(from source: NodeID, now: Timestamp, into effects: inout [Effect]) {
-        guard var state = fill else { return }
+        guard let request = fill?.request(from: source, transferID: nextTransferID + 1, now: now) else { return }
         nextTransferID += 1
-        let entry = TransferSource(transferID: nextTransferID, nextIndex: 0, requestedAt: now)
-        if state.awaiting[source] != nil { state.awaiting[source] = entry } else { state.optional[source] = entry }
-        fill = state
-        let request = StateTransferRequest(from: id, transferID: nextTransferID, viewEpoch: state.epoch, partitions: state.partitions)
         send(.stateTransferRequest(request), to: source, .stream, into: &effects)
     }
 
     func retryFill(now: Timestamp, into effects: inout [Effect]) {
         guard let state = fill else { return }
-        for (source, entry) in state.awaiting.sorted(by: { $0.key < $1.key })
-        where now.milliseconds(since: entry.requestedAt) >= Timing.transferRetryMilliseconds(configuration) {
+        for source in state.stalled(now: now, timeoutMilliseconds: Timing.transferRetryMilliseconds(configuration)) {
             requestTransfer(from: source, now: now, into: &effects)
         }
     }
 
     func finishFillIfDone() {
-        guard let state = fill, state.awaiting.isEmpty else { return }
+        guard let state = fill, state.isDone else { return }
         filled.formUnion(state.partitions.filter { held.contains($0) })
         fill = nil
     }
@@ -475,72 +466,43 @@ extension ClusterNode {
             // A late credit of a transfer the requester has since replaced.
             if request.transferID < current.transferID && request.viewEpoch <= current.viewEpoch { return }
         }
-        let partitions = Set(request.partitions)
-        let sessions = Set(request.sessions)
-        let ids = store.sessionIDs(where: { partitions.contains(self.partition(of: $0)) || sessions.contains($0) })
-            .sorted { $0.precedes($1) }
         outgoingTransfers[request.from] = OutgoingTransfer(
-            transferID: request.transferID, viewEpoch: request.viewEpoch, ids: ids)
+            transferID: request.transferID, viewEpoch: request.viewEpoch, partitions: Set(request.partitions),
+            sessions: Set(request.sessions))
         for _ in 0..<Timing.transferWindowChunks {
             guard sendNextTransferChunk(to: request.from, into: &effects) else { break }
         }
     }
 
-    /// Sends the next chunk of the transfer to `requester`, read from the store now (a
-    /// newer copy than at the request is fine: applying snapshots is idempotent). Returns
-    /// false once the last chunk is sent.
+    /// Sends the next chunk of the transfer to `requester`. Returns false once the last
+    /// chunk is sent.
     @discardableResult
     func sendNextTransferChunk(to requester: NodeID, into effects: inout [Effect]) -> Bool {
-        guard var transfer = outgoingTransfers[requester] else { return false }
-        var chunk = [SessionDelta]()
-        var bytes = 0
-        while transfer.cursor < transfer.ids.count && bytes < configuration.stateTransferChunkBytes {
-            if let snapshot = store.snapshot(transfer.ids[transfer.cursor]) {
-                chunk.append(snapshot)
-                bytes += snapshot.estimatedBytes
-            }
-            transfer.cursor += 1
-        }
-        let last = transfer.cursor >= transfer.ids.count
+        // Taken out while it is cut, so its read-ahead ids are not copied on write.
+        guard var transfer = outgoingTransfers.removeValue(forKey: requester) else { return false }
+        let chunk = transfer.nextChunk(from: store, maxBytes: configuration.stateTransferChunkBytes) { self.partition(of: $0) }
         let message = StateTransferChunk(
-            from: id, transferID: transfer.transferID, index: transfer.nextIndex, last: last, snapshots: chunk)
+            from: id, transferID: transfer.transferID, index: chunk.index, last: chunk.last, snapshots: chunk.snapshots)
         send(.stateTransferChunk(message), to: requester, .stream, into: &effects)
-        transfer.nextIndex += 1
-        outgoingTransfers[requester] = last ? nil : transfer
-        return !last
+        if !chunk.last { outgoingTransfers[requester] = transfer }
+        return !chunk.last
     }
 
     func handleStateTransferChunk(_ chunk: StateTransferChunk, now: Timestamp, into effects: inout [Effect]) {
         noteAlive(chunk.from, now: now)
-        guard var state = fill else { return }
-        let required = state.awaiting[chunk.from]
-        guard let entry = required ?? state.optional[chunk.from], entry.transferID == chunk.transferID else { return }
-        guard entry.nextIndex == chunk.index else {
-            // A chunk went missing (the link was reset): ask this source again.
-            requestTransfer(from: chunk.from, now: now, into: &effects)
+        guard fill != nil else { return }
+        switch fill!.accept(chunk, now: now) {
+        case .ignore:
             return
+        case .askAgain:
+            requestTransfer(from: chunk.from, now: now, into: &effects)
+        case .apply(let credit):
+            for snapshot in chunk.snapshots where fill!.fills(partition(of: snapshot.id)) {
+                store.apply(snapshot, now: wall(now))
+            }
+            if let credit { send(.stateTransferRequest(credit), to: chunk.from, .stream, into: &effects) }
+            finishFillIfDone()
         }
-        let partitions = Set(state.partitions)
-        for snapshot in chunk.snapshots where partitions.contains(partition(of: snapshot.id)) {
-            store.apply(snapshot, now: wall(now))
-        }
-        if chunk.last {
-            state.awaiting.removeValue(forKey: chunk.from)
-            state.optional.removeValue(forKey: chunk.from)
-        } else {
-            var progressed = entry
-            progressed.nextIndex += 1
-            progressed.requestedAt = now
-            if required != nil { state.awaiting[chunk.from] = progressed } else { state.optional[chunk.from] = progressed }
-            // The credit that lets the source send one more chunk. It repeats the whole
-            // request, so a source that lost the transfer starts it again from the top
-            // (its first chunk's index then tells this node to ask afresh).
-            let credit = StateTransferRequest(
-                from: id, transferID: entry.transferID, viewEpoch: state.epoch, partitions: state.partitions)
-            send(.stateTransferRequest(credit), to: chunk.from, .stream, into: &effects)
-        }
-        fill = state
-        finishFillIfDone()
     }
 
     // MARK: Expiry and eviction

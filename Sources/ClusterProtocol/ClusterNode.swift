@@ -97,7 +97,7 @@ package final class ClusterNode {
     var owned: Set<PartitionID> = []
     var held: Set<PartitionID> = []
     var filled: Set<PartitionID> = []
-    var fill: FillState?
+    var fill: IncomingTransfer?
     var releasedAt: [PartitionID: Timestamp] = [:]
     var outbound: [NodeID: OutboundStream] = [:]
     var inbound: [NodeID: InboundStream] = [:]

@@ -1,38 +1,5 @@
 import SessionCore
 
-/// A state transfer this node is receiving: the partitions it holds but lacks.
-struct FillState {
-    /// The view epoch the transfer serves; a new view restarts it.
-    var epoch: Epoch
-    var partitions: [PartitionID]
-    /// Sources that must finish: every other member of the view.
-    var awaiting: [NodeID: TransferSource]
-    /// Former members that may still hold data (a graceful leaver); not waited for.
-    var optional: [NodeID: TransferSource]
-}
-
-/// One source of a state transfer: chunks must arrive in order, or the source is asked again.
-struct TransferSource {
-    var transferID: UInt64
-    var nextIndex: UInt32
-    /// When the request went out or the last chunk arrived: only a transfer that stopped
-    /// making progress is asked again, however long a large one takes.
-    var requestedAt: Timestamp
-}
-
-/// A state transfer this node is serving. It holds the ids still to send, not the
-/// sessions: each chunk is read from the store when it is sent, and only a window of
-/// chunks is in flight, reopened by the requester's credit for every chunk it applied.
-/// So a transfer of a million sessions costs ids in memory and a bounded queue.
-struct OutgoingTransfer {
-    var transferID: UInt64
-    /// The view epoch of the request, to tell a stale credit from a new request.
-    var viewEpoch: Epoch
-    var ids: [SessionID]
-    var cursor = 0
-    var nextIndex: UInt32 = 0
-}
-
 /// Where this node is in one sender's stream of batches.
 struct InboundStream {
     var incarnation: UInt64

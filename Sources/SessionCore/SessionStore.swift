@@ -331,11 +331,18 @@ package final class SessionStore: Sendable {
     /// The ids of the live and ended sessions whose id satisfies `include`: what a state
     /// transfer walks, reading each snapshot only when it sends it.
     package func sessionIDs(where include: (SessionID) -> Bool) -> [SessionID] {
+        (0..<shards.count).flatMap { sessionIDs(inShard: $0, where: include) }
+    }
+
+    /// The number of shards (``SessionStoreConfiguration/shardCount``).
+    package var shardCount: Int { shards.count }
+
+    /// ``sessionIDs(where:)`` of one shard: a reader that walks the shards in turn never
+    /// builds a list of every session at once.
+    package func sessionIDs(inShard shard: Int, where include: (SessionID) -> Bool) -> [SessionID] {
         var result = [SessionID]()
-        for shard in shards {
-            shard.state.withLock { state in
-                for id in state.slots.keys where include(id) { result.append(id) }
-            }
+        shards[shard].state.withLock { state in
+            for id in state.slots.keys where include(id) { result.append(id) }
         }
         return result
     }
