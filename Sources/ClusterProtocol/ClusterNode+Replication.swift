@@ -75,11 +75,7 @@ extension ClusterNode {
         for (peer, stream) in outbound.sorted(by: { $0.key < $1.key }) {
             guard let member = newView.members.first(where: { $0.id == peer }), member == stream.member else {
                 outbound.removeValue(forKey: peer)
-                waiters = waiters.mapValues { entry in
-                    var entry = entry
-                    entry.forget(peer)
-                    return entry
-                }
+                pendingWrites.forget(peer)
                 effects.append(.disconnect(stream.member))
                 continue
             }
@@ -90,17 +86,17 @@ extension ClusterNode {
         for peer in outbound.keys.sorted() { restampAndResend(to: peer, now: now, into: &effects) }
 
         // Writes this node no longer owns cannot be completed here: the caller retries.
-        for key in pendingWrites.keys.sorted() {
+        for key in pendingWrites.ids {
             guard let pending = pendingWrites[key] else { continue }
             if pending.targets.contains(where: { !owned.contains(partition(of: $0.id)) }) {
-                removePendingWrite(key)
+                pendingWrites.remove(key)
                 complete(pending.origin, .failure(.retry), event: nil, now: now, into: &effects)
             }
         }
         resendPendingWritesToNewBackups(now: now, into: &effects)
         retryRequestsRoutedAway(now: now, into: &effects)
         startFill(previous: previousView, now: now, into: &effects)
-        checkAllPendingWrites(now: now, into: &effects)
+        completeMetWrites(all: true, now: now, into: &effects)
         replayEarlyArrivals(now: now, into: &effects)
     }
 
@@ -123,15 +119,12 @@ extension ClusterNode {
     /// sessions (tombstones stay, so nothing ended comes back), raises its incarnation and
     /// joins again to be refilled.
     func leftView(now: Timestamp, into effects: inout [Effect]) {
-        for key in pendingWrites.keys.sorted() {
-            if let pending = removePendingWrite(key) {
-                complete(pending.origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
-            }
+        for pending in pendingWrites.removeAll() {
+            complete(pending.origin, .failure(.notInMajority), event: nil, now: now, into: &effects)
         }
         for (_, stream) in outbound.sorted(by: { $0.key < $1.key }) { effects.append(.disconnect(stream.member)) }
         outbound.removeAll()
         inbound.removeAll()
-        waiters.removeAll()
         fill = nil
         filled = []
         leaseUntil = nil
@@ -320,16 +313,12 @@ extension ClusterNode {
         // forever. Acks do not name the stream they belong to, so a stale ack for a number
         // this stream did send still passes (see docs/ARCHITECTURE.md, known gaps).
         let missing = ack.needSnapshots.isEmpty ? nil : Set(ack.needSnapshots)
-        writesToCheck.removeAll(keepingCapacity: true)
         let known = outbound.values[index].acknowledge(through: ack.sequence, now: now) { batch in
-            guard !waiters.isEmpty else { return }
+            guard !pendingWrites.isEmpty else { return }
             // By index: binding each delta would copy it (a retain per reference it holds).
             let deltas = batch.deltas
-            for position in deltas.indices {
-                let id = deltas[position].id
-                guard missing?.contains(id) != true, let entry = waiters.index(forKey: id) else { continue }
-                waiters.values[entry].credit(ack.from, version: deltas[position].version)
-                writesToCheck.append(contentsOf: waiters.values[entry].writes)
+            for position in deltas.indices where missing?.contains(deltas[position].id) != true {
+                pendingWrites.credit(deltas[position].id, version: deltas[position].version, by: ack.from)
             }
         }
         guard known else { return }
@@ -342,69 +331,19 @@ extension ClusterNode {
         if hasWaiting || resyncReady {
             sendWaiting(to: ack.from, now: now, into: &effects)
         }
-        if !writesToCheck.isEmpty {
-            var candidates = [UInt64]()
-            swap(&candidates, &writesToCheck)
-            completeMetWrites(&candidates, now: now, into: &effects)
-            swap(&candidates, &writesToCheck)
-        }
+        completeMetWrites(now: now, into: &effects)
     }
 
     // MARK: Completing writes
 
-    func checkAllPendingWrites(now: Timestamp, into effects: inout [Effect]) {
-        var candidates = [UInt64]()
-        for entry in waiters.values { candidates.append(contentsOf: entry.writes) }
-        completeMetWrites(&candidates, now: now, into: &effects)
-    }
-
-    /// Completes, in ascending id order, those of `candidates` (pending write ids, in any
-    /// order, repeats allowed) whose write concern is met.
-    func completeMetWrites(_ candidates: inout [UInt64], now: Timestamp, into effects: inout [Effect]) {
-        guard !candidates.isEmpty, let table, leaseValid(now: now) else { return }
-        if candidates.count > 1 { candidates.sort() }
-        var previous: UInt64?
-        for key in candidates where key != previous {
-            previous = key
-            guard let pending = pendingWrites[key], isMet(pending, table: table) else { continue }
-            removePendingWrite(key)
-            complete(pending.origin, .success(pending.result), event: pending.event, now: now, into: &effects)
+    /// Completes, in id order, the pending writes whose concern is met: those an ack just
+    /// credited, or all of them with `all` (a new view changes who the backups are).
+    func completeMetWrites(all: Bool = false, now: Timestamp, into effects: inout [Effect]) {
+        guard all || pendingWrites.hasCredits else { return }
+        let table = leaseValid(now: now) ? self.table : nil
+        for write in pendingWrites.takeMet(all: all, in: table) {
+            complete(write.origin, .success(write.result), event: write.event, now: now, into: &effects)
         }
-    }
-
-    /// True when `backupsRequired` backups of the current view acknowledged every target.
-    func isMet(_ pending: PendingWrite, table: PartitionTable) -> Bool {
-        pending.targets.allSatisfy { target in
-            let backups = table.backups(of: partition(of: target.id))
-            let entry = waiters[target.id]
-            var acknowledged = 0
-            for backup in backups where (entry?.acknowledgedVersion(by: backup) ?? 0) >= target.version {
-                acknowledged += 1
-            }
-            return acknowledged >= min(pending.backupsRequired, backups.count) && (pending.backupsRequired == 0 || !backups.isEmpty)
-        }
-    }
-
-    /// Registers a write waiting for its concern.
-    func addPendingWrite(_ write: PendingWrite) {
-        nextPendingID += 1
-        pendingWrites[nextPendingID] = write
-        for target in write.targets {
-            waiters[target.id, default: SessionWaiters()].writes.append(nextPendingID)
-        }
-    }
-
-    /// Removes a waiting write. Acknowledged versions are kept only for sessions with a
-    /// write waiting on them.
-    @discardableResult
-    func removePendingWrite(_ key: UInt64) -> PendingWrite? {
-        guard let pending = pendingWrites.removeValue(forKey: key) else { return nil }
-        for target in pending.targets {
-            guard let entry = waiters.index(forKey: target.id) else { continue }
-            waiters.values[entry].writes.removeAll { $0 == key }
-            if waiters.values[entry].writes.isEmpty { waiters.remove(at: entry) }
-        }
-        return pending
     }
 
     // MARK: State transfer

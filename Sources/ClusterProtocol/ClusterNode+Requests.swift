@@ -152,7 +152,7 @@ extension ClusterNode {
             complete(origin, .success(result), event: event, now: now, into: &effects)
             return
         }
-        addPendingWrite(
+        pendingWrites.add(
             PendingWrite(
                 origin: origin, targets: targets, backupsRequired: required,
                 deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds), event: event, result: result))
@@ -273,17 +273,19 @@ extension ClusterNode {
     /// write timeout, the owner sends each backup that has not yet acknowledged the write's
     /// version a snapshot of the session in the replication stream; the write completes
     /// when enough backups *of the new view* acknowledged a version at or past its own, as
-    /// always (``completeMetWrites(_:now:into:)``), so the acknowledgement still means "on
+    /// always (``completeMetWrites(all:now:into:)``), so the acknowledgement still means "on
     /// `backupsRequired` current replicas" (I1). The write is neither applied again nor
     /// completed twice: the pending entry is the same one, and a snapshot merges by stamp.
     func resendPendingWritesToNewBackups(now: Timestamp, into effects: inout [Effect]) {
         guard let table, !pendingWrites.isEmpty else { return }
         var sent = [NodeID: Set<SessionID>]()
-        for key in pendingWrites.keys.sorted() {
+        for key in pendingWrites.ids {
             guard let pending = pendingWrites[key] else { continue }
             for target in pending.targets where owned.contains(partition(of: target.id)) {
                 for backup in table.backups(of: partition(of: target.id))
-                where (waiters[target.id]?.acknowledgedVersion(by: backup) ?? 0) < target.version && sent[backup]?.contains(target.id) != true {
+                where pendingWrites.acknowledgedVersion(of: target.id, by: backup) < target.version
+                    && sent[backup]?.contains(target.id) != true
+                {
                     guard let snapshot = store.snapshot(target.id) else { continue }
                     enqueue(snapshot, to: backup, now: now)
                     sent[backup, default: []].insert(target.id)
@@ -341,7 +343,7 @@ extension ClusterNode {
 
     /// Fails what waited too long: writes short of their concern, forwards with no answer.
     func expireRequests(now: Timestamp, into effects: inout [Effect]) {
-        for key in pendingWrites.keys.sorted() {
+        for key in pendingWrites.ids {
             guard let pending = pendingWrites[key], now >= pending.deadline else { continue }
             if case .expiry = pending.origin, let target = pending.targets.first(where: { _ in true }) {
                 // Nobody waits on an expiry but its event: while this node owns the session
@@ -351,16 +353,16 @@ extension ClusterNode {
                 // nothing left to replicate: drop it (memory stays bounded by tombstones).
                 let backups = table?.backups(of: partition(of: target.id)) ?? []
                 if store.snapshot(target.id)?.kind != .invalidate {
-                    removePendingWrite(key)
+                    pendingWrites.remove(key)
                 } else if backups.isEmpty {
-                    removePendingWrite(key)
+                    pendingWrites.remove(key)
                     complete(pending.origin, .success(pending.result), event: pending.event, now: now, into: &effects)
                 } else {
-                    pendingWrites[key]?.deadline = now.adding(milliseconds: configuration.writeTimeoutMilliseconds)
+                    pendingWrites.extend(key, until: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
                 }
                 continue
             }
-            removePendingWrite(key)
+            pendingWrites.remove(key)
             let failure: ClusterFailure = leaseValid(now: now) ? .replicationTimeout : .notInMajority
             complete(pending.origin, .failure(failure), event: nil, now: now, into: &effects)
         }

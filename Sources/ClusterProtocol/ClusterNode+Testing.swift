@@ -14,7 +14,7 @@ extension ClusterNode {
     /// Bytes queued for the peer with the most (I6).
     package var queuedBytesHighWater: Int { outbound.values.map(\.queuedBytes).max() ?? 0 }
     /// Requests and transfers this node is waiting on (I6).
-    package var pendingCount: Int { pendingWrites.count + requests.count + waiters.count }
+    package var pendingCount: Int { pendingWrites.count + requests.count + pendingWrites.sessionCount }
     /// True when nothing is queued, unacknowledged or waiting to be re-sent to any peer.
     package var isQuiet: Bool {
         outbound.values.allSatisfy { $0.unacked.isEmpty && $0.waiting.isEmpty && !$0.isResyncing }

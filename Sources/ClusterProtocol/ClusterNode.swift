@@ -101,13 +101,8 @@ package final class ClusterNode {
     var releasedAt: [PartitionID: Timestamp] = [:]
     var outbound: [NodeID: OutboundStream] = [:]
     var inbound: [NodeID: InboundStream] = [:]
-    var pendingWrites: [UInt64: PendingWrite] = [:]
-    var nextPendingID: UInt64 = 0
-    /// The pending writes waiting on each session and its backups' acknowledged versions,
-    /// so an ack looks only at those. An entry lives while a write waits on the session.
-    var waiters: [SessionID: SessionWaiters] = [:]
-    /// Pending writes an ack may have completed; kept to reuse its storage across acks.
-    var writesToCheck: [UInt64] = []
+    /// The writes this node owns that wait for their concern, and their backups' acks.
+    var pendingWrites = PendingWrites()
     /// Requests sent to other owners, waiting for their replies.
     var requests = RequestTable()
     var nextFlushAt: Timestamp?
