@@ -36,6 +36,7 @@ extension ClusterNode {
         view = newView
         // Transfers to nodes outside the view will get no more credits.
         outgoingTransfers = outgoingTransfers.filter { requester, _ in newView.members.contains { $0.id == requester } }
+        finishedTransfers = finishedTransfers.filter { requester, _ in newView.members.contains { $0.id == requester } }
         // Every node remembers who was removed, so that whoever leads later never takes a
         // stale join request of a removed incarnation back in.
         for member in previousView?.members ?? [] where !newView.members.contains(member) {
@@ -134,6 +135,7 @@ extension ClusterNode {
             return
         }
         outgoingTransfers.removeAll()
+        finishedTransfers.removeAll()
         store.removeAll()
         incarnation += 1
         known[id] = me
@@ -396,6 +398,12 @@ extension ClusterNode {
             futureTransferRequests.append(request)
             return
         }
+        if let finished = finishedTransfers[request.from], outgoingTransfers[request.from] == nil,
+           finished.transferID == request.transferID, finished.viewEpoch == request.viewEpoch
+        {
+            // A credit for one of the last chunks of a transfer already sent in full.
+            return
+        }
         if let current = outgoingTransfers[request.from] {
             if current.transferID == request.transferID {
                 // A credit: the requester applied a chunk; send the next one.
@@ -423,7 +431,11 @@ extension ClusterNode {
         let message = StateTransferChunk(
             from: id, transferID: transfer.transferID, index: chunk.index, last: chunk.last, snapshots: chunk.snapshots)
         send(.stateTransferChunk(message), to: requester, .stream, into: &effects)
-        if !chunk.last { outgoingTransfers[requester] = transfer }
+        if chunk.last {
+            finishedTransfers[requester] = (transfer.transferID, transfer.viewEpoch)
+        } else {
+            outgoingTransfers[requester] = transfer
+        }
         return !chunk.last
     }
 

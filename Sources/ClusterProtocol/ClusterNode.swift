@@ -114,6 +114,9 @@ package final class ClusterNode {
     var nextTransferID: UInt64 = 0
     /// State transfers this node is serving, by requester.
     var outgoingTransfers: [NodeID: OutgoingTransfer] = [:]
+    /// The last transfer sent in full to each requester (its id and view epoch): the
+    /// credits for its last few chunks arrive after it ended and must not start it again.
+    var finishedTransfers: [NodeID: (transferID: UInt64, viewEpoch: Epoch)] = [:]
     var queueOverflows = 0
     /// Delta batches stamped with a view this node has not installed yet (the owner
     /// installed it first), replayed once it is; bounded, see `handleDeltaBatch`.
@@ -221,12 +224,18 @@ package final class ClusterNode {
         if touchesDue || (nextFlushAt.map { now >= $0 } ?? false) {
             flush(now: now, includeTouches: touchesDue, into: &effects)
         }
-        if now >= nextSweepAt {
-            nextSweepAt = now.adding(milliseconds: Timing.sweepSliceMilliseconds)
+        // Every slice that is due, so a late tick (a busy loop) still covers the whole
+        // store once a second; at most one pass per tick.
+        var slicesSwept = 0
+        while now >= nextSweepAt && slicesSwept < Timing.sweepSlices {
+            nextSweepAt = nextSweepAt.adding(milliseconds: Timing.sweepSliceMilliseconds)
             sweep(slice: sweepSlice, now: now, into: &effects)
             if sweepSlice == 0 { freshness.prune(keeping: Set((view?.members ?? []).map(\.id))) }
             sweepSlice = (sweepSlice + 1) % Timing.sweepSlices
+            slicesSwept += 1
         }
+        if now >= nextSweepAt { nextSweepAt = now.adding(milliseconds: Timing.sweepSliceMilliseconds) }
+        if pendingWrites.hasCredits { completeMetWrites(now: now, into: &effects) }
     }
 
     /// When the runtime must call ``tick(now:)`` next at the latest.

@@ -15,6 +15,9 @@ struct PendingWrites {
     private var waiters: [SessionID: SessionWaiters] = [:]
     /// Writes credited since the last ``takeMet(all:in:)``, in any order, repeats allowed.
     private var credited: [UInt64] = []
+    /// Credits came while no write could complete (no view or no lease): the next check
+    /// looks at every write, so one met then is not left to its deadline.
+    private var recheckAll = false
 
     /// True when no write waits.
     var isEmpty: Bool { writes.isEmpty }
@@ -23,7 +26,7 @@ struct PendingWrites {
     /// The sessions with a write waiting (each holds its backups' credits).
     var sessionCount: Int { waiters.count }
     /// True when an ack credited a write since the last ``takeMet(all:in:)``.
-    var hasCredits: Bool { !credited.isEmpty }
+    var hasCredits: Bool { recheckAll || !credited.isEmpty }
     /// The ids of the waiting writes, ascending: the order they are answered in.
     var ids: [UInt64] { writes.keys.sorted() }
 
@@ -57,6 +60,7 @@ struct PendingWrites {
         writes.removeAll()
         waiters.removeAll()
         credited.removeAll()
+        recheckAll = false
         return all
     }
 
@@ -84,12 +88,16 @@ struct PendingWrites {
 
     /// Removes and returns, in id order, the writes whose concern is met in `table` (the
     /// current view's): among those credited since the last call, or among all of them
-    /// with `all`. With no table (no view, or no lease) none completes: the credits stay,
-    /// and the writes are checked again at the next credit or view.
+    /// with `all`. With no table (no view, or no lease) none completes, and the next call
+    /// with a table checks every write (``hasCredits`` stays true until then).
     mutating func takeMet(all: Bool = false, in table: PartitionTable?) -> [PendingWrite] {
         defer { credited.removeAll(keepingCapacity: true) }
-        guard let table else { return [] }
-        var candidates = all ? Array(writes.keys) : credited
+        guard let table else {
+            recheckAll = recheckAll || !credited.isEmpty
+            return []
+        }
+        var candidates = all || recheckAll ? Array(writes.keys) : credited
+        recheckAll = false
         guard !candidates.isEmpty else { return [] }
         candidates.sort()
         var met = [PendingWrite]()

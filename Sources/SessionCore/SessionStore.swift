@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// The store never reads a clock: every operation that depends on time takes `now`.
 /// It does not know about partitions or peers either; the protocol core decides which
-/// sessions this node owns and passes that in (``sweepExpired(now:isOwner:)``).
+/// sessions this node owns and passes that in (``sweepExpired(now:slice:of:isOwner:)``).
 ///
 /// Concurrency: sessions are spread over ``Configuration/shardCount`` shards, each behind
 /// its own `Mutex`. A read holds one shard's lock for a dictionary lookup and a
@@ -328,8 +328,8 @@ package final class SessionStore: Sendable {
         return result
     }
 
-    /// The ids of the live and ended sessions whose id satisfies `include`: what a state
-    /// transfer walks, reading each snapshot only when it sends it.
+    /// The ids of the live and ended sessions whose id satisfies `include` (a resync after
+    /// an overflow lists the sessions to resend with it).
     package func sessionIDs(where include: (SessionID) -> Bool) -> [SessionID] {
         (0..<shards.count).flatMap { sessionIDs(inShard: $0, where: include) }
     }
@@ -398,7 +398,7 @@ package final class SessionStore: Sendable {
     /// drops tombstones past their lifetime or over the count limit. Returns one
     /// ``SessionEvent/expired(_:)`` per session ended.
     ///
-    /// Only the shards of `slice` (of `slices` equal parts) are swept: a caller that sweeps
+    /// Only the shards of `slice` (of `slices` parts, as equal as the shard count allows) are swept: a caller that sweeps
     /// the slices in turn never holds its thread for a scan of every session (tens of
     /// milliseconds at a million).
     package func sweepExpired(now: Timestamp, slice: Int = 0, of slices: Int = 1, isOwner: (SessionID) -> Bool) -> [SessionEvent] {
@@ -414,6 +414,9 @@ package final class SessionStore: Sendable {
                 state.dropTombstones(olderThan: now.adding(milliseconds: -lifetime), keepingAtMost: tombstoneBudget)
             }
         }
+        // In id order, not the dictionary's (which differs between processes): the events
+        // and the writes they start must come out the same in a replayed run.
+        expired.sort { ($0.high, $0.low, $0.tail) < ($1.high, $1.low, $1.tail) }
         return expired.compactMap { id in end(id, now: now, reason: .expired) != nil ? .expired(id) : nil }
     }
 

@@ -135,3 +135,34 @@ import Testing
         simulation.expectNoViolations()
     }
 }
+
+/// The expiry sweep covers a tenth of the store per 100 ms; a tick that comes late (a busy
+/// event loop) must still cover every slice that fell due, or a full pass takes longer
+/// than the second sessions are promised.
+@Suite struct ExpirySweepTests {
+    @Test func aLateTickSweepsEverySliceThatFellDue() throws {
+        let address = PeerAddress(host: "10.0.0.1", port: 7000)
+        let configuration = NodeConfiguration(id: "n1", address: address, incarnation: 1, seeds: [address])
+        let node = ClusterNode(configuration: configuration, store: SessionStore(), sessionClock: { $0 })
+        var now = Timestamp(milliseconds: 1_000)
+        _ = node.handle(.start, now: now)
+        for _ in 0..<300 where !node.isReady {
+            now = now.adding(milliseconds: 10)
+            _ = node.handle(.tick, now: now)
+        }
+        try #require(node.isReady, "a node alone forms its own view")
+        var random = SeededRandom(seed: 3)
+        for request in 1...200 {
+            let metadata = SessionMetadata(createdAt: now, maxInactiveMilliseconds: 500, stamp: 1)
+            _ = node.handle(
+                .write(.create(metadata, SessionChanges()), to: SessionID.random(using: &random), concern: .local,
+                    requestID: RequestID(UInt64(request))),
+                now: now)
+        }
+        #expect(node.store.count == 200)
+        // Nothing for two seconds, then one tick: all ten slices fell due in between. (The
+        // expiries' events wait for a backup's ack, which a node alone never gets.)
+        _ = node.handle(.tick, now: now.adding(milliseconds: 2_000))
+        #expect(node.store.count == 0, "every expired session ended by the one late tick, not a tenth of them")
+    }
+}

@@ -52,8 +52,16 @@ import Testing
 
         pending.credit(a, version: 1, by: backups(of: a)[0])
         #expect(pending.takeMet(in: nil).isEmpty, "no lease: nothing completes")
+        #expect(pending.hasCredits, "the write met without a lease is checked again, not left to its deadline")
+        #expect(pending.takeMet(in: table).count == 1, "the lease is back: the next check finds it")
         #expect(!pending.hasCredits)
-        #expect(pending.takeMet(in: table).isEmpty, "the credit was checked already; it waits for the next")
+
+        let b = session(7)
+        pending.add(write([(b, 1)], backups: 1))
+        #expect(pending.takeMet(in: table).isEmpty, "nothing credited: nothing checked")
+        pending.credit(b, version: 1, by: backups(of: b)[0])
+        _ = pending.takeMet(in: PartitionTable(members: ["n1"], partitionCount: 16, replicationFactor: 3))
+        #expect(pending.count == 1, "a view without backups meets no concern of one backup")
         #expect(pending.takeMet(all: true, in: table).count == 1, "a new view checks every write")
     }
 
