@@ -1,7 +1,7 @@
 import SessionCluster
 
 /// Two nodes on 127.0.0.1, the second seeded with the first, both in one view with every
-/// partition filled, started for one test.
+/// partition filled and holding their leases, started for one test.
 public enum TwoNodes {
     public struct NotReady: Error {}
 
@@ -14,7 +14,8 @@ public enum TwoNodes {
             let deadline = ContinuousClock.now + .seconds(15)
             while true {
                 let statuses = [try? await first.status(), try? await second.status()]
-                if statuses.allSatisfy({ $0?.members.count == 2 && $0?.partitionsFilling == 0 }) { break }
+                // An owner without its lease yet refuses writes (notInMajority): wait for both.
+                if statuses.allSatisfy({ $0?.members.count == 2 && $0?.partitionsFilling == 0 && $0?.leaseValid == true }) { break }
                 guard ContinuousClock.now < deadline else { throw NotReady() }
                 try await Task.sleep(for: .milliseconds(20))
             }

@@ -24,10 +24,12 @@ enum TestCluster {
                 try await node.start()
                 if seeds.isEmpty, let address = node.boundAddress { seeds = [address] }
             }
+            // Ready: one view, every partition filled, and every node holding its lease (an
+            // owner without one refuses writes with notInMajority until its next heartbeat round).
             try await waitUntil("all \(count) nodes ready in one view") {
                 for node in nodes {
                     guard await node.isReady(), let status = try? await node.status(), status.members.count == count,
-                        status.partitionsFilling == 0
+                        status.partitionsFilling == 0, status.leaseValid
                     else {
                         return false
                     }
