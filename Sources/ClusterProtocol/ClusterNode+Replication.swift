@@ -484,8 +484,3 @@ extension ClusterNode {
     }
 }
 
-extension SessionID {
-    /// A total order for deterministic effect order (ids are random; any fixed order will do).
-    func precedes(_ other: SessionID) -> Bool { (high, low, tail) < (other.high, other.low, other.tail) }
-}
-

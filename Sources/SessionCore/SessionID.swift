@@ -74,6 +74,10 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
         self.init(high: high, low: low, tail: tail)
     }
 
+    /// A fixed total order, so that work done over many ids (effects, expiries, transfer
+    /// chunks) comes out the same in a replayed run. Ids are random; any fixed order will do.
+    package func precedes(_ other: SessionID) -> Bool { (high, low, tail) < (other.high, other.low, other.tail) }
+
     /// The 18-byte binary form, big-endian.
     public var bytes: [UInt8] {
         var result = [UInt8]()

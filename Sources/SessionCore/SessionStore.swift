@@ -416,7 +416,7 @@ package final class SessionStore: Sendable {
         }
         // In id order, not the dictionary's (which differs between processes): the events
         // and the writes they start must come out the same in a replayed run.
-        expired.sort { ($0.high, $0.low, $0.tail) < ($1.high, $1.low, $1.tail) }
+        expired.sort { $0.precedes($1) }
         return expired.compactMap { id in end(id, now: now, reason: .expired) != nil ? .expired(id) : nil }
     }
 
