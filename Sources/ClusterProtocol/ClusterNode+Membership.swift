@@ -95,18 +95,32 @@ extension ClusterNode {
         if role == .leader {
             if detector.isTracked(reply.from.id) {
                 ackedHeartbeatSentAt[reply.from.id] = max(ackedHeartbeatSentAt[reply.from.id] ?? .zero, sentAt)
+                if awaitingFirstLease, let until = leaderLeaseUntil(now: now), now < until { awaitingFirstLease = false }
             }
         } else if reply.from.id == leaderID, reply.from.id == view?.leader || leaderID != nil {
             let until = sentAt.adding(milliseconds: configuration.leaseMilliseconds)
             leaseUntil = max(leaseUntil ?? until, until)
+            if now < until { awaitingFirstLease = false }
         }
     }
 
     /// True while this node may acknowledge writes and serve reads as owner.
     package func leaseValid(now: Timestamp) -> Bool {
-        guard isReady else { return false }
-        if role == .leader { return leaderLeaseUntil(now: now).map { now < $0 } ?? false }
-        return leaseUntil.map { now < $0 } ?? false
+        guard isReady, let until = leaseExpiry(now: now) else { return false }
+        return now < until
+    }
+
+    /// Why an owner refuses a request for want of a lease. Right after a cluster forms, this
+    /// node joins or wins an election, the first heartbeat round has not answered yet: that
+    /// lease is on its way, and the request is worth retrying. A lease that ran out means
+    /// this node may be cut off.
+    func failureForWantOfLease() -> ClusterFailure {
+        awaitingFirstLease ? .retry : .notInMajority
+    }
+
+    /// When this node's lease runs out; nil when it holds none.
+    private func leaseExpiry(now: Timestamp) -> Timestamp? {
+        role == .leader ? leaderLeaseUntil(now: now) : leaseUntil
     }
 
     /// The leader's own lease: the majority-th newest heartbeat its members answered.
@@ -249,6 +263,7 @@ extension ClusterNode {
         // answered now, so nobody is removed before a full lease has surely lapsed.
         detector.restartAll(at: now)
         ackedHeartbeatSentAt.removeAll()
+        awaitingFirstLease = true
         var members = view?.members ?? []
         if !isMember {
             // The first view: this node and every seed that voted or asked to join.

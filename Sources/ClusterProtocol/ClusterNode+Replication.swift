@@ -129,6 +129,7 @@ extension ClusterNode {
         fill = nil
         filled = []
         leaseUntil = nil
+        awaitingFirstLease = true
         election.stopLeading()
         if leaving {
             election.markLeft()

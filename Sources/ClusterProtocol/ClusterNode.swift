@@ -85,6 +85,9 @@ package final class ClusterNode {
     var heartbeatSentAt: [UInt64: Timestamp] = [:]
     var nextHeartbeatAt = Timestamp.zero
     var leaseUntil: Timestamp?
+    /// True from when this node starts, joins again, is elected or sees its clock go back,
+    /// until it first holds a lease: a request it refuses meanwhile is worth a retry.
+    var awaitingFirstLease = true
     var leaving = false
     var removedIncarnation: [NodeID: UInt64] = [:]
     var pendingJoins: [NodeID: Member] = [:]
@@ -252,6 +255,7 @@ package final class ClusterNode {
     func observe(_ now: Timestamp) {
         if let lastNow, now < lastNow {
             leaseUntil = nil
+            awaitingFirstLease = true
             heartbeatSentAt.removeAll()
             ackedHeartbeatSentAt.removeAll()
         }

@@ -517,8 +517,8 @@ public final class SessionCluster: Service, Sendable {
     }
 
     /// Pauses before retrying a request the core answered with `.retry` (the view changed
-    /// under it, or a partition is still being filled): 10, 20, 40, 80, 160 ms, then the
-    /// caller gets ``SessionClusterError/viewChanged``.
+    /// under it, a partition is still being filled, or its owner awaits its first lease):
+    /// 10, 20, 40, 80, 160 ms, then the caller gets ``SessionClusterError/viewChanged``.
     private static let retryDelays: [Duration] = [10, 20, 40, 80, 160].map { .milliseconds($0) }
 
     private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> SessionVersion {

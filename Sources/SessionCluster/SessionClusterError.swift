@@ -16,7 +16,8 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
     case replicationTimeout
     /// The session's owner could not be reached in time.
     case ownerUnreachable
-    /// The view changed while the request was in flight; retrying is safe.
+    /// The view changed while the request was in flight, or the owner was still waiting for
+    /// its first lease, for longer than the node's own retries (about 300 ms); retrying is safe.
     case viewChanged
     /// The cluster is not running (not started yet, or shut down).
     case notRunning
