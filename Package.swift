@@ -141,7 +141,9 @@ let package = Package(
         ),
         .testTarget(name: "SessionCoreTests", dependencies: ["SessionCore"]),
         .testTarget(name: "ClusterProtocolTests", dependencies: ["ClusterProtocol", "ClusterSimulator", "SessionCore"]),
-        .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "ClusterProtocol", "SessionCore"], resources: []),
+        .testTarget(
+            name: "WireFormatTests",
+            dependencies: ["WireFormat", "ClusterProtocol", "SessionCore", .product(name: "Crypto", package: "swift-crypto")], resources: []),
         .testTarget(
             name: "SessionClusterTests",
             dependencies: [
