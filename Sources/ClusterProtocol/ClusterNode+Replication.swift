@@ -288,21 +288,17 @@ extension ClusterNode {
             let sender = view.members.first(where: { $0.id == batch.from })
         else { return }
         var stream = inbound[batch.from] ?? InboundStream(incarnation: sender.incarnation)
-        if stream.incarnation != sender.incarnation { stream = InboundStream(incarnation: sender.incarnation) }
         var needSnapshots = [SessionID]()
-        if batch.sequence == stream.expected {
+        if stream.admit(batch.sequence, from: sender.incarnation) {
             for delta in batch.deltas {
                 switch store.apply(delta, now: wall(now)) {
                 case .gap, .unknownSession, .rejected: needSnapshots.append(delta.id)
                 case .applied, .unchanged, .sessionEnded: break
                 }
             }
-            stream.expected += 1
         }
         inbound[batch.from] = stream
-        // Cumulative: a duplicate or a batch past a gap re-acknowledges what was applied,
-        // and the sender goes back to the first unacknowledged one.
-        let ack = DeltaAck(from: id, sequence: stream.expected - 1, needSnapshots: needSnapshots)
+        let ack = DeltaAck(from: id, sequence: stream.acknowledged, needSnapshots: needSnapshots)
         effects.append(.send(.deltaAck(ack), to: sender, channel: .stream))
     }
 

@@ -1,11 +1,5 @@
 import SessionCore
 
-/// Where this node is in one sender's stream of batches.
-struct InboundStream {
-    var incarnation: UInt64
-    var expected: UInt64 = 1
-}
-
 /// A write this node applied as owner, waiting for its write concern.
 struct PendingWrite {
     enum Origin {

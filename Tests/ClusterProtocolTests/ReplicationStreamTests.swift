@@ -88,3 +88,43 @@ import Testing
         #expect(stream.lastProgressAt == at(50))
     }
 }
+
+/// The backup's end of a stream, step by step: each batch applied once and in order, the
+/// acknowledgement cumulative, a rejoined sender's stream numbered afresh.
+@Suite struct InboundStreamTests {
+    /// Admits `sequence`, outside `#expect` (which cannot take a mutating call).
+    func admit(_ stream: inout InboundStream, _ sequence: UInt64, from incarnation: UInt64) -> Bool {
+        stream.admit(sequence, from: incarnation)
+    }
+
+    @Test func batchesInOrderAreAppliedOnceAndAcknowledgedCumulatively() {
+        var stream = InboundStream(incarnation: 7)
+        #expect(stream.acknowledged == 0)
+        #expect(admit(&stream, 1, from: 7))
+        #expect(admit(&stream, 2, from: 7))
+        #expect(stream.acknowledged == 2)
+        #expect(!admit(&stream, 2, from: 7), "a duplicate is not applied again")
+        #expect(!admit(&stream, 1, from: 7), "nor an older one")
+        #expect(stream.acknowledged == 2, "it re-acknowledges what was applied")
+    }
+
+    @Test func aBatchPastAGapWaitsForTheResend() {
+        var stream = InboundStream(incarnation: 7)
+        #expect(admit(&stream, 1, from: 7))
+        #expect(!admit(&stream, 3, from: 7), "batch 2 was lost: 3 must not be applied before it")
+        #expect(stream.acknowledged == 1, "the sender goes back to 2")
+        #expect(admit(&stream, 2, from: 7))
+        #expect(admit(&stream, 3, from: 7))
+        #expect(stream.acknowledged == 3)
+    }
+
+    @Test func aRejoinedSenderStartsANewStreamAtOne() {
+        var stream = InboundStream(incarnation: 7)
+        for sequence in 1...5 { #expect(admit(&stream, UInt64(sequence), from: 7)) }
+        #expect(!admit(&stream, 6, from: 8), "a new incarnation numbers from 1, not where the old one was")
+        #expect(stream.incarnation == 8)
+        #expect(stream.acknowledged == 0)
+        #expect(admit(&stream, 1, from: 8))
+        #expect(stream.acknowledged == 1)
+    }
+}
