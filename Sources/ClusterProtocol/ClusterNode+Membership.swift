@@ -95,13 +95,12 @@ extension ClusterNode {
         if role == .leader {
             if detector.isTracked(reply.from.id) {
                 ackedHeartbeatSentAt[reply.from.id] = max(ackedHeartbeatSentAt[reply.from.id] ?? .zero, sentAt)
-                if awaitingFirstLease, let until = leaderLeaseUntil(now: now), now < until { awaitingFirstLease = false }
             }
         } else if reply.from.id == leaderID, reply.from.id == view?.leader || leaderID != nil {
             let until = sentAt.adding(milliseconds: configuration.leaseMilliseconds)
             leaseUntil = max(leaseUntil ?? until, until)
-            if now < until { awaitingFirstLease = false }
         }
+        if awaitingFirstLease, let until = leaseExpiry(now: now), now < until { awaitingFirstLease = false }
     }
 
     /// True while this node may acknowledge writes and serve reads as owner.

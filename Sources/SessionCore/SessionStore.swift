@@ -398,9 +398,9 @@ package final class SessionStore: Sendable {
     /// drops tombstones past their lifetime or over the count limit. Returns one
     /// ``SessionEvent/expired(_:)`` per session ended.
     ///
-    /// Only the shards of `slice` (of `slices` parts, as equal as the shard count allows) are swept: a caller that sweeps
-    /// the slices in turn never holds its thread for a scan of every session (tens of
-    /// milliseconds at a million).
+    /// Only the shards of `slice` (of `slices` parts, as equal as the shard count allows)
+    /// are swept: a caller that sweeps the slices in turn never holds its thread for a scan
+    /// of every session (tens of milliseconds at a million).
     package func sweepExpired(now: Timestamp, slice: Int = 0, of slices: Int = 1, isOwner: (SessionID) -> Bool) -> [SessionEvent] {
         precondition(slices > 0 && (0..<slices).contains(slice), "slice \(slice) of \(slices)")
         var expired = [SessionID]()
