@@ -413,7 +413,7 @@ extension ClusterNode {
         outgoingTransfers[request.from] = OutgoingTransfer(
             transferID: request.transferID, viewEpoch: request.viewEpoch, partitions: Set(request.partitions),
             sessions: Set(request.sessions))
-        for _ in 0..<Timing.transferWindowChunks {
+        for _ in 0..<Timing.transferWindowChunks(configuration) {
             guard sendNextTransferChunk(to: request.from, into: &effects) else { break }
         }
     }

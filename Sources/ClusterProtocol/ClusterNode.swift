@@ -331,8 +331,15 @@ enum Timing {
     }
     /// Chunks of one state transfer in flight at once; each chunk the requester applies
     /// lets the source send one more. 16 chunks of 256 KiB keep both ends busy: with 4 the
-    /// requester's loop waited for chunks, and 1M sessions took 18 s against 14 s.
-    static let transferWindowChunks = 16
+    /// requester's loop waited for chunks, and 1M sessions took 18 s against 14 s. But at
+    /// most a quarter of the per-peer queue bound (at least one chunk): a window the bound
+    /// cannot hold overflows the link, the requester sees a gap and asks afresh, and the new
+    /// window overflows again, so a joiner never filled under a 2 MiB bound. A quarter leaves
+    /// room for a replaced transfer's chunks still queued and for the delta stream.
+    static func transferWindowChunks(_ configuration: NodeConfiguration) -> Int {
+        let fitting = configuration.maxQueuedBytesPerPeer / (4 * max(1, configuration.stateTransferChunkBytes))
+        return max(1, min(16, fitting))
+    }
     /// A state-transfer source that has made no progress is asked again after this long.
     static func transferRetryMilliseconds(_ configuration: NodeConfiguration) -> Int64 {
         5 * configuration.heartbeatIntervalMilliseconds

@@ -38,8 +38,13 @@ public struct SessionClusterConfiguration: Sendable {
     public var store: SessionStoreConfiguration
     /// Frames queued for one peer while its link is down or slow, in bytes, beyond which
     /// the queue is dropped (and counted) and the protocol repairs that peer by state
-    /// transfer. Default: the core's `maxQueuedBytesPerPeer` (32 MiB).
-    public var maxQueuedBytesPerPeer: Int
+    /// transfer. A state transfer keeps at most a quarter of it in flight (at least one
+    /// 256 KiB chunk), so a small bound slows a joiner's fill rather than stopping it.
+    /// Default 32 MiB.
+    public var maxQueuedBytesPerPeer: Int {
+        get { node.maxQueuedBytesPerPeer }
+        set { node.maxQueuedBytesPerPeer = newValue }
+    }
     /// The first pause before reconnecting a failed link; it doubles per failure. Default 50 ms.
     public var reconnectInitialDelay: Duration = .milliseconds(50)
     /// The longest pause between reconnect attempts. Default 2 s.
@@ -94,7 +99,6 @@ public struct SessionClusterConfiguration: Sendable {
         self.bindAddress = bindAddress
         self.clusterKeys = [ClusterKey(id: 0, bytes: clusterKey)]
         self.store = SessionStoreConfiguration()
-        self.maxQueuedBytesPerPeer = node.maxQueuedBytesPerPeer
     }
 
     /// How the transport backs off reconnecting a link (``reconnectInitialDelay`` doubling
