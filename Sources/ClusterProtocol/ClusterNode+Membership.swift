@@ -99,6 +99,7 @@ extension ClusterNode {
         } else if reply.from.id == leaderID, reply.from.id == view?.leader || leaderID != nil {
             let until = sentAt.adding(milliseconds: configuration.leaseMilliseconds)
             leaseUntil = max(leaseUntil ?? until, until)
+            leaseGrantedBy = reply.from.id
         }
         if awaitingFirstLease, let until = leaseExpiry(now: now), now < until { awaitingFirstLease = false }
     }
@@ -109,12 +110,24 @@ extension ClusterNode {
         return now < until
     }
 
-    /// Why an owner refuses a request for want of a lease. Right after a cluster forms, this
-    /// node joins or wins an election, the first heartbeat round has not answered yet: that
-    /// lease is on its way, and the request is worth retrying. A lease that ran out means
-    /// this node may be cut off.
-    func failureForWantOfLease() -> ClusterFailure {
-        awaitingFirstLease ? .retry : .notInMajority
+    /// Why an owner refuses a request for want of a lease. The request is worth retrying
+    /// when a lease is on its way: right after a cluster forms, this node joins or wins an
+    /// election (the first heartbeat round has not answered yet), and while a follower that
+    /// hears a majority waits for a new leader (``awaitsNextLeader(now:)``). Otherwise the
+    /// lease ran out because this node may be cut off.
+    func failureForWantOfLease(now: Timestamp) -> ClusterFailure {
+        awaitingFirstLease || awaitsNextLeader(now: now) ? .retry : .notInMajority
+    }
+
+    /// True for a follower that heard a majority of its view (itself included) within the
+    /// suspicion window while the leader that granted its last lease is silent or replaced:
+    /// that leader is gone, and the next one is being elected or has not answered yet.
+    private func awaitsNextLeader(now: Timestamp) -> Bool {
+        guard role != .leader, let view else { return false }
+        let window = configuration.suspectAfterMilliseconds
+        if let leader = leaderID, leader == leaseGrantedBy, detector.heard(leader, within: window, at: now) { return false }
+        let heard = view.members.count { $0.id == id || detector.heard($0.id, within: window, at: now) }
+        return 2 * heard > view.members.count
     }
 
     /// When this node's lease runs out; nil when it holds none.

@@ -129,6 +129,7 @@ extension ClusterNode {
         fill = nil
         filled = []
         leaseUntil = nil
+        leaseGrantedBy = nil
         awaitingFirstLease = true
         election.stopLeading()
         if leaving {

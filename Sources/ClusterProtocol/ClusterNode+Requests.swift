@@ -53,7 +53,7 @@ extension ClusterNode {
 
     func readLocally(_ session: SessionID, touch: Bool, now: Timestamp) -> ReadResult {
         guard isOwner(of: session), filled.contains(partition(of: session)) else { return .failed(.retry) }
-        guard leaseValid(now: now) else { return .failed(failureForWantOfLease()) }
+        guard leaseValid(now: now) else { return .failed(failureForWantOfLease(now: now)) }
         if store.load(session, now: wall(now), touch: touch) != nil, let snapshot = store.snapshot(session), snapshot.kind == .snapshot {
             return .found(snapshot)
         }
@@ -73,7 +73,7 @@ extension ClusterNode {
             return
         }
         guard leaseValid(now: now) else {
-            complete(origin, .failure(failureForWantOfLease()), event: nil, now: now, into: &effects)
+            complete(origin, .failure(failureForWantOfLease(now: now)), event: nil, now: now, into: &effects)
             return
         }
         let target: (id: SessionID, version: SessionVersion)

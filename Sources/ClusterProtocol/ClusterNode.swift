@@ -85,6 +85,8 @@ package final class ClusterNode {
     var heartbeatSentAt: [UInt64: Timestamp] = [:]
     var nextHeartbeatAt = Timestamp.zero
     var leaseUntil: Timestamp?
+    /// The leader whose reply granted ``leaseUntil``.
+    var leaseGrantedBy: NodeID?
     /// True from when this node starts, joins again, is elected or sees its clock go back,
     /// until it first holds a lease: a request it refuses meanwhile is worth a retry.
     var awaitingFirstLease = true
@@ -255,6 +257,7 @@ package final class ClusterNode {
     func observe(_ now: Timestamp) {
         if let lastNow, now < lastNow {
             leaseUntil = nil
+            leaseGrantedBy = nil
             awaitingFirstLease = true
             heartbeatSentAt.removeAll()
             ackedHeartbeatSentAt.removeAll()

@@ -29,8 +29,9 @@ import WireFormat
 /// Reads are served from the local store with no hop when the node holds a current copy
 /// (``load(_:touch:)``); writes go to the session's owner, which replicates them to its
 /// backups before acknowledging, as the write concern asks. A request that meets a view
-/// change (partitions moving between nodes) is retried a few times, for about 300 ms,
-/// before it fails with ``SessionClusterError/viewChanged``.
+/// change (partitions moving between nodes) or a failover is retried for as long as an
+/// election can take (the election timeout's upper bound plus two heartbeats: 1 s by
+/// default) before it fails with ``SessionClusterError/viewChanged``.
 public final class SessionCluster: Service, Sendable {
     private enum State: Sendable {
         case idle
@@ -516,10 +517,19 @@ public final class SessionCluster: Service, Sendable {
         return handle
     }
 
-    /// Pauses before retrying a request the core answered with `.retry` (the view changed
-    /// under it, a partition is still being filled, or its owner awaits its first lease):
-    /// 10, 20, 40, 80, 160 ms, then the caller gets ``SessionClusterError/viewChanged``.
-    private static let retryDelays: [Duration] = [10, 20, 40, 80, 160].map { .milliseconds($0) }
+    /// How long a request the core answered with `.retry` (the view changed under it, a
+    /// partition is still being filled, or its owner awaits a lease) is retried before the
+    /// caller gets ``SessionClusterError/viewChanged``: as long as an election can take, so
+    /// that a leader's death costs requests on the other owners a pause, not an error. The
+    /// gap between the dead leader's lease and the next one's, over 100 simulated seeds with
+    /// the defaults: median 36 ms, 90th percentile 202 ms, longest 303 ms, at the edge of the
+    /// fixed 310 ms this replaced; and an election timeout configured longer widens it.
+    private var retryBudget: Duration {
+        configuration.electionTimeout.upperBound + configuration.heartbeatInterval * 2
+    }
+    /// The pauses between retries double from the first to the longest.
+    private static let firstRetryDelay = Duration.milliseconds(10)
+    private static let longestRetryDelay = Duration.milliseconds(160)
 
     private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> SessionVersion {
         try await request(
@@ -546,19 +556,24 @@ public final class SessionCluster: Service, Sendable {
         _ start: @escaping @Sendable (NodeRuntime, UnsafeContinuation<Result<Value, SessionClusterError>, Never>) -> Void,
         settledByRetry: (SessionClusterError) -> Value?
     ) async throws(SessionClusterError) -> Value {
-        var attempt = 0
+        var delay = Self.firstRetryDelay
+        // Read only once a retry is due: the clock is not on the path of a request that succeeds.
+        var giveUpAt: ContinuousClock.Instant?
         while true {
             let handle = try runningHandle()
             let result = await withUnsafeContinuation { continuation in handle.run { start($0, continuation) } }
             switch result {
             case .success(let value):
                 return value
-            case .failure(.viewChanged) where attempt < Self.retryDelays.count:
-                try? await Task.sleep(for: Self.retryDelays[attempt])
-                attempt += 1
             case .failure(let error):
-                if attempt > 0, let value = settledByRetry(error) { return value }
-                throw error
+                if giveUpAt != nil, let value = settledByRetry(error) { return value }
+                guard case .viewChanged = error else { throw error }
+                let now = ContinuousClock.now
+                let deadline = giveUpAt ?? now + retryBudget
+                guard now < deadline else { throw error }
+                giveUpAt = deadline
+                try? await Task.sleep(for: min(delay, deadline - now))
+                delay = min(delay * 2, Self.longestRetryDelay)
             }
         }
     }

@@ -17,7 +17,8 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
     /// The session's owner could not be reached in time.
     case ownerUnreachable
     /// The view changed while the request was in flight, or the owner was still waiting for
-    /// its first lease, for longer than the node's own retries (about 300 ms); retrying is safe.
+    /// a lease (its first, or the next leader's after its leader died), for longer than the
+    /// node's own retries (as long as an election can take: 1 s by default); retrying is safe.
     case viewChanged
     /// The cluster is not running (not started yet, or shut down).
     case notRunning
