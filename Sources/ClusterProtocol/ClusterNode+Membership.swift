@@ -76,7 +76,11 @@ extension ClusterNode {
                 return
             }
             detector.renewedLease(of: heartbeat.from.id, at: now)
-        } else if !isMember {
+        } else if !isMember || (election.stoppedLeadingThisTerm && !heartbeat.fromLeader) {
+            // A leader that stepped down keeps its term, and a follower cut off with it still
+            // takes it for the leader: its answer would renew that follower's lease, and the
+            // follower went on acknowledging writes for as long as the cut. It answers only a
+            // leader's heartbeats until the term changes.
             return
         }
         let reply = HeartbeatReply(from: me, term: term, viewEpoch: view.epoch, sequence: heartbeat.sequence)

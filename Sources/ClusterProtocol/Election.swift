@@ -26,12 +26,17 @@ struct Election {
     private(set) var deadline = Timestamp.zero
     /// When this node became leader.
     private(set) var leaderSince = Timestamp.zero
+    /// The term this node last led.
+    private var ledTerm: Term?
 
     init(timeoutMilliseconds: ClosedRange<Int64>) {
         self.timeoutMilliseconds = timeoutMilliseconds
     }
 
     var isLeader: Bool { role == .leader }
+    /// True once this node stopped leading in the current term: followers that took it for
+    /// the leader may still do so until they hear a later term.
+    var stoppedLeadingThisTerm: Bool { role != .leader && ledTerm == term }
 
     /// Draws the next election deadline from `now`.
     mutating func resetDeadline(now: Timestamp, using random: inout SeededRandom) {
@@ -106,6 +111,7 @@ struct Election {
     /// This candidate won.
     mutating func becomeLeader(_ me: NodeID, now: Timestamp) {
         role = .leader
+        ledTerm = term
         leaderID = me
         leaderSince = now
         leaderContactAt = now

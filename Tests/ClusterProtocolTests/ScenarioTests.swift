@@ -86,7 +86,7 @@ import Testing
         simulation.partition([backup], from: others)
         for (index, session) in sessions.enumerated() {
             if let owner = simulation.owner(of: session), owner != backup {
-                simulation.write(through: owner, updated("blob", String(repeating: "b", count: 200) + "\(index)"), to: session, concern: .local)
+                simulation.write(through: owner, updated("blob", String(repeating: "b", count: 400) + "\(index)"), to: session, concern: .local)
             }
             simulation.run(for: 2)
         }
@@ -158,6 +158,15 @@ import Testing
             let result = simulation.writeAndWait(through: leader, updated("cart", "lost?"), to: minoritySession, concern: .local)
             #expect(result == .failure(.notInMajority))
         }
+        // Nor can the companion: the old leader, a follower now, grants it no lease. (It did:
+        // any reply of its leader's id renewed a follower's lease, and a leader that steps
+        // down keeps its term, so the companion acknowledged writes for as long as the cut.)
+        let companionSession = sessions.first { simulation.nodes[companion].node!.isOwner(of: $0) }
+        if let companionSession {
+            let result = simulation.writeAndWait(through: companion, updated("cart", "lost?"), to: companionSession, concern: .local)
+            #expect(result == .failure(.notInMajority))
+        }
+        #expect(minoritySession != nil || companionSession != nil)
         // The majority serves every session whose replicas it has. (A session with a copy on
         // the cut-off pair waits for the heal: that copy may be the only one of a write
         // acknowledged just before the cut.)
