@@ -125,10 +125,13 @@ extension ClusterNode {
 
     /// True for a follower that heard a majority of its view (itself included) within the
     /// suspicion window while the leader that granted its last lease is silent or replaced:
-    /// that leader is gone, and the next one is being elected or has not answered yet.
+    /// that leader is gone, and the next one is being elected or has not answered yet. The
+    /// window is never longer than the lease less a heartbeat, so when a node cut off alone
+    /// sees its lease run out, it no longer counts the peers it heard before the cut.
     private func awaitsNextLeader(now: Timestamp) -> Bool {
         guard role != .leader, let view else { return false }
-        let window = configuration.suspectAfterMilliseconds
+        let window = min(
+            configuration.suspectAfterMilliseconds, configuration.leaseMilliseconds - configuration.heartbeatIntervalMilliseconds)
         if let leader = leaderID, leader == leaseGrantedBy, detector.heard(leader, within: window, at: now) { return false }
         let heard = view.members.count { $0.id == id || detector.heard($0.id, within: window, at: now) }
         return 2 * heard > view.members.count
