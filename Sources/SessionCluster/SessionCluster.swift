@@ -66,7 +66,8 @@ public final class SessionCluster: Service, Sendable {
     ///     and never a whole session id.
     /// - Throws: ``SessionClusterError/invalidConfiguration(_:)`` when a cluster key is
     ///   shorter than 16 bytes, there is none or more than 8, or an id is outside 0...7 or
-    ///   used twice; or when ``SessionClusterConfiguration/peerTLS`` names files that do not
+    ///   used twice; when ``SessionClusterConfiguration/maxQueuedBytesPerPeer`` is below
+    ///   1 MiB; or when ``SessionClusterConfiguration/peerTLS`` names files that do not
     ///   hold a certificate, key or authority.
     public init(
         configuration: SessionClusterConfiguration,
@@ -77,6 +78,11 @@ public final class SessionCluster: Service, Sendable {
         // A connection's handshake carries the id in at most 255 bytes.
         guard (1...255).contains(configuration.nodeID.rawValue.utf8.count) else {
             throw .invalidConfiguration("a node id must be 1 to 255 bytes of UTF-8, got \(configuration.nodeID.rawValue.utf8.count)")
+        }
+        guard configuration.maxQueuedBytesPerPeer >= SessionClusterConfiguration.minimumQueuedBytesPerPeer else {
+            throw .invalidConfiguration(
+                "maxQueuedBytesPerPeer must be at least \(SessionClusterConfiguration.minimumQueuedBytesPerPeer) bytes "
+                    + "(four state-transfer chunks), got \(configuration.maxQueuedBytesPerPeer)")
         }
         let wire: WireConfiguration
         do {
@@ -570,7 +576,8 @@ public final class SessionCluster: Service, Sendable {
                 guard case .viewChanged = error else { throw error }
                 let now = ContinuousClock.now
                 let deadline = giveUpAt ?? now + retryBudget
-                guard now < deadline else { throw error }
+                // A cancelled task's sleep returns at once: retrying would spin until the deadline.
+                guard now < deadline, !Task.isCancelled else { throw error }
                 giveUpAt = deadline
                 try? await Task.sleep(for: min(delay, deadline - now))
                 delay = min(delay * 2, Self.longestRetryDelay)

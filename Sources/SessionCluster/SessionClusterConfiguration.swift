@@ -38,13 +38,16 @@ public struct SessionClusterConfiguration: Sendable {
     public var store: SessionStoreConfiguration
     /// Frames queued for one peer while its link is down or slow, in bytes, beyond which
     /// the queue is dropped (and counted) and the protocol repairs that peer by state
-    /// transfer. A state transfer keeps at most a quarter of it in flight (at least one
-    /// 256 KiB chunk), so a small bound slows a joiner's fill rather than stopping it.
-    /// Default 32 MiB.
+    /// transfer. A state transfer keeps at most a quarter of it in flight (16 chunks of
+    /// 256 KiB at most), so a small bound slows a joiner's fill rather than stopping it.
+    /// Default 32 MiB; at least 1 MiB (``minimumQueuedBytesPerPeer``: four chunks, so that a
+    /// chunk in flight, one of a transfer it replaced and the delta stream fit together).
     public var maxQueuedBytesPerPeer: Int {
         get { node.maxQueuedBytesPerPeer }
         set { node.maxQueuedBytesPerPeer = newValue }
     }
+    /// The smallest ``maxQueuedBytesPerPeer`` a node starts with: four state-transfer chunks.
+    public static let minimumQueuedBytesPerPeer = 4 * 256 * 1024
     /// The first pause before reconnecting a failed link; it doubles per failure. Default 50 ms.
     public var reconnectInitialDelay: Duration = .milliseconds(50)
     /// The longest pause between reconnect attempts. Default 2 s.
