@@ -82,6 +82,7 @@ package final class Simulation {
         node.replicationFactor = configuration.replicationFactor
         node.partitionCount = configuration.partitionCount
         node.maxQueuedBytesPerPeer = configuration.maxQueuedBytesPerPeer
+        node.stateTransferChunkBytes = configuration.stateTransferChunkBytes
         node.randomSeed = configuration.seed &+ UInt64(index) &* 0x9E37_79B9 &+ incarnation
         configuration.adjust(&node)
         return node

@@ -14,6 +14,9 @@ package struct SimulationConfiguration {
     package var partitionCount: Int = 271
     /// Queue bound per peer; small in simulation so the fallback to state transfer runs.
     package var maxQueuedBytesPerPeer: Int = 2 * 1024
+    /// Payload bytes per state-transfer chunk; small in simulation so that a transfer runs
+    /// as many chunks, two in flight (a quarter of the queue bound), as production's does.
+    package var stateTransferChunkBytes: Int = 256
     /// One-way latency of a message.
     package var latencyMilliseconds: ClosedRange<Int64> = 1...3
     /// Message faults from the start.
