@@ -133,8 +133,14 @@ extension ClusterNode {
         let window = min(
             configuration.suspectAfterMilliseconds, configuration.leaseMilliseconds - configuration.heartbeatIntervalMilliseconds)
         if let leader = leaderID, leader == leaseGrantedBy, detector.heard(leader, within: window, at: now) { return false }
+        return hearsMajority(of: view, within: window, now: now)
+    }
+
+    /// True when this node heard a majority of `view` (itself included) within `window`
+    /// milliseconds: every member heartbeats every other, so this is known locally.
+    func hearsMajority(of view: View, within window: Int64, now: Timestamp) -> Bool {
         let heard = view.members.count { $0.id == id || detector.heard($0.id, within: window, at: now) }
-        return 2 * heard > view.members.count
+        return heard >= view.members.count / 2 + 1
     }
 
     /// When this node's lease runs out; nil when it holds none.
@@ -228,11 +234,7 @@ extension ClusterNode {
         if leaving || role == .left { return false }
         guard let view else { return configuration.seeds.contains(configuration.address) }
         guard view.members.contains(me) else { return false }
-        let window = configuration.electionTimeoutMilliseconds.upperBound
-        let heard = view.members.filter { member in
-            member.id == id || detector.heard(member.id, within: window, at: now)
-        }.count
-        return heard >= view.members.count / 2 + 1
+        return hearsMajority(of: view, within: configuration.electionTimeoutMilliseconds.upperBound, now: now)
     }
 
     var electorateSize: Int {
