@@ -24,7 +24,9 @@ public struct ClusterStatus: Hashable, Sendable {
 
     /// One member as this node sees it.
     public struct MemberStatus: Hashable, Sendable {
+        /// The member: id, address, incarnation.
         public var member: Member
+        /// Alive, suspected or down, as this node's failure detector sees it.
         public var state: MemberState
     }
 

@@ -18,11 +18,11 @@ import SessionCluster
 /// KEY is taken as text in both formats (its UTF-8 bytes, at least 16), so a key keeps its
 /// meaning when it moves from a one-key file to a list. The file must be readable and
 /// writable by its owner only (`chmod 600`).
-public enum ClusterKeyFile {
+package enum ClusterKeyFile {
     /// The keys in the file at `path`, the sending key first.
     ///
     /// - Throws: ``ClusterKeyFileError``.
-    public static func load(from path: String) throws(ClusterKeyFileError) -> [ClusterKey] {
+    package static func load(from path: String) throws(ClusterKeyFileError) -> [ClusterKey] {
         try checkPrivate(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .unreadable(path: path, reason: "cannot read it")
@@ -33,7 +33,7 @@ public enum ClusterKeyFile {
 
     /// Refuses a secret's file (a cluster key, a TLS private key) that its group or others
     /// may read or write.
-    public static func checkPrivate(_ path: String) throws(ClusterKeyFileError) {
+    package static func checkPrivate(_ path: String) throws(ClusterKeyFileError) {
         var status = stat()
         guard stat(path, &status) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
         let mode = UInt32(status.st_mode) & 0o777
@@ -43,7 +43,7 @@ public enum ClusterKeyFile {
     /// The keys in `text`, a key file's contents; `path` names the file in errors.
     ///
     /// - Throws: ``ClusterKeyFileError``, except for file access.
-    public static func parse(_ text: String, path: String) throws(ClusterKeyFileError) -> [ClusterKey] {
+    package static func parse(_ text: String, path: String) throws(ClusterKeyFileError) -> [ClusterKey] {
         let lines = text.split(whereSeparator: \.isNewline).enumerated()
             .map { (number: $0.offset + 1, text: $0.element.trimmingCharacters(in: .whitespaces)) }
             .filter { !$0.text.isEmpty }
@@ -88,7 +88,7 @@ public enum ClusterKeyFile {
 }
 
 /// Why the cluster key could not be read: each description says what to do.
-public enum ClusterKeyFileError: Error, Hashable, Sendable, CustomStringConvertible {
+package enum ClusterKeyFileError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Neither `--cluster-key-file` nor `--insecure-development-key` was given.
     case missing
     /// The file cannot be read; `reason` says why.
@@ -103,7 +103,7 @@ public enum ClusterKeyFileError: Error, Hashable, Sendable, CustomStringConverti
     case tooShort(path: String, id: UInt8, bytes: Int, minimum: Int)
 
     /// The error and its fix, in one message.
-    public var description: String {
+    package var description: String {
         let create = "head -c 32 /dev/urandom | base64 > cluster.key; chmod 600 cluster.key"
         switch self {
         case .missing:

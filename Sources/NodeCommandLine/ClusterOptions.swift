@@ -5,21 +5,21 @@ import SessionCluster
 
 /// The command-line options of a process that runs one cluster node: `session-node serve`
 /// and the example apps take the same ones.
-public struct ClusterOptions: ParsableArguments {
+package struct ClusterOptions: ParsableArguments {
     @Option(help: "This node's id, stable across restarts.")
-    public var id: String
+    package var id: String
 
     @Option(help: "HOST:PORT of the HTTP API.")
-    public var http: String
+    package var http: String
 
     @Option(help: "HOST:PORT for peers: TCP and UDP on the same port.")
-    public var bind: String
+    package var bind: String
 
     @Option(name: .customLong("seed"), help: "HOST:PORT of a node to contact at start; repeat for several.")
-    public var seeds: [String] = []
+    package var seeds: [String] = []
 
     @Option(help: "Copies of each session (owner plus backups).")
-    public var replicas: Int = 2
+    package var replicas: Int = 2
 
     @Option(help: ArgumentHelp(
         "A file holding the cluster key, readable by its owner only (chmod 600).",
@@ -30,41 +30,41 @@ public struct ClusterOptions: ParsableArguments {
             restarts. KEY is taken as text either way. Create one with: \
             head -c 32 /dev/urandom | base64 > cluster.key; chmod 600 cluster.key
             """))
-    public var clusterKeyFile: String?
+    package var clusterKeyFile: String?
 
     @Flag(help: "Run without --cluster-key-file on the public development key: anyone can join the cluster and forge its frames. For local experiments only.")
-    public var insecureDevelopmentKey = false
+    package var insecureDevelopmentKey = false
 
     @Option(help: "Mutual TLS on peer links: this node's certificate (PEM), signed by --tls-ca. Needs --tls-key and --tls-ca; `session-node certs` makes development ones.")
-    public var tlsCert: String?
+    package var tlsCert: String?
 
     @Option(help: "The private key (PEM) of --tls-cert, readable by its owner only (chmod 600).")
-    public var tlsKey: String?
+    package var tlsKey: String?
 
     @Option(help: "The cluster's certificate authority (PEM): peers must present a certificate it signed.")
-    public var tlsCa: String?
+    package var tlsCa: String?
 
     @Option(help: "Seconds a session may stay unused before it expires (the store's default: 1800).")
-    public var idleTimeout: Double?
+    package var idleTimeout: Double?
 
     @Option(help: "A file holding the token a backend presents to sign a session in (PUT /session/principal); without it, signing in over HTTP is refused.")
-    public var signInTokenFile: String?
+    package var signInTokenFile: String?
 
     @Option(help: "The memory budget of the sessions this node holds, in bytes (attributes plus 256 per session, owned and backed up): a create or write past it answers 503 store_full with Retry-After (default: half the machine's memory).")
-    public var maxStoreBytes: Int?
+    package var maxStoreBytes: Int?
 
-    @Option(help: "The most accepted peer connections open at once; more are closed at the accept (default 64).")
-    public var maxInboundPeerConnections: Int?
+    @Option(help: "The most accepted peer connections still awaiting their handshake; at the cap the oldest such connection is closed (default 64). Members' authenticated links do not count.")
+    package var maxInboundPeerConnections: Int?
 
     @Option(help: "Seconds an accepted peer connection may take to deliver its first authenticated frame before it is closed (default 10).")
-    public var peerHandshakeTimeout: Double?
+    package var peerHandshakeTimeout: Double?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    public var logLevel: Logger.Level = .info
+    package var logLevel: Logger.Level = .info
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         guard PeerAddress(http) != nil else { throw ValidationError("--http must be HOST:PORT, got '\(http)'") }
         guard PeerAddress(bind) != nil else { throw ValidationError("--bind must be HOST:PORT, got '\(bind)'") }
         for seed in seeds where PeerAddress(seed) == nil { throw ValidationError("--seed must be HOST:PORT, got '\(seed)'") }
@@ -89,10 +89,10 @@ public struct ClusterOptions: ParsableArguments {
     }
 
     /// The HTTP address.
-    public var httpAddress: PeerAddress { PeerAddress(http)! }
+    package var httpAddress: PeerAddress { PeerAddress(http)! }
 
     /// Sends every log line at `--log-level` or above to standard error.
-    public func bootstrapLogging() {
+    package func bootstrapLogging() {
         let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -102,7 +102,7 @@ public struct ClusterOptions: ParsableArguments {
     }
 
     /// The sign-in token from `--sign-in-token-file`, if given.
-    public func signInToken() throws -> String? {
+    package func signInToken() throws -> String? {
         guard let signInTokenFile else { return nil }
         return try String(contentsOfFile: signInTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -113,7 +113,7 @@ public struct ClusterOptions: ParsableArguments {
     ///
     /// - Throws: ``ClusterKeyFileError`` when the key file is missing, unreadable, readable
     ///   or writable by others than its owner, or holds no valid key list.
-    public func configuration(logger: Logger) throws -> SessionClusterConfiguration {
+    package func configuration(logger: Logger) throws -> SessionClusterConfiguration {
         var configuration = SessionClusterConfiguration(
             nodeID: NodeID(id), bindAddress: PeerAddress(bind)!, seeds: seeds.compactMap(PeerAddress.init),
             clusterKey: SessionClusterConfiguration.developmentClusterKey)

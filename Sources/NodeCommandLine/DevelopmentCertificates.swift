@@ -8,18 +8,18 @@ import X509
 /// only). Each node certificate names the node id (common name and DNS subject alternative
 /// name, which the peers check against the id a connection claims), is valid for a year
 /// and may serve both ends of a link. A production cluster's authority lives elsewhere.
-public enum DevelopmentCertificates {
+package enum DevelopmentCertificates {
     /// What was written, by file name.
-    public struct Files: Sendable {
+    package struct Files: Sendable {
         /// The authority peers trust (`--tls-ca`).
-        public var authority: String
+        package var authority: String
         /// Each node's certificate (`--tls-cert`) and key (`--tls-key`).
-        public var nodes: [String: (certificate: String, key: String)]
+        package var nodes: [String: (certificate: String, key: String)]
     }
 
     /// Writes an authority and a certificate for each of `nodes` into `directory` (made if
     /// missing). Keys are written with mode 0600.
-    public static func write(to directory: String, nodes: [String], validity: TimeInterval = 365 * 86_400) throws -> Files {
+    package static func write(to directory: String, nodes: [String], validity: TimeInterval = 365 * 86_400) throws -> Files {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let now = Date()
         let authorityKey = P256.Signing.PrivateKey()

@@ -9,7 +9,7 @@ import SessionCore
 public typealias Session = SessionCore.Session
 /// A session's version: grows by one with each write that changes the session.
 public typealias SessionVersion = SessionCore.SessionVersion
-/// A session's id: 128 random bits, printed as 26 base32 characters.
+/// A session's id: 144 random bits, written as 24 characters of URL-safe base64.
 public typealias SessionID = SessionCore.SessionID
 /// Why a string is not a session id.
 public typealias SessionIDError = SessionCore.SessionIDError

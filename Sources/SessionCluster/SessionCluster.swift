@@ -307,9 +307,9 @@ public final class SessionCluster: Service, Sendable {
 
     /// The session `id`, or nil when it is unknown, ended or expired.
     ///
-    /// When this node holds a current copy (it owns or backs the session's partition and
-    /// its lease is valid) the read is a lookup in the local store, with no hop to the
-    /// event loop or the network: microseconds. Otherwise the node asks a replica.
+    /// When this node owns the session's partition, holds it in full and its lease is
+    /// valid, the read is a lookup in the local store, with no hop to the event loop or
+    /// the network: microseconds. Otherwise the node asks the owner.
     ///
     /// - Parameter touch: Also move the last-access time (the sliding idle timeout). The
     ///   touch is local and replicates lazily, coalesced: never a write per request.
@@ -504,7 +504,7 @@ public final class SessionCluster: Service, Sendable {
     }
 
     /// Frames refused since start (bad version, authentication, size, ...).
-    public var rejectedFrameCount: Int { metrics.rejectedFrames }
+    package var rejectedFrameCount: Int { metrics.rejectedFrames }
 
     // MARK: - Internals
 

@@ -66,10 +66,12 @@ public struct SessionCreationLimit: Sendable {
 /// A request context that knows the TCP peer's address, so that
 /// ``SessionCreationLimit`` can tell clients apart: `Router(context: ClientAddressRequestContext.self)`.
 public struct ClientAddressRequestContext: RequestContext, RemoteAddressRequestContext {
+    /// Hummingbird's per-request storage (logger, parameters...).
     public var coreContext: CoreRequestContextStorage
     /// The TCP peer (nil in the router test framework, which has no socket).
     public let remoteAddress: SocketAddress?
 
+    /// The context of one request, from the channel it arrived on.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress

@@ -6,9 +6,9 @@
 /// and a save that changed nothing writes nothing.
 ///
 /// ```swift
-/// var session = try store.create(now: now)
+/// var session = try await cluster.create()
 /// try session.set("cart", cart)
-/// try store.save(session, now: now)
+/// try await cluster.save(session)
 /// ```
 public struct Session: Sendable {
     /// The session's id.

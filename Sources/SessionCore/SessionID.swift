@@ -7,11 +7,11 @@
 /// never hashes strings.
 public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     /// The first 64 bits; they choose the session's partition.
-    public let high: UInt64
+    package let high: UInt64
     /// The next 64 bits; they choose the store's shard.
-    public let low: UInt64
+    package let low: UInt64
     /// The last 16 bits.
-    public let tail: UInt16
+    package let tail: UInt16
 
     /// The number of bytes in the binary form.
     public static let byteCount = 18
@@ -19,7 +19,7 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     public static let textLength = 24
 
     /// Creates an id from its three parts.
-    public init(high: UInt64, low: UInt64, tail: UInt16) {
+    package init(high: UInt64, low: UInt64, tail: UInt16) {
         self.high = high
         self.low = low
         self.tail = tail
@@ -33,7 +33,7 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
 
     /// A new id from `generator`. Production code passes a secure generator; the simulator
     /// passes a seeded one so that runs replay.
-    public static func random<G: RandomNumberGenerator>(using generator: inout G) -> SessionID {
+    package static func random<G: RandomNumberGenerator>(using generator: inout G) -> SessionID {
         SessionID(high: generator.next(), low: generator.next(), tail: UInt16(truncatingIfNeeded: generator.next() as UInt64))
     }
 
@@ -109,10 +109,11 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
 
     /// The partition this session belongs to among `partitionCount` partitions. Stable
     /// across processes and releases: it uses the id's bits, not Swift's seeded hasher.
-    public func partition(of partitionCount: Int) -> Int {
+    package func partition(of partitionCount: Int) -> Int {
         Int(high % UInt64(partitionCount))
     }
 
+    /// The redacted form: ids do not leak whole into logs through interpolation.
     public var description: String { redacted }
 }
 

@@ -13,6 +13,7 @@ public protocol SessionSerializer: Sendable {
 
 /// JSON through Foundation's coders: readable, and understood by any client. The default.
 public struct JSONSessionSerializer: SessionSerializer {
+    /// A JSON serializer with Foundation's default coder settings.
     public init() {}
     public var encoding: AttributeEncoding { .json }
 

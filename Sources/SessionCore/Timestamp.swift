@@ -34,7 +34,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
 extension Duration {
     /// This duration in whole milliseconds, rounded down.
-    public var wholeMilliseconds: Int64 {
+    package var wholeMilliseconds: Int64 {
         let parts = components
         return parts.seconds &* 1000 &+ parts.attoseconds / 1_000_000_000_000_000
     }

@@ -1,10 +1,10 @@
 import SessionCluster
 
 /// A one-node cluster on 127.0.0.1 (the `.local` profile), started for one test.
-public enum SingleNode {
-    public struct NotReady: Error {}
+package enum SingleNode {
+    package struct NotReady: Error {}
 
-    public static func with(
+    package static func with(
         configure: (inout SessionClusterConfiguration) -> Void = { _ in }, _ body: (SessionCluster) async throws -> Void
     ) async throws {
         var configuration = SessionClusterConfiguration.local(id: "h1")

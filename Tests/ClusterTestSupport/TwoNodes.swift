@@ -2,10 +2,10 @@ import SessionCluster
 
 /// Two nodes on 127.0.0.1, the second seeded with the first, both in one view with every
 /// partition filled and holding their leases, started for one test.
-public enum TwoNodes {
-    public struct NotReady: Error {}
+package enum TwoNodes {
+    package struct NotReady: Error {}
 
-    public static func with(_ body: (SessionCluster, SessionCluster) async throws -> Void) async throws {
+    package static func with(_ body: (SessionCluster, SessionCluster) async throws -> Void) async throws {
         let first = try SessionCluster(configuration: .local(id: "a"))
         try await first.start()
         let second = try SessionCluster(configuration: .local(id: "b", seeds: [first.boundAddress!]))
