@@ -66,24 +66,19 @@ public final class SessionCluster: Service, Sendable {
     ///     and never a whole session id.
     /// - Throws: ``SessionClusterError/invalidConfiguration(_:)`` when a cluster key is
     ///   shorter than 16 bytes, there is none or more than 8, or an id is outside 0...7 or
-    ///   used twice; when ``SessionClusterConfiguration/maxQueuedBytesPerPeer`` is below
-    ///   1 MiB; or when ``SessionClusterConfiguration/peerTLS`` names files that do not
-    ///   hold a certificate, key or authority.
+    ///   used twice; when the node id is empty or longer than 255 bytes;
+    ///   ``SessionClusterConfiguration/maxQueuedBytesPerPeer`` is below 1 MiB; a timer is
+    ///   under 1 ms, or a lease, suspicion or election timeout is not longer than the
+    ///   heartbeat, or `downAfter` is shorter than `suspectAfter`; or when
+    ///   ``SessionClusterConfiguration/peerTLS`` names files that do not hold a
+    ///   certificate, key or authority.
     public init(
         configuration: SessionClusterConfiguration,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "session-cluster")
     ) throws(SessionClusterError) {
         self.configuration = configuration
-        // A connection's handshake carries the id in at most 255 bytes.
-        guard (1...255).contains(configuration.nodeID.rawValue.utf8.count) else {
-            throw .invalidConfiguration("a node id must be 1 to 255 bytes of UTF-8, got \(configuration.nodeID.rawValue.utf8.count)")
-        }
-        guard configuration.maxQueuedBytesPerPeer >= SessionClusterConfiguration.minimumQueuedBytesPerPeer else {
-            throw .invalidConfiguration(
-                "maxQueuedBytesPerPeer must be at least \(SessionClusterConfiguration.minimumQueuedBytesPerPeer) bytes "
-                    + "(four state-transfer chunks), got \(configuration.maxQueuedBytesPerPeer)")
-        }
+        if let problem = configuration.problem() { throw .invalidConfiguration(problem) }
         let wire: WireConfiguration
         do {
             wire = try WireConfiguration(keys: configuration.clusterKeys.map { WireKey(id: $0.id, bytes: $0.bytes) })

@@ -236,3 +236,45 @@ public struct SessionClusterConfiguration: Sendable {
         return configuration
     }
 }
+
+extension SessionClusterConfiguration {
+    /// The first setting a node cannot run with, in a sentence, or nil. The timers are held
+    /// in whole milliseconds, so a positive duration under 1 ms counts as zero.
+    func problem() -> String? {
+        if !(1...255).contains(nodeID.rawValue.utf8.count) {
+            // A connection's handshake carries the id in at most 255 bytes.
+            return "a node id must be 1 to 255 bytes of UTF-8, got \(nodeID.rawValue.utf8.count)"
+        }
+        if maxQueuedBytesPerPeer < Self.minimumQueuedBytesPerPeer {
+            return "maxQueuedBytesPerPeer must be at least \(Self.minimumQueuedBytesPerPeer) bytes "
+                + "(four state-transfer chunks), got \(maxQueuedBytesPerPeer)"
+        }
+        if partitionCount < 1 { return "partitionCount must be at least 1, got \(partitionCount)" }
+        if replicationFactor < 1 { return "replicationFactor must be at least 1, got \(replicationFactor)" }
+        let timers: [(String, Int64)] = [
+            ("heartbeatInterval", node.heartbeatIntervalMilliseconds), ("suspectAfter", node.suspectAfterMilliseconds),
+            ("downAfter", node.downAfterMilliseconds), ("electionTimeout", node.electionTimeoutMilliseconds.lowerBound),
+            ("lease", node.leaseMilliseconds), ("writeTimeout", node.writeTimeoutMilliseconds),
+            ("touchFlushInterval", node.touchFlushIntervalMilliseconds),
+        ]
+        if let (name, milliseconds) = timers.first(where: { $0.1 < 1 }) {
+            return "\(name) must be at least 1 ms, got \(milliseconds) ms"
+        }
+        if node.maxClockDriftMilliseconds < 0 { return "maxClockDrift must not be negative" }
+        // Each of these is renewed or answered once per heartbeat: one no longer than a
+        // heartbeat runs out between two of them in a healthy cluster.
+        let heartbeat = node.heartbeatIntervalMilliseconds
+        let renewed: [(String, Int64)] = [
+            ("lease", node.leaseMilliseconds), ("suspectAfter", node.suspectAfterMilliseconds),
+            ("electionTimeout's lower bound", node.electionTimeoutMilliseconds.lowerBound),
+        ]
+        if let (name, milliseconds) = renewed.first(where: { $0.1 <= heartbeat }) {
+            return "\(name) (\(milliseconds) ms) must be longer than heartbeatInterval (\(heartbeat) ms)"
+        }
+        if node.downAfterMilliseconds < node.suspectAfterMilliseconds {
+            return "downAfter (\(node.downAfterMilliseconds) ms) must not be shorter than suspectAfter "
+                + "(\(node.suspectAfterMilliseconds) ms)"
+        }
+        return nil
+    }
+}

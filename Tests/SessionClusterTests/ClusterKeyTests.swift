@@ -43,13 +43,4 @@ struct ClusterKeyTests {
             #expect(throws: SessionClusterError.self, "\(keys.map(\.id))") { try SessionCluster(configuration: configuration) }
         }
     }
-
-    /// Below four state-transfer chunks, every chunk would overflow a peer's queue.
-    @Test func aPerPeerQueueBoundBelowFourTransferChunksIsRefusedAtCreation() throws {
-        var configuration = SessionClusterConfiguration.local(id: "n1")
-        configuration.maxQueuedBytesPerPeer = 256 * 1024
-        #expect(throws: SessionClusterError.self) { try SessionCluster(configuration: configuration) }
-        configuration.maxQueuedBytesPerPeer = SessionClusterConfiguration.minimumQueuedBytesPerPeer
-        _ = try SessionCluster(configuration: configuration)
-    }
 }
