@@ -10,26 +10,7 @@ package enum MessageSize {
         FrameCodec.uncompressedFrameLength(of: message)
     }
 
-    /// A short name for `message`'s kind, for traffic tables.
-    package static func kind(_ message: ClusterMessage) -> String {
-        switch message {
-        case .heartbeat: "heartbeat"
-        case .heartbeatReply: "heartbeatReply"
-        case .probeRequest: "probeRequest"
-        case .probeReply: "probeReply"
-        case .voteRequest: "voteRequest"
-        case .voteReply: "voteReply"
-        case .joinRequest: "joinRequest"
-        case .view: "view"
-        case .deltaBatch: "deltaBatch"
-        case .deltaAck: "deltaAck"
-        case .forwardedWrite: "forwardedWrite"
-        case .writeReply: "writeReply"
-        case .stateTransferRequest: "stateTransferRequest"
-        case .stateTransferChunk: "stateTransferChunk"
-        case .readRequest: "readRequest"
-        case .readReply: "readReply"
-        case .error: "error"
-        }
-    }
+    /// A short name for `message`'s kind, for traffic tables: its frame type's, as the
+    /// runtime's metrics name it.
+    package static func kind(_ message: ClusterMessage) -> String { message.frameTypeName }
 }

@@ -34,9 +34,7 @@ struct BinaryReader {
         case .falseValue: return .scalar(.bool(false))
         case .trueValue: return .scalar(.bool(true))
         case .unsigned: return .scalar(.unsigned(try readVarint()))
-        case .signed:
-            let zigzag = try readVarint()
-            return .scalar(.signed(Int128(bitPattern: zigzag >> 1) ^ -Int128(bitPattern: zigzag & 1)))
+        case .signed: return .scalar(.signed(LEB128.unzigzag(try readVarint())))
         case .float32: return .scalar(.float(Float(bitPattern: UInt32(try readLittleEndian(byteCount: 4)))))
         case .float64: return .scalar(.double(Double(bitPattern: try readLittleEndian(byteCount: 8))))
         case .string: return .scalar(.string(try readString()))

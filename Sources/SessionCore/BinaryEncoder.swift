@@ -211,7 +211,7 @@ struct BinaryWriter {
             writeVarint(number)
         case .signed(let number):
             writeTag(.signed)
-            writeVarint(UInt128(bitPattern: (number << 1) ^ (number >> 127)))
+            writeVarint(LEB128.zigzag(number))
         case .float(let number):
             writeTag(.float32)
             writeLittleEndian(UInt64(number.bitPattern), byteCount: 4)

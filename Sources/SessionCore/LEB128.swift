@@ -52,6 +52,18 @@ package enum LEB128 {
         readValue(type, from: bytes, at: &offset)
     }
 
+    // Signed values travel zigzag-mapped (0, -1, 1, -2... as 0, 1, 2, 3...), so a small
+    // magnitude takes few bytes whatever its sign.
+
+    /// `value` mapped to an unsigned integer for ``append(_:to:)-(UInt64,_)``.
+    @inline(__always) package static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+    /// `value` mapped to an unsigned integer.
+    @inline(__always) package static func zigzag(_ value: Int128) -> UInt128 { UInt128(bitPattern: (value << 1) ^ (value >> 127)) }
+    /// The signed integer a ``zigzag(_:)-(Int64)`` value stands for.
+    @inline(__always) package static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: (value >> 1) ^ (0 &- (value & 1))) }
+    /// The signed integer a ``zigzag(_:)-(Int128)`` value stands for.
+    @inline(__always) package static func unzigzag(_ value: UInt128) -> Int128 { Int128(bitPattern: (value >> 1) ^ (0 &- (value & 1))) }
+
     @inline(__always)
     private static func byteCountOf<Value: FixedWidthInteger & UnsignedInteger>(_ value: Value) -> Int {
         max(1, (Value.bitWidth - value.leadingZeroBitCount + 6) / 7)

@@ -50,8 +50,7 @@ struct BinaryReader {
     }
 
     mutating func readSignedVarint(_ field: StaticString) throws(WireError) -> Int64 {
-        let raw = try readVarint(field)
-        return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+        LEB128.unzigzag(try readVarint(field))
     }
 
     mutating func readInt(_ field: StaticString) throws(WireError) -> Int {

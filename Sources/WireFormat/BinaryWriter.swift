@@ -56,7 +56,7 @@ struct BinaryWriter {
     }
 
     mutating func writeVarint(_ value: Int64) {
-        writeVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+        writeVarint(LEB128.zigzag(value))
     }
 
     mutating func writeVarint(_ value: Int) {
