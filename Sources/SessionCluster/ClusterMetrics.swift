@@ -79,7 +79,7 @@ final class ClusterMetrics: Sendable {
     }
 
     func received(_ frame: ReceivedFrame) {
-        peerCounters(frame.messages.first?.senderID?.rawValue ?? "unknown").receivedWire.increment(by: Int64(frame.wireBytes))
+        peerCounters(frame.sender?.rawValue ?? "unknown").receivedWire.increment(by: Int64(frame.wireBytes))
         for case .deltaBatch(let batch) in frame.messages { deltasReceived.increment(by: Int64(batch.deltas.count)) }
     }
 

@@ -8,6 +8,9 @@ import WireFormat
 struct ReceivedFrame: Sendable {
     var messages: [ClusterMessage]
     var wireBytes: Int
+    /// Who sent it: the node a connection's handshake authenticated, or the one a
+    /// datagram's message names (nil for an error message).
+    var sender: NodeID?
 }
 
 /// The accepting side of a peer connection: checks the connector's hello against the
@@ -55,7 +58,7 @@ struct FrameDecoder: ByteToMessageDecoder {
             }
         }
         buffer.moveReaderIndex(forwardBy: length)
-        context.fireChannelRead(wrapInboundOut(ReceivedFrame(messages: messages, wireBytes: length)))
+        context.fireChannelRead(wrapInboundOut(ReceivedFrame(messages: messages, wireBytes: length, sender: link.sender)))
         return .continue
     }
 
@@ -256,7 +259,7 @@ final class DatagramFrameHandler: ChannelInboundHandler {
             do throws(WireError) { return .success(try codec.decode(bytes)) } catch { return .failure(error) }
         }
         switch result {
-        case .success(let message): onFrame(ReceivedFrame(messages: [message], wireBytes: envelope.data.readableBytes))
+        case .success(let message): onFrame(ReceivedFrame(messages: [message], wireBytes: envelope.data.readableBytes, sender: message.senderID))
         case .failure(let error): onRejected(error, envelope.remoteAddress)
         }
     }
