@@ -115,15 +115,16 @@ extension ClusterNode {
     }
 
     /// Why an owner refuses a request for want of a lease. The request is worth retrying
-    /// when a lease is on its way: right after a cluster forms, this node joins or wins an
-    /// election (the first heartbeat round has not answered yet), and while a follower that
-    /// hears a majority waits for a new leader (``awaitsNextLeader(now:)``). Otherwise the
+    /// when a lease is on its way: right after a cluster forms, this node joins, wins an
+    /// election (the first heartbeat round has not answered yet) or sees its clock go back,
+    /// and while a follower or candidate that hears a majority waits for a new leader
+    /// (``awaitsNextLeader(now:)``). Otherwise the
     /// lease ran out because this node may be cut off.
     func failureForWantOfLease(now: Timestamp) -> ClusterFailure {
         awaitingFirstLease || awaitsNextLeader(now: now) ? .retry : .notInMajority
     }
 
-    /// True for a follower that heard a majority of its view (itself included) within the
+    /// True for a follower or candidate that heard a majority of its view (itself included) within the
     /// suspicion window while the leader that granted its last lease is silent or replaced:
     /// that leader is gone, and the next one is being elected or has not answered yet. The
     /// window is never longer than the lease less a heartbeat, so when a node cut off alone

@@ -233,7 +233,8 @@ package enum ClusterFailure: Hashable, Sendable {
     case replicationTimeout
     /// The owner could not be reached in time.
     case ownerUnreachable
-    /// The view changed under the request; the caller may retry.
+    /// The view changed under the request, a partition is still filling, or the owner
+    /// awaits a lease (its first, or the next leader's); the caller may retry.
     case retry
 }
 

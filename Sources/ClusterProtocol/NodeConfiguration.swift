@@ -20,7 +20,7 @@ import SessionCore
 /// leader's full `lease + maxClockDrift`, since it cannot know when the old leader last
 /// renewed a lease: about 1.5 s. Shortening these means a smaller lease, hence more
 /// heartbeat traffic per lease and less tolerance for a lost heartbeat reply (a lease of
-/// 500 ms survives four lost beats of 100 ms); the process defaults (`local`) halve them.
+/// 500 ms survives four lost beats of 100 ms); the test profile (`SessionClusterConfiguration.local`) roughly halves them.
 package struct NodeConfiguration: Hashable, Sendable {
     /// This node.
     package var id: NodeID

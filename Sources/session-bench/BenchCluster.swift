@@ -149,9 +149,9 @@ struct BenchCluster {
 
 extension NodeConfiguration {
     /// Every protocol timer scaled to a heartbeat of `heartbeatMilliseconds`, in the default
-    /// proportions (suspect 3, down 6, lease 5, election 4...8 heartbeats). The core retries
-    /// a state transfer from scratch after 5 heartbeats whatever its progress, so a transfer
-    /// longer than that never completes at the default 100 ms heartbeat.
+    /// proportions (suspect 3, down 6, lease 5, election 4...8 heartbeats). A transfer
+    /// source that made no progress for 5 heartbeats is asked again; slower timers scale
+    /// that wait.
     mutating func slowDown(heartbeatMilliseconds ms: Int64) {
         heartbeatIntervalMilliseconds = ms
         suspectAfterMilliseconds = 3 * ms

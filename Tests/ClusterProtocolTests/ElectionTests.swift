@@ -4,7 +4,7 @@ import Testing
 
 /// Raft's election rules step by step, on the value alone: one vote per term, a leader
 /// heard recently keeps its followers, a newer term deposes, a majority elects. Election
-/// timeout 150...300 ms, as the LAN default.
+/// timeout 150...300 ms, as the `local` profile.
 @Suite struct ElectionTests {
     var random = SeededRandom(seed: 7)
 
