@@ -96,9 +96,8 @@ public struct SessionClusterPersistDriver: PersistDriver {
         guard let session = try await live(key) else { return nil }
         loaded.remember(key, session)
         let object = try Self.decode(Object.self, from: session)
-        guard session.maxInactiveMilliseconds > 0 else { return (object, nil) }
-        let deadline = session.lastAccessedAt.adding(milliseconds: session.maxInactiveMilliseconds)
-        return (object, .milliseconds(max(0, deadline.milliseconds(since: Self.now()))))
+        guard let deadline = session.expiresAt else { return (object, nil) }
+        return (object, max(.zero, deadline - Self.now()))
     }
 
     /// Removes `key` everywhere in the cluster.
@@ -192,9 +191,7 @@ public struct SessionClusterPersistDriver: PersistDriver {
         }
     }
 
-    private static func now() -> Timestamp {
-        Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
-    }
+    private static func now() -> Timestamp { Timestamp(Date()) }
 }
 
 /// Why ``SessionClusterPersistDriver`` could not store a value.

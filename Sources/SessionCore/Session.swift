@@ -151,7 +151,21 @@ public struct Session: Sendable {
         changes.principal = .some(principal)
     }
 
-    /// True when the session has expired at `now`, by idle or absolute timeout.
+    /// When the session expires unless it is used again first: the earlier of its idle
+    /// deadline (``lastAccessedAt`` plus ``maxInactive``) and ``absoluteDeadline``; nil when
+    /// it has neither.
+    public var expiresAt: Timestamp? {
+        let idle = maxInactiveMilliseconds > 0 ? lastAccessedAt.adding(milliseconds: maxInactiveMilliseconds) : nil
+        switch (idle, absoluteDeadline) {
+        case (let idle?, let absolute?): return min(idle, absolute)
+        case (let idle?, nil): return idle
+        case (nil, let absolute): return absolute
+        }
+    }
+
+    /// True when the session has expired at `now` (from ``Timestamp/init(_:)``, e.g.
+    /// `Timestamp(Date())`), by idle or absolute timeout: when `now` has reached
+    /// ``expiresAt``.
     public func isExpired(at now: Timestamp) -> Bool {
         SessionExpiry.isExpired(
             lastAccessedAt: lastAccessedAt, maxInactiveMilliseconds: maxInactiveMilliseconds,

@@ -1,34 +1,59 @@
-/// A point in time in milliseconds, passed into the store and the protocol core as a value.
+import Foundation
+
+/// A point in time in whole milliseconds, passed into the store and the protocol core as a
+/// value.
 ///
-/// The core never reads a clock: the runtime passes the wall clock, the simulator passes
-/// virtual time. Milliseconds are precise enough for session expiry and failure detection
-/// and keep arithmetic on plain integers.
+/// A session's times (``Session/createdAt``, ``Session/lastAccessedAt``,
+/// ``Session/expiresAt``) are on the wall clock: convert with ``date`` and ``init(_:)``,
+/// and move them by a `Duration`. The core never reads a clock: the runtime passes the
+/// wall clock for session expiry and a monotonic clock for leases and failure detection;
+/// the simulator passes virtual time.
 public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
-    /// Milliseconds since an origin chosen by the caller (the Unix epoch in the runtime).
-    public var milliseconds: Int64
+    /// Milliseconds since an origin chosen by the caller (the Unix epoch for session times).
+    package var milliseconds: Int64
 
     /// Creates a timestamp from milliseconds since the caller's origin.
-    public init(milliseconds: Int64) {
+    package init(milliseconds: Int64) {
         self.milliseconds = milliseconds
     }
+
+    /// The wall-clock instant `date`, rounded down to the millisecond.
+    public init(_ date: Date) {
+        self.init(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+
+    /// This wall-clock timestamp as a `Date`.
+    public var date: Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 
     /// The origin itself.
     public static let zero = Timestamp(milliseconds: 0)
 
     /// This timestamp moved by `milliseconds` (negative moves back).
-    public func adding(milliseconds delta: Int64) -> Timestamp {
+    package func adding(milliseconds delta: Int64) -> Timestamp {
         Timestamp(milliseconds: milliseconds &+ delta)
     }
 
     /// Milliseconds from `earlier` to this timestamp.
-    public func milliseconds(since earlier: Timestamp) -> Int64 {
+    package func milliseconds(since earlier: Timestamp) -> Int64 {
         milliseconds &- earlier.milliseconds
     }
 
+    /// `timestamp` moved by `duration`, in whole milliseconds rounded down.
+    public static func + (timestamp: Timestamp, duration: Duration) -> Timestamp {
+        timestamp.adding(milliseconds: duration.wholeMilliseconds)
+    }
+
+    /// The time from `earlier` to `later`.
+    public static func - (later: Timestamp, earlier: Timestamp) -> Duration {
+        .milliseconds(later.milliseconds(since: earlier))
+    }
+
+    /// Earlier first.
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool {
         lhs.milliseconds < rhs.milliseconds
     }
 
+    /// Milliseconds since the origin, e.g. `1765238400000ms`.
     public var description: String { "\(milliseconds)ms" }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SessionCore
 
@@ -66,5 +67,26 @@ import Testing
             id: .random(), version: 1, createdAt: .zero, lastAccessedAt: Timestamp(milliseconds: 900),
             maxInactiveMilliseconds: 10_000, absoluteDeadline: Timestamp(milliseconds: 1000))
         #expect(absolute.isExpired(at: Timestamp(milliseconds: 1000)))
+    }
+
+    /// `expiresAt` is the instant `isExpired` turns true: the earlier deadline, or none.
+    @Test func expiresAtIsTheEarlierDeadline() {
+        let last = Timestamp(Date(timeIntervalSince1970: 1_765_238_400.25))
+        #expect(last.date == Date(timeIntervalSince1970: 1_765_238_400.25))
+        let idle = Session(id: .random(), version: 1, createdAt: last, lastAccessedAt: last, maxInactiveMilliseconds: 30_000)
+        #expect(idle.expiresAt == last + .seconds(30))
+        #expect(idle.expiresAt! - last == .seconds(30))
+        let capped = Session(
+            id: .random(), version: 1, createdAt: last, lastAccessedAt: last, maxInactiveMilliseconds: 30_000,
+            absoluteDeadline: last + .seconds(10))
+        #expect(capped.expiresAt == last + .seconds(10))
+        let never = Session(id: .random(), version: 1, createdAt: last, lastAccessedAt: last, maxInactiveMilliseconds: 0)
+        #expect(never.expiresAt == nil)
+        #expect(!never.isExpired(at: last + .seconds(86_400 * 365)))
+        for session in [idle, capped] {
+            let deadline = session.expiresAt!
+            #expect(!session.isExpired(at: deadline + .milliseconds(-1)))
+            #expect(session.isExpired(at: deadline))
+        }
     }
 }
