@@ -268,17 +268,24 @@ package final class ClusterNode {
     // MARK: - Queries
 
     /// True when this node owns the partition of `session` in its installed view.
-    package func isOwner(of session: SessionID) -> Bool {
+    package func isOwner(of session: SessionID) -> Bool { isOwner(of: partition(of: session)) }
+
+    /// True when this node owns `partition` in its installed view.
+    package func isOwner(of partition: PartitionID) -> Bool {
         guard isReady, let table else { return false }
-        return table.owner(of: partition(of: session)) == id
+        return table.owner(of: partition) == id
     }
 
     /// True when the local store copy of `session` is guaranteed to hold every acknowledged
     /// write: this node owns the session's partition, holds all of its data (no state
     /// transfer running for it) and its lease is valid (no other node can own it now).
     package func canServeReadLocally(_ session: SessionID, now: Timestamp) -> Bool {
-        let partition = partition(of: session)
-        return isOwner(of: session) && filled.contains(partition) && leaseValid(now: now)
+        canServeReadsLocally(in: partition(of: session), now: now)
+    }
+
+    /// ``canServeReadLocally(_:now:)`` for every session of `partition`.
+    package func canServeReadsLocally(in partition: PartitionID, now: Timestamp) -> Bool {
+        isOwner(of: partition) && filled.contains(partition) && leaseValid(now: now)
     }
 
     /// What this node knows about itself and the cluster.

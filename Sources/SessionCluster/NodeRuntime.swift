@@ -359,9 +359,9 @@ final class NodeRuntime {
         let window = max(configuration.node.heartbeatIntervalMilliseconds, 2)
         guard routingDirty || now.adding(milliseconds: window / 2) >= routingValidUntil else { return }
         let horizon = now.adding(milliseconds: window)
-        let partitions = 0..<routing.partitionCount
-        let servable = partitions.map { node.canServeReadLocally(RoutingTable.representative(ofPartition: $0), now: horizon) }
-        let owned = partitions.map { node.isOwner(of: RoutingTable.representative(ofPartition: $0)) }
+        let partitions = PartitionID.all(routing.partitionCount)
+        let servable = partitions.map { node.canServeReadsLocally(in: $0, now: horizon) }
+        let owned = partitions.map { node.isOwner(of: $0) }
         routing.publish(RoutingTable.Snapshot(servable: servable, owned: owned, validUntil: horizon))
         routingDirty = false
         routingValidUntil = horizon

@@ -24,11 +24,6 @@ final class RoutingTable: Sendable {
         self.snapshot = Mutex(Snapshot(servable: none, owned: none, validUntil: .zero))
     }
 
-    /// A session id in partition `partition`, for asking the node about the partition.
-    static func representative(ofPartition partition: Int) -> SessionID {
-        SessionID(high: UInt64(partition), low: 0, tail: 0)
-    }
-
     func publish(_ snapshot: Snapshot) {
         self.snapshot.withLock { $0 = snapshot }
     }

@@ -65,7 +65,6 @@ struct PeerLinkTests {
         #expect(routing.canServeLocally(id, now: Timestamp(milliseconds: 100)))
         #expect(!routing.canServeLocally(id, now: Timestamp(milliseconds: 101)))
         #expect(!routing.canServeLocally(SessionID(high: 5, low: 0, tail: 0), now: Timestamp(milliseconds: 50)))
-        #expect(RoutingTable.representative(ofPartition: 3).partition(of: 4) == 3)
     }
 
     @Test func newSessionIDsPreferOwnedPartitions() {
