@@ -226,7 +226,9 @@ extension StateTransferRequest: WireCodable {
         self.init(
             from: try reader.read(), transferID: try reader.readVarint("transferID"), viewEpoch: try reader.readEpoch("viewEpoch"),
             partitions: try reader.readArray("partitions", minimumElementBytes: 1) { reader throws(WireError) in
-                PartitionID(try reader.readInt("partitions"))
+                let partition = try reader.readInt("partitions")
+                guard partition >= 0 else { throw BinaryReader.fail("partitions", "negative partition \(partition)") }
+                return PartitionID(partition)
             },
             sessions: try reader.readArray("sessions"))
     }

@@ -162,7 +162,7 @@ struct MessageGenerator {
             .writeReply(WriteReply(from: nodeID(), requestID: RequestID(integer()), result: bool() ? .success(version()) : .failure(failure())))
         case 12:
             .stateTransferRequest(StateTransferRequest(
-                from: nodeID(), transferID: integer(), viewEpoch: Epoch(rawValue: integer()), partitions: array(max: 10) { PartitionID($0.int()) },
+                from: nodeID(), transferID: integer(), viewEpoch: Epoch(rawValue: integer()), partitions: array(max: 10) { PartitionID(Int($0.integer() % 100_000)) },
                 sessions: array(max: 4) { $0.sessionID() }))
         case 13:
             .stateTransferChunk(StateTransferChunk(

@@ -39,4 +39,15 @@ import Testing
         // The joiner holds clean copies: nothing of them is sent on as its own write.
         #expect(joiner.drainDeltas(includeTouches: true).isEmpty)
     }
+
+    /// Partitions are numbered from 0: a request naming a negative one is malformed (the
+    /// signed encoding could carry it), not a request for no sessions.
+    @Test func aTransferRequestForANegativePartitionIsRefused() throws {
+        let request = ClusterMessage.stateTransferRequest(
+            StateTransferRequest(from: "n3", transferID: 8, viewEpoch: 18, partitions: [0, PartitionID(-1)], sessions: []))
+        #expect(codec.decodingError(codec.encode(request).bytes) == .malformed("stateTransferRequest.partitions: negative partition -1"))
+        let valid = ClusterMessage.stateTransferRequest(
+            StateTransferRequest(from: "n3", transferID: 8, viewEpoch: 18, partitions: [0, 270], sessions: []))
+        #expect(try codec.decode(codec.encode(valid).bytes) == valid)
+    }
 }
