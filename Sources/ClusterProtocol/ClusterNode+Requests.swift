@@ -8,7 +8,7 @@ import SessionCore
 /// versions of one history and both survive; deltas from several writers would need their
 /// own conflict rule and could not be acknowledged by one lease holder. The cost is one
 /// extra hop for non-sticky traffic, which the runtime avoids by routing sticky traffic to
-/// the owner (``isOwner(of:)``). Reads that cannot be served locally go to the owner too:
+/// the owner (``isOwner(of:)-(SessionID)``). Reads that cannot be served locally go to the owner too:
 /// it is the one replica guaranteed to hold every acknowledged write (with R = 3 and
 /// `.replicated(1)`, a given backup may lag).
 extension ClusterNode {

@@ -66,7 +66,8 @@ public final class SessionCluster: Service, Sendable {
     ///     and never a whole session id.
     /// - Throws: ``SessionClusterError/invalidConfiguration(_:)`` when a cluster key is
     ///   shorter than 16 bytes, there is none or more than 8, or an id is outside 0...7 or
-    ///   used twice; when the node id is empty or longer than 255 bytes;
+    ///   used twice; when the node id is empty or longer than 255 bytes; the partition
+    ///   count or replication factor is below 1 or the clock drift negative;
     ///   ``SessionClusterConfiguration/maxQueuedBytesPerPeer`` is below 1 MiB; a timer is
     ///   under 1 ms, or a lease, suspicion or election timeout is not longer than the
     ///   heartbeat, or `downAfter` is shorter than `suspectAfter`; or when

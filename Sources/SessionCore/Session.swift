@@ -155,7 +155,9 @@ public struct Session: Sendable {
     /// deadline (``lastAccessedAt`` plus ``maxInactive``) and ``absoluteDeadline``; nil when
     /// it has neither.
     public var expiresAt: Timestamp? {
-        let idle = maxInactiveMilliseconds > 0 ? lastAccessedAt.adding(milliseconds: maxInactiveMilliseconds) : nil
+        // An idle timeout too long to add is no deadline at all, as `isExpired` sees it.
+        let (end, overflow) = lastAccessedAt.milliseconds.addingReportingOverflow(maxInactiveMilliseconds)
+        let idle = maxInactiveMilliseconds > 0 && !overflow ? Timestamp(milliseconds: end) : nil
         switch (idle, absoluteDeadline) {
         case (let idle?, let absolute?): return min(idle, absolute)
         case (let idle?, nil): return idle

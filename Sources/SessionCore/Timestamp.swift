@@ -19,7 +19,11 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     /// The wall-clock instant `date`, rounded down to the millisecond.
     public init(_ date: Date) {
-        self.init(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
+        // To the nearest microsecond first: a Date counts seconds from 2001 in a Double, so
+        // the instant `date` of a timestamp may sit a hair below its millisecond.
+        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let (quotient, remainder) = microseconds.quotientAndRemainder(dividingBy: 1000)
+        self.init(milliseconds: remainder < 0 ? quotient - 1 : quotient)
     }
 
     /// This wall-clock timestamp as a `Date`.
@@ -38,7 +42,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
         milliseconds &- earlier.milliseconds
     }
 
-    /// `timestamp` moved by `duration`, in whole milliseconds rounded down.
+    /// `timestamp` moved by `duration`, in whole milliseconds (truncated toward zero).
     public static func + (timestamp: Timestamp, duration: Duration) -> Timestamp {
         timestamp.adding(milliseconds: duration.wholeMilliseconds)
     }
@@ -58,7 +62,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 }
 
 extension Duration {
-    /// This duration in whole milliseconds, rounded down.
+    /// This duration in whole milliseconds, truncated toward zero.
     package var wholeMilliseconds: Int64 {
         let parts = components
         return parts.seconds &* 1000 &+ parts.attoseconds / 1_000_000_000_000_000

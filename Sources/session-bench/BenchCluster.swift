@@ -41,8 +41,12 @@ struct BenchCluster {
                 }
                 if let slowTiming {
                     configuration.node.slowDown(heartbeatMilliseconds: slowTiming)
-                    // A node alone elects itself after one election timeout: keep that short.
-                    if count == 1 { configuration.node.electionTimeoutMilliseconds = 400...800 }
+                    // A node alone elects itself after one election timeout: keep that short,
+                    // yet longer than the heartbeat, as a node requires.
+                    if count == 1 {
+                        let low = max(slowTiming + 1, min(4 * slowTiming, 400))
+                        configuration.node.electionTimeoutMilliseconds = low...(2 * low)
+                    }
                 }
                 let node = try SessionCluster(configuration: configuration, eventLoopGroup: loops.next(), logger: quietLogger)
                 nodes.append(node)

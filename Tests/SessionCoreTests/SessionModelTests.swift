@@ -87,6 +87,22 @@ import Testing
             let deadline = session.expiresAt!
             #expect(!session.isExpired(at: deadline + .milliseconds(-1)))
             #expect(session.isExpired(at: deadline))
+            #expect(session.isExpired(at: Timestamp(deadline.date)))
+        }
+        // An idle timeout too long to add to the last access never expires.
+        let endless = Session(id: .random(), version: 1, createdAt: last, lastAccessedAt: last, maxInactiveMilliseconds: .max)
+        #expect(endless.expiresAt == nil)
+        #expect(!endless.isExpired(at: last + .seconds(86_400 * 365)))
+    }
+
+    /// A timestamp survives the trip through `Date`, whose Double counts from 2001: in the
+    /// 1970s, around 2038 and before 1970 too.
+    @Test func timestampsRoundTripThroughDate() {
+        for milliseconds: Int64 in [0, 1, 999, 123_456_789, 2_147_483_648_001, 2_150_000_000_123, 1_765_238_400_250, -1, -1001] {
+            for step: Int64 in 0..<50 {
+                let timestamp = Timestamp(milliseconds: milliseconds + step * 7)
+                #expect(Timestamp(timestamp.date) == timestamp, "\(timestamp)")
+            }
         }
     }
 }
