@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` runs a local three-node cluster behind
 # nginx and kills one node; `make test` runs every test suite. Both install what they
-# need first (liblz4-dev, nginx; pytest), so they work on a fresh Debian machine.
+# need first (liblz4-dev, pkg-config, nginx, iproute2, iptables; pytest), so they work on
+# a fresh Debian machine.
 
 SWIFT ?= swift
 BUILD_FLAGS ?=
