@@ -14,10 +14,11 @@ import SessionCore
 extension ClusterNode {
     /// Writes `operation` to `session` with `concern` (nil: the configured default). The
     /// write completes with exactly one ``Effect/completeWrite(_:_:)`` for `requestID`, now
-    /// or from a later message or tick.
+    /// or from a later message or tick. The owner refuses it unapplied once `deadline` (a
+    /// wall-clock time) has passed, wherever the write was delayed on its way.
     func write(
-        _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID, now: Timestamp,
-        into effects: inout [Effect]
+        _ operation: WriteOperation, to session: SessionID, concern: WriteConcern?, requestID: RequestID,
+        deadline: Timestamp? = nil, now: Timestamp, into effects: inout [Effect]
     ) {
         observe(now)
         let concern = concern ?? configuration.defaultWriteConcern
@@ -26,10 +27,11 @@ extension ClusterNode {
             return
         }
         if owner == id {
-            performWrite(operation, to: session, concern: concern, origin: .local(requestID), now: now, into: &effects)
+            performWrite(operation, to: session, concern: concern, origin: .local(requestID), deadline: deadline, now: now, into: &effects)
         } else {
             requests.forward(.write, requestID, session: session, owner: owner, deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds))
-            let forwarded = ForwardedWrite(from: id, requestID: requestID, sessionID: session, operation: operation, concern: concern)
+            let forwarded = ForwardedWrite(
+                from: id, requestID: requestID, sessionID: session, operation: operation, concern: concern, deadline: deadline)
             send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
         }
     }
@@ -65,7 +67,7 @@ extension ClusterNode {
 
     func performWrite(
         _ operation: WriteOperation, to session: SessionID, concern: WriteConcern, origin: PendingWrite.Origin,
-        now: Timestamp, into effects: inout [Effect]
+        deadline: Timestamp? = nil, now: Timestamp, into effects: inout [Effect]
     ) {
         let partition = partition(of: session)
         guard owned.contains(partition), filled.contains(partition) else {
@@ -74,6 +76,14 @@ extension ClusterNode {
         }
         guard leaseValid(now: now) else {
             complete(origin, .failure(failureForWantOfLease(now: now)), event: nil, now: now, into: &effects)
+            return
+        }
+        // A request the load balancer gave up on may have been sent again, through another
+        // node, and acknowledged; applied now, a copy held up on the way (a paused node, a
+        // slow link) would overwrite a later acknowledged write. The owner orders every write
+        // of the session, so checking here, at the one place writes are applied, is enough.
+        if let deadline, wall(now) >= deadline {
+            complete(origin, .failure(.deadlineExceeded), event: nil, now: now, into: &effects)
             return
         }
         let target: (id: SessionID, version: SessionVersion)
@@ -237,7 +247,9 @@ extension ClusterNode {
             send(.writeReply(WriteReply(from: id, requestID: write.requestID, result: .failure(.notInMajority))), to: write.from, .stream, into: &effects)
             return
         }
-        performWrite(write.operation, to: write.sessionID, concern: write.concern, origin: .forwarded(write.from, write.requestID), now: now, into: &effects)
+        performWrite(
+            write.operation, to: write.sessionID, concern: write.concern, origin: .forwarded(write.from, write.requestID),
+            deadline: write.deadline, now: now, into: &effects)
     }
 
     func handleWriteReply(_ reply: WriteReply, now: Timestamp, into effects: inout [Effect]) {

@@ -14,7 +14,8 @@ package enum Input {
     case tick
     /// The application writes `operation` to a session with `concern` (nil: the configured
     /// default). Completes with exactly one ``Effect/completeWrite(_:_:)`` for `requestID`.
-    case write(WriteOperation, to: SessionID, concern: WriteConcern?, requestID: RequestID)
+    /// Past `deadline` (wall clock), the owner refuses it unapplied.
+    case write(WriteOperation, to: SessionID, concern: WriteConcern?, requestID: RequestID, deadline: Timestamp? = nil)
     /// The application reads a session; with `touch` false its last-access time stays as it
     /// is. Completes with exactly one ``Effect/completeRead(_:_:)`` for `requestID`.
     case read(SessionID, touch: Bool, requestID: RequestID)
@@ -34,8 +35,8 @@ extension ClusterNode {
         case .start: start(now: now, into: &effects)
         case .message(let message): receive(message, now: now, into: &effects)
         case .tick: tick(now: now, into: &effects)
-        case .write(let operation, let session, let concern, let requestID):
-            write(operation, to: session, concern: concern, requestID: requestID, now: now, into: &effects)
+        case .write(let operation, let session, let concern, let requestID, let deadline):
+            write(operation, to: session, concern: concern, requestID: requestID, deadline: deadline, now: now, into: &effects)
         case .read(let session, let touch, let requestID): read(session, touch: touch, requestID: requestID, now: now, into: &effects)
         case .endOfTurn: flushForWaitingWrites(now: now, into: &effects)
         case .leave: leave(now: now, into: &effects)

@@ -214,12 +214,19 @@ package struct ForwardedWrite: Hashable, Sendable {
     package var sessionID: SessionID
     package var operation: WriteOperation
     package var concern: WriteConcern
-    package init(from: NodeID, requestID: RequestID, sessionID: SessionID, operation: WriteOperation, concern: WriteConcern) {
+    /// The wall-clock time after which the owner must not apply the write (the load
+    /// balancer has given up on the request and may have sent it elsewhere); nil: none.
+    package var deadline: Timestamp?
+    package init(
+        from: NodeID, requestID: RequestID, sessionID: SessionID, operation: WriteOperation, concern: WriteConcern,
+        deadline: Timestamp? = nil
+    ) {
         self.from = from
         self.requestID = requestID
         self.sessionID = sessionID
         self.operation = operation
         self.concern = concern
+        self.deadline = deadline
     }
 }
 
@@ -236,6 +243,8 @@ package enum ClusterFailure: Hashable, Sendable {
     /// The view changed under the request, a partition is still filling, or the owner
     /// awaits a lease (its first, or the next leader's); the caller may retry.
     case retry
+    /// The write's deadline had passed when the owner came to apply it: it was not applied.
+    case deadlineExceeded
 }
 
 /// The owner's answer to a ``ForwardedWrite``: the version written, or why not.

@@ -209,13 +209,16 @@ package final class Simulation {
     /// Sends a write through node `index`; the completion lands in ``checker``.
     @discardableResult
     package func write(
-        through index: Int, _ operation: WriteOperation, to session: SessionID, concern: WriteConcern? = nil
+        through index: Int, _ operation: WriteOperation, to session: SessionID, concern: WriteConcern? = nil,
+        deadline: Timestamp? = nil
     ) -> RequestID? {
         guard let node = nodes[index].node, !nodes[index].paused else { return nil }
         nextRequest += 1
         let requestID = RequestID(nextRequest)
         checker.issuedWrite(requestID, through: index, operation, to: session, concern: concern ?? node.configuration.defaultWriteConcern)
-        perform(node.handle(.write(operation, to: session, concern: concern, requestID: requestID), now: coreTime(index)), by: index)
+        perform(
+            node.handle(.write(operation, to: session, concern: concern, requestID: requestID, deadline: deadline), now: coreTime(index)),
+            by: index)
         endTurn(of: index)
         return requestID
     }

@@ -88,6 +88,11 @@ final class ClusterMetrics: Sendable {
         counter("session_cluster_rejected_frames_total", [("code", String(code))]).increment()
     }
 
+    /// A write of this node's application refused unapplied because its deadline passed.
+    func writePastDeadline() {
+        counter("session_cluster_writes_past_deadline_total", []).increment()
+    }
+
     func peerConnectionClosed(_ reason: InboundLinkRefusal) {
         counter("session_cluster_peer_connections_closed_total", [("reason", reason.rawValue)]).increment()
     }

@@ -171,12 +171,15 @@ final class NodeRuntime {
 
     // MARK: - Application requests
 
-    func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?, continuation: WriteContinuation) {
+    func write(
+        _ operation: WriteOperation, to id: SessionID, concern: WriteConcern?, deadline: Timestamp?,
+        continuation: WriteContinuation
+    ) {
         guard let node, !stopped else { return continuation.resume(returning: .failure(.notRunning)) }
         let requestID = makeRequestID()
         pendingWrites[requestID] = PendingWrite(continuation: continuation, started: .now, concern: concern)
         let now = MonotonicClock.now()
-        run(.write(operation, to: id, concern: concern, requestID: requestID), on: node, now: now)
+        run(.write(operation, to: id, concern: concern, requestID: requestID, deadline: deadline), on: node, now: now)
     }
 
     func read(_ id: SessionID, touch: Bool, continuation: ReadContinuation) {
@@ -295,8 +298,10 @@ final class NodeRuntime {
 
     private func completeWrite(_ requestID: RequestID, _ result: Result<SessionVersion, ClusterFailure>) {
         guard let pending = pendingWrites.removeValue(forKey: requestID) else { return }
-        if case .success = result {
-            metrics.ackLatency(ContinuousClock.now - pending.started, concern: pending.concern)
+        switch result {
+        case .success: metrics.ackLatency(ContinuousClock.now - pending.started, concern: pending.concern)
+        case .failure(.deadlineExceeded): metrics.writePastDeadline()
+        case .failure: break
         }
         pending.continuation.resume(returning: result.mapError(SessionClusterError.init))
     }

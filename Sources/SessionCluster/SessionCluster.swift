@@ -534,8 +534,9 @@ public final class SessionCluster: Service, Sendable {
     private static let longestRetryDelay = Duration.milliseconds(160)
 
     private func write(_ operation: WriteOperation, to id: SessionID, concern: WriteConcern?) async throws(SessionClusterError) -> SessionVersion {
-        try await request(
-            { $0.write(operation, to: id, concern: concern, continuation: $1) },
+        let deadline = Self.writeDeadline
+        return try await request(
+            { $0.write(operation, to: id, concern: concern, deadline: deadline, continuation: $1) },
             // The attempt a view change interrupted may have applied; a retry then finds it done.
             settledByRetry: { error in
                 guard case .refused(.sessionEnded(_, let reason)) = error else { return nil }

@@ -20,6 +20,10 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
     /// a lease (its first, or the next leader's after its leader died), for longer than the
     /// node's own retries (as long as an election can take: 1 s by default); retrying is safe.
     case viewChanged
+    /// The write's deadline (``SessionCluster/withWriteDeadline(_:operation:)``) passed before
+    /// the session's owner could apply it, so it was not applied: the load balancer has
+    /// given up on the request, and a copy it sent elsewhere must not be overwritten later.
+    case deadlineExceeded
     /// The cluster is not running (not started yet, or shut down).
     case notRunning
     /// The configuration cannot work (for example a cluster key shorter than 16 bytes);
@@ -39,6 +43,7 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
         case .replicationTimeout: self = .replicationTimeout
         case .ownerUnreachable: self = .ownerUnreachable
         case .retry: self = .viewChanged
+        case .deadlineExceeded: self = .deadlineExceeded
         }
     }
 
@@ -61,7 +66,7 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
         case .refused(.sessionNotFound), .refused(.sessionEnded): 401
         case .refused(.attributeTooLarge), .refused(.sessionTooLarge), .refused(.tooManyAttributes): 413
         case .refused(.duplicateID): 409
-        case .refused, .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning: 503
+        case .refused, .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .deadlineExceeded, .notRunning: 503
         case .invalidConfiguration: 500
         }
     }
@@ -78,6 +83,7 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
         case .replicationTimeout: "not enough replicas acknowledged the write in time"
         case .ownerUnreachable: "the session's owner could not be reached"
         case .viewChanged: "the cluster view changed during the request; retry"
+        case .deadlineExceeded: "the request's deadline passed before the write could be applied; it was not applied"
         case .notRunning: "the session cluster is not running"
         case .invalidConfiguration(let reason): "invalid configuration: \(reason)"
         }

@@ -21,6 +21,10 @@ enum FrameType: UInt8, CaseIterable, Sendable {
     case readRequest = 15
     case readReply = 16
     case error = 17
+    // 18 is the bundle (`FrameCodec.bundleType`).
+    /// A forwarded write that carries a deadline: its own type, so a node of an older
+    /// release refuses it with a typed error instead of misreading the extra field.
+    case forwardedWriteWithDeadline = 19
 
     /// Batches are compressed whatever their size (when LZ4 shrinks them); other bodies
     /// only over the configured threshold.
@@ -50,7 +54,7 @@ extension ClusterMessage {
         case .view: .view
         case .deltaBatch: .deltaBatch
         case .deltaAck: .deltaAck
-        case .forwardedWrite: .forwardedWrite
+        case .forwardedWrite(let write): write.deadline == nil ? .forwardedWrite : .forwardedWriteWithDeadline
         case .writeReply: .writeReply
         case .stateTransferRequest: .stateTransferRequest
         case .stateTransferChunk: .stateTransferChunk
@@ -103,7 +107,9 @@ extension ClusterMessage {
         case .view(let body): writer.write(body)
         case .deltaBatch(let body): writer.write(body)
         case .deltaAck(let body): writer.write(body)
-        case .forwardedWrite(let body): writer.write(body)
+        case .forwardedWrite(let body):
+            writer.write(body)
+            if let deadline = body.deadline { writer.writeTimestamp(deadline) }
         case .writeReply(let body): writer.write(body)
         case .stateTransferRequest(let body): writer.write(body)
         case .stateTransferChunk(let body): writer.write(body)
@@ -124,6 +130,12 @@ extension ClusterMessage {
         }
     }
 
+    private static func readForwardedWriteWithDeadline(from reader: inout BinaryReader) throws(WireError) -> ForwardedWrite {
+        var write = try reader.read(ForwardedWrite.self)
+        write.deadline = try reader.readTimestamp("deadline")
+        return write
+    }
+
     private static func readBody(type: FrameType, from reader: inout BinaryReader) throws(WireError) -> ClusterMessage {
         switch type {
         case .heartbeat: .heartbeat(try reader.read())
@@ -137,6 +149,8 @@ extension ClusterMessage {
         case .deltaBatch: .deltaBatch(try reader.read())
         case .deltaAck: .deltaAck(try reader.read())
         case .forwardedWrite: .forwardedWrite(try reader.read())
+        case .forwardedWriteWithDeadline:
+            .forwardedWrite(try readForwardedWriteWithDeadline(from: &reader))
         case .writeReply: .writeReply(try reader.read())
         case .stateTransferRequest: .stateTransferRequest(try reader.read())
         case .stateTransferChunk: .stateTransferChunk(try reader.read())

@@ -406,6 +406,7 @@ extension ClusterFailure: WireCodable {
         case .replicationTimeout: writer.writeByte(2)
         case .ownerUnreachable: writer.writeByte(3)
         case .retry: writer.writeByte(4)
+        case .deadlineExceeded: writer.writeByte(5)
         }
     }
     init(reading reader: inout BinaryReader) throws(WireError) {
@@ -415,6 +416,7 @@ extension ClusterFailure: WireCodable {
         case 2: self = .replicationTimeout
         case 3: self = .ownerUnreachable
         case 4: self = .retry
+        case 5: self = .deadlineExceeded
         case let tag: throw BinaryReader.fail("clusterFailure", "unknown case \(tag)")
         }
     }

@@ -138,7 +138,7 @@ import Testing
 
     @Test func unknownFrameTypeAtAKnownVersionIsATypedError() {
         var unsealed = codec.unsealed(codec.encode(SampleMessages.message(.heartbeat)).bytes)
-        for type: UInt8 in [0, 19, 200, 255] {
+        for type: UInt8 in [0, 20, 200, 255] {
             unsealed[3] = type
             #expect(codec.decodingError(codec.resealed(unsealed)) == .unknownFrameType(type))
         }

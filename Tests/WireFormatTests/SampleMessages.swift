@@ -51,7 +51,7 @@ enum SampleMessages {
 
     /// The sample of frame type `type`.
     static func message(_ type: FrameType) -> ClusterMessage {
-        all[Int(type.rawValue) - 1].message
+        all.first { $0.name == "\(type)" }!.message
     }
 
     /// One message per frame type, in frame type order, with the file name of its golden frame.
@@ -83,5 +83,9 @@ enum SampleMessages {
         ("readRequest", .readRequest(ReadRequest(from: "n2", requestID: RequestID(9), sessionID: sessionA, knownVersion: 41))),
         ("readReply", .readReply(ReadReply(from: "n1", requestID: RequestID(9), result: .found(realisticDelta(index: 5))))),
         ("error", .error(ProtocolErrorMessage(code: WireError.authenticationFailed.code, message: "frame authentication failed"))),
+        ("forwardedWriteWithDeadline", .forwardedWrite(ForwardedWrite(
+            from: "n3", requestID: RequestID(556), sessionID: sessionB,
+            operation: .update(SessionChanges(updated: ["step": AttributeValue(string: "2")])), concern: .replicated(1),
+            deadline: Timestamp(milliseconds: 1_796_695_300_031)))),
     ]
 }

@@ -1,0 +1,57 @@
+import ClusterProtocol
+import ClusterSimulator
+import SessionCore
+import Testing
+
+/// A write's deadline is checked where writes are applied, on the session's owner: a copy
+/// held up on its way (a paused node, a slow link) past the deadline changes nothing.
+@Suite struct WriteDeadlineTests {
+    @Test func aForwardedWriteThatReachesTheOwnerPastItsDeadlineIsRefusedUnapplied() {
+        let simulation = Simulation.formed(nodes: 3, seed: 7)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        let through = simulation.otherNode(than: owner)
+        // The owner stops for 200 ms (less than downAfter: it stays the owner); the write
+        // forwarded meanwhile waits in its stream and arrives after its 100 ms deadline.
+        simulation.pause(node: owner)
+        let late = simulation.write(
+            through: through, updated("cart", "stale"), to: session, deadline: simulation.wallTime(owner).adding(milliseconds: 100))!
+        simulation.run(for: 200)
+        simulation.resume(node: owner)
+        #expect(simulation.result(of: late) == .failure(.deadlineExceeded))
+        #expect(simulation.readAndWait(through: through, session)?.attribute("cart") == "item-0")
+        simulation.expectNoViolations()
+    }
+
+    @Test func aWriteWithinItsDeadlineIsAppliedWhereverItIsSent() {
+        let simulation = Simulation.formed(nodes: 3, seed: 7)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        for (index, node) in [owner, simulation.otherNode(than: owner)].enumerated() {
+            let deadline = simulation.wallTime(owner).adding(milliseconds: 1_000)
+            let request = simulation.write(through: node, updated("cart", "v\(index)"), to: session, deadline: deadline)!
+            #expect(simulation.result(of: request)?.isSuccess == true)
+            #expect(simulation.readAndWait(through: node, session)?.attribute("cart") == "v\(index)")
+        }
+        simulation.expectNoViolations()
+    }
+
+    @Test func aWriteOnTheOwnerPastItsDeadlineIsRefusedUnapplied() {
+        let simulation = Simulation.formed(nodes: 3, seed: 7)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        let request = simulation.write(
+            through: owner, updated("cart", "late"), to: session, deadline: simulation.wallTime(owner).adding(milliseconds: -1))!
+        #expect(simulation.result(of: request) == .failure(.deadlineExceeded))
+        #expect(simulation.readAndWait(through: owner, session)?.attribute("cart") == "item-0")
+        simulation.expectNoViolations()
+    }
+}
+
+extension Simulation {
+    /// Runs until the write `request` completes (3 s at most) and returns its result.
+    func result(of request: RequestID) -> Result<SessionVersion, ClusterFailure>? {
+        run(until: { $0.checker.writeResults[request] != nil }, within: 3_000, every: 1)
+        return checker.writeResults[request]
+    }
+}
