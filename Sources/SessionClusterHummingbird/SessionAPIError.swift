@@ -28,6 +28,13 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
     /// 401: the cookie is not a session id.
     public static let malformedCookie = SessionAPIError(
         status: .unauthorized, code: "session_malformed", message: "the SESSION_ID cookie is not a session id")
+    /// 400: the load balancer's request-start header (``RequestDeadline``) is not a time.
+    public static let malformedRequestStart = SessionAPIError(
+        status: .badRequest, code: "request_start_malformed",
+        message: "the request-start header is not a time (t=SECONDS, MILLISECONDS or MICROSECONDS since 1970)")
+    /// 503: the request's deadline (``RequestDeadline``) passed before it was handled; the
+    /// load balancer has given up on it. Nothing was changed.
+    public static let deadlineExceeded = SessionAPIError(SessionClusterError.deadlineExceeded)
     /// 401: no live session has this id (unknown, expired, invalidated or rotated).
     public static let unknownSession = SessionAPIError(
         status: .unauthorized, code: "session_unknown", message: "no live session with this id")
@@ -46,6 +53,7 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
         case .refused(.tooManySessions), .refused(.storeFull): code = "store_full"
         case .refused: code = "too_large"
         case .notInMajority, .replicationTimeout, .ownerUnreachable, .viewChanged, .notRunning: code = "cluster_unavailable"
+        case .deadlineExceeded: code = "deadline_exceeded"
         case .invalidConfiguration: code = "misconfigured"
         }
         self.init(

@@ -188,6 +188,10 @@ final class DemoRun: @unchecked Sendable {
         }
     }
 
+    /// nginx's `proxy_read_timeout`, and the nodes' `--request-deadline`: a request nginx gave
+    /// up on and sent to the next node cannot also land later on the first.
+    static let upstreamTimeoutSeconds = 2
+
     private func startNodes() throws {
         let key = tmp.appendingPathComponent("cluster.key")
         var keyBytes = [UInt8](repeating: 0, count: 32)
@@ -196,7 +200,10 @@ final class DemoRun: @unchecked Sendable {
         chmod(key.path, 0o600)
         cluster = try NodeProcessCluster(
             count: nodeCount, executable: executable, logDirectory: tmp.path,
-            arguments: ["--replicas", "\(replicas)", "--cluster-key-file", key.path], taken: &taken)
+            arguments: [
+                "--replicas", "\(replicas)", "--cluster-key-file", key.path,
+                "--request-deadline", "\(Self.upstreamTimeoutSeconds)",
+            ], taken: &taken)
         for n in nodes { say("demo: started \(n.id) pid \(n.process.pid) http 127.0.0.1:\(n.httpPort)") }
         try cluster?.waitUntilHealthy(seconds: 60)
         say("demo: all \(nodeCount) nodes answer /health 200")
@@ -218,7 +225,8 @@ final class DemoRun: @unchecked Sendable {
             chmod(prefix.path, 0o755)
             let servers = upstreams.map { "        server 127.0.0.1:\($0) max_fails=0;" }.joined(separator: "\n")
             let values = ["PREFIX": prefix.path, "LISTEN_PORT": "\(proxyPort)", "UPSTREAM_SERVERS": servers,
-                          "CONNECT_TIMEOUT": "300ms", "READ_TIMEOUT": "2s", "NEXT_UPSTREAM_TRIES": "\(upstreams.count)"]
+                          "CONNECT_TIMEOUT": "300ms", "READ_TIMEOUT": "\(Self.upstreamTimeoutSeconds)s",
+                          "NEXT_UPSTREAM_TRIES": "\(upstreams.count)"]
             var conf = try String(contentsOfFile: template, encoding: .utf8)
             for (k, v) in values { conf = conf.replacingOccurrences(of: "@\(k)@", with: v) }
             let confPath = prefix.appendingPathComponent("nginx.conf")

@@ -44,6 +44,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Take the client of --max-creates-per-client from the first X-Forwarded-For address: only behind a proxy that sets the header itself (nginx: proxy_set_header X-Forwarded-For $remote_addr), since clients can write anything into it.")
     var trustForwardedFor = false
 
+    @Option(help: "Seconds after the arrival time the load balancer writes into X-Request-Start (nginx: proxy_set_header X-Request-Start \"t=${msec}\") that a request may still write: past it, a request is answered 503 deadline_exceeded and its writes are refused unapplied wherever they were held up, so a request the balancer gave up on and sent to another node cannot land later over newer writes. Set it to the balancer's upstream timeout (proxy_read_timeout) less the clock offset between hosts. Requests without the header have no deadline. Default: none.")
+    var requestDeadline: Double?
+
     func validate() throws {
         if let maxCreatesPerClient, !(maxCreatesPerClient > 0 && maxCreatesPerClient.isFinite) {
             throw ValidationError("--max-creates-per-client must be positive")
@@ -56,6 +59,9 @@ struct Serve: AsyncParsableCommand {
         guard (0.001...86_400).contains(httpIdleTimeout) else { throw ValidationError("--http-idle-timeout must be 0.001 to 86400 seconds") }
         guard (0.001...86_400).contains(httpRequestTimeout) else {
             throw ValidationError("--http-request-timeout must be 0.001 to 86400 seconds")
+        }
+        if let requestDeadline, !(0.001...86_400).contains(requestDeadline) {
+            throw ValidationError("--request-deadline must be 0.001 to 86400 seconds")
         }
     }
 
@@ -80,6 +86,10 @@ struct Serve: AsyncParsableCommand {
 
         let router = Router(context: ClientAddressRequestContext.self)
         router.add(middleware: NodeHeaderMiddleware(nodeID: id))
+        if let requestDeadline {
+            let budget = Duration.nanoseconds(Int64(requestDeadline * 1_000_000_000))
+            router.add(middleware: RequestDeadlineMiddleware(RequestDeadline(budget: budget), nodeID: id))
+        }
         routes.registerSessionRoutes(on: router)
         let adminAddress = admin.flatMap(PeerAddress.init)
         let adminRouter = adminAddress == nil ? router : Router(context: ClientAddressRequestContext.self)
