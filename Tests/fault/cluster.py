@@ -454,7 +454,9 @@ class Cluster:
     """
 
     def __init__(self, n: int, replicas: int, name: str = "cluster", with_nginx: bool = True,
-                 extra_args: list[str] | None = None, lab=None):
+                 extra_args: list[str] | None = None, lab=None, upstream_timeout: float = 2.0):
+        """`upstream_timeout`: nginx's proxy_read_timeout, and each node's --request-deadline
+        (with nginx): a request nginx gave up on and sent to the next node never lands later."""
         self.binary = node_binary()
         self.n = n
         self.replicas = replicas
@@ -474,12 +476,15 @@ class Cluster:
             ports = [(LAB_HTTP_PORT, LAB_PEER_PORT)] * n
             hosts = [lab.address(f"n{i + 1}") for i in range(n)]
         seeds = [f"{h}:{b}" for h, (_, b) in zip(hosts, ports)]
+        extra_args = list(extra_args or [])
+        if with_nginx:
+            extra_args += ["--request-deadline", f"{upstream_timeout:g}"]
         self.nodes = [Node(f"n{i + 1}", hp, bp, seeds, replicas, self.key_file, self.logdir,
                            extra_args=list(extra_args or []), host=hosts[i],
                            wrap=(None if lab is None else (lambda argv, nid=f"n{i + 1}": lab.wrap(nid, argv))))
                       for i, (hp, bp) in enumerate(ports)]
         self.nginx = Nginx(os.path.join(self.tmp, "nginx"), [nd.http_port for nd in self.nodes],
-                           upstream_hosts=[nd.host for nd in self.nodes]) \
+                           upstream_hosts=[nd.host for nd in self.nodes], read_timeout=f"{upstream_timeout * 1000:g}ms") \
             if with_nginx else None
         self.client = Client()
         self.closed = False
