@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import SessionCore
 
 extension SessionCluster {
@@ -22,10 +23,68 @@ extension SessionCluster {
     /// offset between the balancer's host and the nodes' hosts to spare. A node of an older
     /// release refuses a forwarded write that carries a deadline: set deadlines once every
     /// node runs this one.
-    public static func withWriteDeadline<Result>(
-        _ deadline: Date, isolation: isolated (any Actor)? = #isolation, operation: () async throws -> Result
-    ) async rethrows -> Result {
+    public static func withWriteDeadline<Value, Failure: Error>(
+        _ deadline: Date, isolation: isolated (any Actor)? = #isolation, operation: () async throws(Failure) -> Value
+    ) async throws(Failure) -> Value {
         let timestamp = Timestamp(deadline)
-        return try await $writeDeadline.withValue(min(writeDeadline ?? timestamp, timestamp), operation: operation)
+        // Carried out as a Result: the task-local's scope does not keep the error's type.
+        let result: Result<Value, Failure> = await $writeDeadline.withValue(min(writeDeadline ?? timestamp, timestamp)) {
+            do throws(Failure) { return .success(try await operation()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// The deadline of an HTTP request from the time its load balancer stamped into a header
+/// (`X-Request-Start`), decided the same way by every web integration, and the count of the
+/// requests it refuses (`session_cluster_http_requests_refused_total` by `reason`).
+package struct RequestStartDeadline: Sendable {
+    /// Why a request is refused.
+    package enum Refusal: Error {
+        /// The header is not a time.
+        case malformed
+        /// The deadline passed before the request arrived.
+        case pastDeadline
+    }
+
+    /// How long after the stamped arrival the request's writes may still take effect.
+    package let budget: Duration
+    private let pastDeadline: Counter
+    private let malformed: Counter
+
+    package init(budget: Duration, nodeID: String) {
+        self.budget = budget
+        let label = "session_cluster_http_requests_refused_total"
+        pastDeadline = Counter(label: label, dimensions: [("node", nodeID), ("reason", "deadline_exceeded")])
+        malformed = Counter(label: label, dimensions: [("node", nodeID), ("reason", "request_start_malformed")])
+    }
+
+    /// The deadline of a request whose header holds `value` (nil: no header, no deadline),
+    /// or the refusal, counted.
+    package func deadline(headerValue value: String?, now: Date = Date()) throws(Refusal) -> Date? {
+        guard let value else { return nil }
+        guard let arrival = Self.arrival(in: value) else {
+            malformed.increment()
+            throw .malformed
+        }
+        let (seconds, attoseconds) = budget.components
+        let due = arrival.addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
+        guard now < due else {
+            pastDeadline.increment()
+            throw .pastDeadline
+        }
+        return due
+    }
+
+    /// The time in a header value: `t=` (optional) followed by seconds (nginx's `$msec`,
+    /// e.g. `t=1796695300.031`), milliseconds or microseconds (Apache's `%t`) since 1970,
+    /// told apart by their size. Nil when it is not one.
+    package static func arrival(in value: some StringProtocol) -> Date? {
+        let number = value.hasPrefix("t=") ? value.dropFirst(2) : value[...]
+        guard let amount = Double(number), amount.isFinite, amount > 0 else { return nil }
+        // Seconds since 1970 stay under 1e11 until the year 5138, milliseconds under 1e14
+        // as long; anything larger is microseconds.
+        let seconds = amount >= 1e14 ? amount / 1e6 : amount >= 1e11 ? amount / 1e3 : amount
+        return Date(timeIntervalSince1970: seconds)
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Metrics
 import SessionCluster
 
 /// When the load balancer gives up on a request: the time it stamps into a header when the
@@ -37,16 +36,6 @@ public struct RequestDeadline: Sendable {
         self.field = field
         self.budget = budget
     }
-
-    /// The time in a request-start header value; nil when it is not one.
-    static func arrival(in value: some StringProtocol) -> Date? {
-        let number = value.hasPrefix("t=") ? value.dropFirst(2) : value[...]
-        guard let amount = Double(number), amount.isFinite, amount > 0 else { return nil }
-        // Seconds since 1970 stay under 1e11 until the year 5138; milliseconds under 1e14
-        // until 5138 as well; anything larger is microseconds.
-        let seconds = amount >= 1e14 ? amount / 1e6 : amount >= 1e11 ? amount / 1e3 : amount
-        return Date(timeIntervalSince1970: seconds)
-    }
 }
 
 /// Refuses, and keeps from writing late, a request its load balancer has given up on
@@ -62,32 +51,25 @@ public struct RequestDeadline: Sendable {
 public struct RequestDeadlineMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The header and budget.
     public let deadline: RequestDeadline
-    private let pastDeadline: Counter
-    private let malformed: Counter
+    private let check: RequestStartDeadline
 
     /// Creates the middleware for node `nodeID` (the metrics' `node` label).
     public init(_ deadline: RequestDeadline, nodeID: String) {
         self.deadline = deadline
-        self.pastDeadline = Counter(
-            label: "session_cluster_http_requests_refused_total", dimensions: [("node", nodeID), ("reason", "deadline_exceeded")])
-        self.malformed = Counter(
-            label: "session_cluster_http_requests_refused_total",
-            dimensions: [("node", nodeID), ("reason", "request_start_malformed")])
+        self.check = RequestStartDeadline(budget: deadline.budget, nodeID: nodeID)
     }
 
     /// Runs the rest of the chain under the request's deadline.
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let value = request.headers[deadline.field] else { return try await next(request, context) }
-        guard let arrival = RequestDeadline.arrival(in: value) else {
-            malformed.increment()
+        let due: Date?
+        do {
+            due = try check.deadline(headerValue: request.headers[deadline.field])
+        } catch .malformed {
             throw SessionAPIError.malformedRequestStart
-        }
-        let (seconds, attoseconds) = deadline.budget.components
-        let due = arrival.addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
-        guard Date() < due else {
-            pastDeadline.increment()
+        } catch .pastDeadline {
             throw SessionAPIError.deadlineExceeded
         }
+        guard let due else { return try await next(request, context) }
         return try await SessionCluster.withWriteDeadline(due) { try await next(request, context) }
     }
 }

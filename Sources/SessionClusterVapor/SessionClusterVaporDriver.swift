@@ -42,7 +42,9 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
     /// Creates a session holding `data`.
     public func createSession(_ data: SessionData, for request: Request) async throws -> Vapor.SessionID {
         let session = try await Self.mapErrors { () async throws(SessionClusterError) in
-            try await cluster.create(attributes: Self.attributes(of: data), principal: data[Self.principalKey])
+            try await Self.underDeadline(of: request) { () async throws(SessionClusterError) in
+                try await cluster.create(attributes: Self.attributes(of: data), principal: data[Self.principalKey])
+            }
         }
         request.storage[LoadedKey.self] = Loaded(id: session.id, data: data.snapshot)
         return Vapor.SessionID(string: session.id.text)
@@ -78,7 +80,9 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
         }
         guard !changes.isEmpty else { return sessionID }
         do {
-            try await cluster.update(id, changes: changes)
+            try await Self.underDeadline(of: request) { () async throws(SessionClusterError) in
+                try await cluster.update(id, changes: changes)
+            }
             request.storage[LoadedKey.self] = Loaded(id: id, data: now)
         } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
             request.logger.debug("the session ended during the request; its changes are dropped")
@@ -92,7 +96,7 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
     public func deleteSession(_ sessionID: Vapor.SessionID, for request: Request) async throws {
         guard let id = try? SessionCore.SessionID(sessionID.string) else { return }
         do {
-            try await cluster.invalidate(id)
+            try await Self.underDeadline(of: request) { () async throws(SessionClusterError) in try await cluster.invalidate(id) }
         } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
             return
         } catch {
@@ -237,7 +241,9 @@ extension Request {
     public func logOutEverywhere() async throws -> Int {
         guard let principal = session.principal else { return 0 }
         let ended = try await SessionClusterVaporDriver.mapErrors { () async throws(SessionClusterError) in
-            try await sessionCluster.invalidateAll(of: principal)
+            try await SessionClusterVaporDriver.underDeadline(of: self) { () async throws(SessionClusterError) in
+                try await sessionCluster.invalidateAll(of: principal)
+            }
         }
         session.destroy()
         return ended

@@ -35,11 +35,11 @@ struct RequestDeadlineTests {
     @Test func arrivalIsReadInSecondsMillisecondsOrMicroseconds() {
         let expected = Date(timeIntervalSince1970: 1_796_695_300.031)
         for value in ["t=1796695300.031", "1796695300.031", "t=1796695300031", "t=1796695300031000"] {
-            let arrival = RequestDeadline.arrival(in: value)
+            let arrival = RequestStartDeadline.arrival(in: value)
             #expect(arrival.map { abs($0.timeIntervalSince(expected)) < 0.000_5 } == true, "\(value)")
         }
         for garbage in ["", "t=", "soon", "t=-5", "t=nan", "t=inf", "1e400"] {
-            #expect(RequestDeadline.arrival(in: garbage) == nil, "\(garbage)")
+            #expect(RequestStartDeadline.arrival(in: garbage) == nil, "\(garbage)")
         }
     }
 

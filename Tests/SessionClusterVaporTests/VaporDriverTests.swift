@@ -14,12 +14,13 @@ struct VaporDriverTests {
     /// A Vapor app on `cluster` with the routes of Vapor's session tests and a few more.
     static func withApp(
         _ cluster: SessionCluster, configuration: SessionsConfiguration? = .cluster(),
-        _ body: (Application) async throws -> Void
+        deadline: SessionClusterDeadlineMiddleware? = nil, _ body: (Application) async throws -> Void
     ) async throws {
         let app = try await Application.make(.testing)
         app.logger.logLevel = .warning  // not a line per request
         do {
             app.sessions.use(.cluster(cluster, configuration: configuration))
+            if let deadline { app.middleware.use(deadline) }
             app.middleware.use(app.sessions.middleware)
             app.get("set") { req -> HTTPStatus in
                 req.session.data["foo"] = "bar"
@@ -46,6 +47,11 @@ struct VaporDriverTests {
             }
             app.post("logout-everywhere") { req -> String in
                 "\(try await req.logOutEverywhere())"
+            }
+            app.put("slow", ":value") { req -> HTTPStatus in
+                try await Task.sleep(for: .milliseconds(400))
+                req.session.data["left"] = req.parameters.get("value")!
+                return .noContent
             }
             app.put("big") { req -> HTTPStatus in
                 req.session.data["big"] = String(repeating: "x", count: 4_096)
@@ -187,6 +193,38 @@ struct VaporDriverTests {
         #expect(response.headers.first(name: "Retry-After") == "1")
         try await app.asyncShutdown()
     }
+
+    /// A request whose load balancer has given up (its deadline passed) writes nothing: not
+    /// when it arrives late, and not when the route runs past the deadline before the save.
+    @Test func aRequestPastItsDeadlineWritesNothing() async throws {
+        try await SingleNode.with { cluster in
+            let deadline = SessionClusterDeadlineMiddleware(budget: .milliseconds(300), nodeID: "h1")
+            try await Self.withApp(cluster, deadline: deadline) { app in
+                func start(_ offset: TimeInterval) -> HTTPHeaders {
+                    ["X-Request-Start": "t=\(Date().timeIntervalSince1970 + offset)"]
+                }
+                let set = try await app.testing().sendRequest(.PUT, "/left/1", headers: start(0))
+                #expect(set.status == .noContent)
+                var headers = Self.cookie(set)
+                let id = try SessionCore.SessionID(try #require(headers.cookie?["vapor-session"]).string)
+                headers.add(contentsOf: start(-10))
+                let late = try await app.testing().sendRequest(.PUT, "/left/2", headers: headers)
+                #expect(late.status == .serviceUnavailable)
+                headers = Self.cookie(set)
+                headers.add(contentsOf: start(0))
+                // The route outlasts the 300 ms budget: the driver's save reaches the owner too late.
+                let slow = try await app.testing().sendRequest(.PUT, "/slow/3", headers: headers)
+                #expect(slow.status == .serviceUnavailable)
+                #expect(try await cluster.load(id)?["left"]?.string == "1")
+                headers = Self.cookie(set)
+                headers.add(contentsOf: ["X-Request-Start": "soon"])
+                #expect(try await app.testing().sendRequest(.PUT, "/left/4", headers: headers).status == .badRequest)
+                #expect(try await app.testing().sendRequest(.PUT, "/left/5", headers: Self.cookie(set)).status == .noContent)
+                #expect(try await cluster.load(id)?["left"]?.string == "5")
+            }
+        }
+    }
+
 }
 
 /// 1,000 pairs of concurrent requests; run apart from the other socket tests (Makefile).
