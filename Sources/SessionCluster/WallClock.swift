@@ -8,9 +8,9 @@ import SessionCore
 /// The wall clock: sessions' times (creation, last access, expiry), which every node must
 /// agree on. The core never reads a clock itself; it is handed this through
 /// `ClusterNode.sessionClock`, and ``MonotonicClock`` for everything else.
-enum WallClock {
+package enum WallClock {
     /// Milliseconds since the Unix epoch.
-    static func now() -> Timestamp {
+    package static func now() -> Timestamp {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return Timestamp(milliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)

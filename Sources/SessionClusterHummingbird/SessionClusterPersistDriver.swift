@@ -97,7 +97,7 @@ public struct SessionClusterPersistDriver: PersistDriver {
         loaded.remember(key, session)
         let object = try Self.decode(Object.self, from: session)
         guard let deadline = session.expiresAt else { return (object, nil) }
-        return (object, max(.zero, deadline - Self.now()))
+        return (object, max(.zero, deadline - WallClock.now()))
     }
 
     /// Removes `key` everywhere in the cluster.
@@ -160,7 +160,7 @@ public struct SessionClusterPersistDriver: PersistDriver {
         let base = base ?? session.attributes
         for (name, value) in attributes where base[name] != value { session.setAttribute(name, value) }
         for name in base.keys where attributes[name] == nil { session.removeAttribute(name) }
-        let now = Self.now()
+        let now = WallClock.now()
         if let expires {
             session.setMaxInactive(milliseconds: Self.idleTimeout(expires).wholeMilliseconds)
             if !session.hasChanges {
@@ -190,8 +190,6 @@ public struct SessionClusterPersistDriver: PersistDriver {
             throw PersistError.invalidConversion
         }
     }
-
-    private static func now() -> Timestamp { Timestamp(Date()) }
 }
 
 /// Why ``SessionClusterPersistDriver`` could not store a value.

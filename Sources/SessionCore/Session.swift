@@ -155,18 +155,13 @@ public struct Session: Sendable {
     /// deadline (``lastAccessedAt`` plus ``maxInactive``) and ``absoluteDeadline``; nil when
     /// it has neither.
     public var expiresAt: Timestamp? {
-        // An idle timeout too long to add is no deadline at all, as `isExpired` sees it.
-        let (end, overflow) = lastAccessedAt.milliseconds.addingReportingOverflow(maxInactiveMilliseconds)
-        let idle = maxInactiveMilliseconds > 0 && !overflow ? Timestamp(milliseconds: end) : nil
-        switch (idle, absoluteDeadline) {
-        case (let idle?, let absolute?): return min(idle, absolute)
-        case (let idle?, nil): return idle
-        case (nil, let absolute): return absolute
-        }
+        SessionExpiry.deadline(
+            lastAccessedAt: lastAccessedAt, maxInactiveMilliseconds: maxInactiveMilliseconds,
+            absoluteDeadline: absoluteDeadline)
     }
 
-    /// True when the session has expired at `now` (from ``Timestamp/init(_:)``, e.g.
-    /// `Timestamp(Date())`), by idle or absolute timeout: when `now` has reached
+    /// True when the session has expired at `now` (a wall-clock instant, e.g. from
+    /// ``Timestamp/init(_:)``), by idle or absolute timeout: when `now` has reached
     /// ``expiresAt``.
     public func isExpired(at now: Timestamp) -> Bool {
         SessionExpiry.isExpired(
@@ -214,11 +209,24 @@ public struct SessionChanges: Hashable, Sendable {
     }
 }
 
+/// The one expiry rule, for application snapshots and the store's entries alike.
 enum SessionExpiry {
+    /// The earlier of the idle deadline (`lastAccessedAt` plus a positive idle timeout) and
+    /// `absoluteDeadline`; nil when there is neither. An idle timeout too long to add to the
+    /// last access is no deadline at all.
+    static func deadline(lastAccessedAt: Timestamp, maxInactiveMilliseconds: Int64, absoluteDeadline: Timestamp?) -> Timestamp? {
+        let (end, overflow) = lastAccessedAt.milliseconds.addingReportingOverflow(maxInactiveMilliseconds)
+        guard maxInactiveMilliseconds > 0, !overflow else { return absoluteDeadline }
+        return min(Timestamp(milliseconds: end), absoluteDeadline ?? Timestamp(milliseconds: .max))
+    }
+
+    /// True once `now` has reached the ``deadline(lastAccessedAt:maxInactiveMilliseconds:absoluteDeadline:)``.
     static func isExpired(
         lastAccessedAt: Timestamp, maxInactiveMilliseconds: Int64, absoluteDeadline: Timestamp?, now: Timestamp
     ) -> Bool {
-        if let absoluteDeadline, now >= absoluteDeadline { return true }
-        return maxInactiveMilliseconds > 0 && now.milliseconds(since: lastAccessedAt) >= maxInactiveMilliseconds
+        guard let deadline = deadline(
+            lastAccessedAt: lastAccessedAt, maxInactiveMilliseconds: maxInactiveMilliseconds, absoluteDeadline: absoluteDeadline)
+        else { return false }
+        return now >= deadline
     }
 }
