@@ -8,6 +8,8 @@ import SessionCore
 /// read was issued) and I5 (it does not show a session whose end was acknowledged). Once
 /// the cluster is stable after the faults: I1 (every acknowledged `.replicated` write is on
 /// every replica), I3 (all replicas of every session agree) and I5 again, on the stores.
+/// Throughout, a write refused past its deadline is seen nowhere: not by a read, not on a
+/// replica (its values are unique to it).
 package final class Checker {
     /// Violations found, in order; the first is the one to debug.
     package private(set) var violations: [String] = []
@@ -55,6 +57,10 @@ package final class Checker {
     package internal(set) var endAttempted: Set<SessionID> = []
     /// Sessions whose end was acknowledged, and when (I5).
     package internal(set) var ended: [SessionID: Timestamp] = [:]
+    /// Per session, the values of writes refused past their deadline: never to be seen.
+    package internal(set) var refusedPastDeadline: [SessionID: Set<AttributeValue>] = [:]
+    /// Writes refused past their deadline.
+    package private(set) var writesRefusedPastDeadline = 0
     var leaders: [Term: NodeID] = [:]
     /// The session the last final-check violation is about, for debugging.
     package internal(set) var problemSession: SessionID?
@@ -91,6 +97,10 @@ package final class Checker {
         request.completed += 1
         issued[requestID] = request
         if request.completed > 1 { fail("write \(requestID) completed \(request.completed) times") }
+        if case .failure(.deadlineExceeded) = result, case .write(.update(let changes), _) = request.kind {
+            refusedPastDeadline[request.session, default: []].formUnion(changes.updated.values)
+            writesRefusedPastDeadline += 1
+        }
         guard case .success(let version) = result, case .write(let operation, let concern) = request.kind else { return }
         guard concern.backupsRequired > 0 else { return }
         acknowledgedWrites += 1
@@ -129,6 +139,9 @@ package final class Checker {
         switch result {
         case .found(let delta) where delta.kind == .snapshot:
             completedReads += 1
+            if let refused = refusedValue(in: delta) {
+                fail("a read through n\(node + 1) of \(session) shows \(refused), written by a write refused past its deadline")
+            }
             if let end = ended[session], end < request.issuedAt {
                 fail("I5: read through n\(node + 1) found \(session) after its end was acknowledged")
             }
@@ -159,6 +172,12 @@ package final class Checker {
             }
         }
         return nil
+    }
+
+    /// A value of `snapshot` that a write refused past its deadline carried, or nil.
+    func refusedValue(in snapshot: SessionDelta) -> String? {
+        guard let refused = refusedPastDeadline[snapshot.id] else { return nil }
+        return snapshot.attributes.first { $0.value.map(refused.contains) == true }.map { "\($0.name)=\($0.value!.string ?? "?")" }
     }
 
     func observed(_ event: SessionEvent, by node: Int) {
@@ -224,6 +243,15 @@ package final class Checker {
                 problemSession = session
                 fail("I3: replicas of \(session) differ: \(zip(replicas, forms).map { "\($0): \($1)" })")
                 return
+            }
+        }
+        for (session, copies) in sessions.sorted(by: { $0.key.text < $1.key.text }) {
+            for (replica, copy) in copies.sorted(by: { $0.key < $1.key }) {
+                if let refused = refusedValue(in: copy) {
+                    problemSession = session
+                    fail("replica \(replica) of \(session) holds \(refused), written by a write refused past its deadline")
+                    return
+                }
             }
         }
         // I1 and I5 on every replica.

@@ -6,8 +6,9 @@ import SessionCore
 ///
 /// A run lasts about 14 to 16 seconds of virtual time:
 /// 1. all nodes start; the cluster must form within 3 s;
-/// 2. 1.2 s of traffic (creates, single-attribute updates, reads, invalidations,
-///    rotations; 90 % with `.replicated(1)`) through random nodes, over links that drop,
+/// 2. 1.2 s of traffic (creates, single-attribute updates, a quarter of them with a
+///    deadline 20 to 400 ms ahead, reads, invalidations, rotations; 90 % with
+///    `.replicated(1)`) through random nodes, over links that drop,
 ///    duplicate and delay datagrams and now and then reset a stream; during it, one fault
 ///    episode chosen by the seed: a crash (maybe a restart with empty memory), a pause, a
 ///    symmetric partition of a minority, a one-way cut, a flapping link, or a clock jump,
@@ -36,6 +37,8 @@ package struct RandomizedRun {
         package var steps: Int
         package var virtualMilliseconds: Int64
         package var acknowledgedWrites: Int
+        /// Writes refused past their deadline (I7 then checks nothing of them shows).
+        package var writesRefusedPastDeadline: Int
         package var fault: String
         /// Times a queue to a peer overflowed and fell back to snapshots (I6 at work).
         package var queueOverflows: Int
@@ -68,13 +71,17 @@ package struct RandomizedRun {
         configuration.flushAtEndOfTurn = seed % 2 == 0
         let simulation = Simulation(configuration)
         var random = SeededRandom(seed: seed ^ 0x5EED)
+        // Drawn apart from `random`, so that giving some writes a deadline leaves the rest
+        // of a seed's traffic and faults as they were.
+        var deadlines = SeededRandom(seed: seed ^ 0xDEAD_11E5)
         let start = simulation.now
         var fault = "none"
         var healToSteady: Int64?
         func report() -> Report {
             Report(
                 seed: seed, nodes: nodes, steps: simulation.steps, virtualMilliseconds: simulation.now.milliseconds(since: start),
-                acknowledgedWrites: simulation.checker.acknowledgedWrites, fault: fault,
+                acknowledgedWrites: simulation.checker.acknowledgedWrites,
+                writesRefusedPastDeadline: simulation.checker.writesRefusedPastDeadline, fault: fault,
                 queueOverflows: simulation.nodes.reduce(0) { $0 + ($1.node?.queueOverflowCount ?? 0) },
                 violations: simulation.checker.violations, healToSteadyMilliseconds: healToSteady, transport: transport)
         }
@@ -112,7 +119,14 @@ package struct RandomizedRun {
                     let metadata = SessionMetadata(createdAt: simulation.wallTime(through), maxInactiveMilliseconds: 3_600_000, stamp: 1)
                     simulation.write(through: through, .create(metadata, changes), to: id, concern: concern)
                 } else if roll < 70 {
-                    simulation.write(through: through, .update(changes), to: sessions.randomElement(using: &random)!, concern: concern)
+                    // A quarter of the updates carry a deadline, as behind a load balancer
+                    // that gives up: under a fault, some arrive past it.
+                    let deadline =
+                        Int.random(in: 0..<4, using: &deadlines) == 0
+                        ? simulation.wallTime(through).adding(milliseconds: Int64.random(in: 20...400, using: &deadlines)) : nil
+                    simulation.write(
+                        through: through, .update(changes), to: sessions.randomElement(using: &random)!, concern: concern,
+                        deadline: deadline)
                 } else if roll < 93 {
                     simulation.read(through: through, sessions.randomElement(using: &random)!)
                 } else if roll < 97 {

@@ -6,14 +6,14 @@ import Testing
 /// The randomized sweep: 2,001 seeds, a third each on 3, 5 and 7 nodes, every run of the
 /// suite. Each seed forms a cluster, runs traffic through one fault episode over lossy
 /// links, heals, and must reach steady state within
-/// ``RandomizedRun/steadyStateBoundMilliseconds`` and keep it (L1), with I1 to I6 holding
+/// ``RandomizedRun/steadyStateBoundMilliseconds`` and keep it (L1), with I1 to I7 holding
 /// (see ``RandomizedRun``). A failure names the seed and the command that replays it.
 @Suite struct SweepTests {
     static let seeds: ClosedRange<UInt64> = 1...2_001
     static let chunks = 12
     static let nodeCounts = [3, 5, 7]
     static let totals = Mutex(
-        (runs: 0, steps: 0, virtualMilliseconds: Int64(0), acknowledged: 0, chunks: 0, healToSteady: [Int64]()))
+        (runs: 0, steps: 0, virtualMilliseconds: Int64(0), acknowledged: 0, refused: 0, chunks: 0, healToSteady: [Int64]()))
 
     /// The transport model runs use: the runtime's, or a broken one named by
     /// `SIM_BROKEN=endpoint|links` (to see which seeds catch it).
@@ -31,7 +31,7 @@ import Testing
     @Test(arguments: 0..<chunks)
     func randomizedSeedsKeepEveryInvariant(chunk: Int) {
         let started = ContinuousClock.now
-        var runs = 0, steps = 0, acknowledged = 0
+        var runs = 0, steps = 0, acknowledged = 0, refused = 0
         var virtual: Int64 = 0
         var healToSteady: [Int64] = []
         for seed in Self.seeds where Int(seed % UInt64(Self.chunks)) == chunk {
@@ -40,6 +40,7 @@ import Testing
             steps += report.steps
             virtual += report.virtualMilliseconds
             acknowledged += report.acknowledgedWrites
+            refused += report.writesRefusedPastDeadline
             if let time = report.healToSteadyMilliseconds { healToSteady.append(time) }
             #expect(
                 report.violations.isEmpty,
@@ -51,13 +52,14 @@ import Testing
             totals.steps += steps
             totals.virtualMilliseconds += virtual
             totals.acknowledged += acknowledged
+            totals.refused += refused
             totals.healToSteady += healToSteady
             totals.chunks += 1
             return totals
         }
         print("sweep chunk \(chunk): \(runs) seeds, \(steps) steps, \(virtual / 1000) s virtual, \(acknowledged) acknowledged writes, in \(elapsed)")
         if total.chunks == Self.chunks {
-            print("sweep total: \(total.runs) seeds x nodes {3, 5, 7} (a third each), \(total.steps) steps, \(total.virtualMilliseconds / 1000) s virtual time, \(total.acknowledged) acknowledged writes checked")
+            print("sweep total: \(total.runs) seeds x nodes {3, 5, 7} (a third each), \(total.steps) steps, \(total.virtualMilliseconds / 1000) s virtual time, \(total.acknowledged) acknowledged writes checked, \(total.refused) writes refused past their deadline shown nowhere")
             let times = total.healToSteady.sorted()
             if !times.isEmpty {
                 let at = { (fraction: Double) in times[min(times.count - 1, Int(Double(times.count) * fraction))] }

@@ -55,3 +55,20 @@ extension Simulation {
         return checker.writeResults[request]
     }
 }
+
+/// The sweep's checker flags a refused write's value wherever it shows up.
+@Suite struct RefusedWriteCheckTests {
+    @Test func theCheckerFlagsAValueOfARefusedWriteThatShowsUp() {
+        let simulation = Simulation.formed(nodes: 3, seed: 7)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        let refused = simulation.write(
+            through: owner, updated("cart", "late"), to: session, deadline: simulation.wallTime(owner).adding(milliseconds: -1))!
+        #expect(simulation.result(of: refused) == .failure(.deadlineExceeded))
+        #expect(simulation.checker.violations.isEmpty)
+        // The same value written again (the sweep's values are unique; this one is not on purpose).
+        #expect(simulation.writeAndWait(through: owner, updated("cart", "late"), to: session)?.isSuccess == true)
+        _ = simulation.readAndWait(through: owner, session)
+        #expect(simulation.checker.violations.first?.contains("refused past its deadline") == true)
+    }
+}
