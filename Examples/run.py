@@ -67,7 +67,7 @@ class Shop:
                            replicas=min(2, nodes), key_file=key_file, logdir=workdir, extra_args=list(extra_args or []))
                       for i in range(nodes)]
         prefix = os.path.join(workdir, "nginx")
-        self.nginx = (AffinityNginx(prefix, self.nodes, read_timeout="10s") if affinity
+        self.nginx = (AffinityNginx(prefix, self.nodes, read_timeout="10s") if affinity  # the shops' deadline budget
                       else Nginx(prefix, [n.http_port for n in self.nodes], read_timeout="10s"))
 
     def start(self):

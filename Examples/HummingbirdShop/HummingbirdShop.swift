@@ -53,6 +53,10 @@ enum ClusterShop {
     static func router(_ cluster: SessionCluster) -> Router<BasicClusterSessionRequestContext> {
         let router = Router(context: BasicClusterSessionRequestContext.self)
         router.get("/health") { _, _ -> HTTPResponse.Status in await cluster.isReady() ? .ok : .serviceUnavailable }
+        // nginx (Examples/run.py) stamps X-Request-Start and gives up on a node after 10 s: a
+        // request it gave up on, and may have sent to the next node, writes nothing later.
+        router.add(
+            middleware: RequestDeadlineMiddleware(RequestDeadline(budget: .seconds(10)), nodeID: cluster.configuration.nodeID.rawValue))
         // SESSION_NODE names the node a session was made on, which owns it: a balancer that
         // routes on it sends each session to its owner (Examples/run.py --affinity).
         router.add(

@@ -56,7 +56,12 @@ struct VaporShop: AsyncParsableCommand {
             guard let cluster else { return .ok }
             return await cluster.isReady() ? .ok : .serviceUnavailable
         }
-        let shop = app.grouped(app.sessions.middleware)
+        // nginx (Examples/run.py) stamps X-Request-Start and gives up on a node after 10 s: a
+        // request it gave up on, and may have sent to the next node, writes nothing later.
+        let deadline = cluster.map {
+            SessionClusterDeadlineMiddleware(budget: .seconds(10), nodeID: $0.configuration.nodeID.rawValue)
+        }
+        let shop = app.grouped((deadline.map { [$0] } ?? []) + [app.sessions.middleware])
         shop.post("login") { req -> String in
             let user = req.query[String.self, at: "user"] ?? "guest"
             req.session.signIn(user)
