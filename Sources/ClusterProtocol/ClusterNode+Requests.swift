@@ -83,6 +83,7 @@ extension ClusterNode {
         // slow link) would overwrite a later acknowledged write. The owner orders every write
         // of the session, so checking here, at the one place writes are applied, is enough.
         if let deadline, wall(now) >= deadline {
+            effects.append(.refusedPastDeadline(session))
             complete(origin, .failure(.deadlineExceeded), event: nil, now: now, into: &effects)
             return
         }
@@ -123,7 +124,7 @@ extension ClusterNode {
                 target = (session, store.snapshot(session)?.version ?? 0)
                 event = .invalidated(session)
             case .rotate(let newID):
-                rotate(session, to: newID, concern: concern, origin: origin, now: now, into: &effects)
+                rotate(session, to: newID, concern: concern, origin: origin, deadline: deadline, now: now, into: &effects)
                 return
             }
         } catch let error as SessionStoreError {
@@ -172,8 +173,8 @@ extension ClusterNode {
     /// (here, or at its owner by an internal forwarded create), then the old id ends here
     /// with a tombstone pointing at the new one.
     func rotate(
-        _ oldID: SessionID, to newID: SessionID, concern: WriteConcern, origin: PendingWrite.Origin, now: Timestamp,
-        into effects: inout [Effect]
+        _ oldID: SessionID, to newID: SessionID, concern: WriteConcern, origin: PendingWrite.Origin, deadline: Timestamp?,
+        now: Timestamp, into effects: inout [Effect]
     ) {
         if owned.contains(partition(of: newID)), filled.contains(partition(of: newID)) {
             do {
@@ -201,14 +202,25 @@ extension ClusterNode {
         let changes = SessionChanges(updated: session.attributes)
         let internalID = requests.rotate(PendingRotation(
             origin: origin, oldID: oldID, newID: newID, concern: concern, newOwner: owner,
-            deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds)))
-        let forwarded = ForwardedWrite(from: id, requestID: internalID, sessionID: newID, operation: .create(metadata, changes), concern: concern)
+            deadline: now.adding(milliseconds: configuration.writeTimeoutMilliseconds), requestDeadline: deadline))
+        // The create carries the request's deadline too: held up past it, it makes nothing.
+        let forwarded = ForwardedWrite(
+            from: id, requestID: internalID, sessionID: newID, operation: .create(metadata, changes), concern: concern,
+            deadline: deadline)
         send(.forwardedWrite(forwarded), to: owner, .stream, into: &effects)
     }
 
     func finishRotation(_ rotation: PendingRotation, created: Result<SessionVersion, ClusterFailure>, now: Timestamp, into effects: inout [Effect]) {
         guard case .success(let newVersion) = created else {
             complete(rotation.origin, created, event: nil, now: now, into: &effects)
+            return
+        }
+        // A create that came back after the request's deadline: the caller may have gone on
+        // with the old id, so it is not ended under them. The new session, which no caller
+        // was told of, expires when idle.
+        if let deadline = rotation.requestDeadline, wall(now) >= deadline {
+            effects.append(.refusedPastDeadline(rotation.oldID))
+            complete(rotation.origin, .failure(.deadlineExceeded), event: nil, now: now, into: &effects)
             return
         }
         guard isOwner(of: rotation.oldID), leaseValid(now: now),

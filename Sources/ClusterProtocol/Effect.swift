@@ -15,6 +15,9 @@ package enum Effect: Hashable, Sendable {
     case event(SessionEvent)
     /// Drop queued traffic to `member` and close its link (it was declared down or left).
     case disconnect(Member)
+    /// This node, the session's owner, refused a write unapplied because its deadline had
+    /// passed (for metrics: the caller may have stopped waiting long before).
+    case refusedPastDeadline(SessionID)
 
     /// How a message travels.
     package enum Channel: Hashable, Sendable {

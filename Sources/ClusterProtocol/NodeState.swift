@@ -53,6 +53,8 @@ struct PendingRotation {
     /// The owner of the new id's partition the create was sent to.
     var newOwner: NodeID
     var deadline: Timestamp
+    /// The request's own deadline (wall clock): past it the old id is not ended.
+    var requestDeadline: Timestamp? = nil
 }
 
 /// The writes waiting on one session and the versions its backups acknowledged since the

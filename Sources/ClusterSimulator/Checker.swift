@@ -97,9 +97,11 @@ package final class Checker {
         request.completed += 1
         issued[requestID] = request
         if request.completed > 1 { fail("write \(requestID) completed \(request.completed) times") }
-        if case .failure(.deadlineExceeded) = result, case .write(.update(let changes), _) = request.kind {
-            refusedPastDeadline[request.session, default: []].formUnion(changes.updated.values)
+        if case .failure(.deadlineExceeded) = result {
             writesRefusedPastDeadline += 1
+            if case .write(.update(let changes), _) = request.kind {
+                refusedPastDeadline[request.session, default: []].formUnion(changes.updated.values)
+            }
         }
         guard case .success(let version) = result, case .write(let operation, let concern) = request.kind else { return }
         guard concern.backupsRequired > 0 else { return }

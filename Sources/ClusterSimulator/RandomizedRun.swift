@@ -6,9 +6,9 @@ import SessionCore
 ///
 /// A run lasts about 14 to 16 seconds of virtual time:
 /// 1. all nodes start; the cluster must form within 3 s;
-/// 2. 1.2 s of traffic (creates, single-attribute updates, a quarter of them with a
-///    deadline 20 to 400 ms ahead, reads, invalidations, rotations; 90 % with
-///    `.replicated(1)`) through random nodes, over links that drop,
+/// 2. 1.2 s of traffic (creates, single-attribute updates, reads, invalidations, rotations;
+///    90 % with `.replicated(1)`; a quarter of the updates, invalidations and rotations with
+///    a deadline 20 to 400 ms ahead) through random nodes, over links that drop,
 ///    duplicate and delay datagrams and now and then reset a stream; during it, one fault
 ///    episode chosen by the seed: a crash (maybe a restart with empty memory), a pause, a
 ///    symmetric partition of a minority, a one-way cut, a flapping link, or a clock jump,
@@ -113,28 +113,31 @@ package struct RandomizedRun {
                 value += 1
                 let attribute = "a\(Int.random(in: 0..<3, using: &random))"
                 let changes = SessionChanges(updated: [attribute: AttributeValue(string: "v\(value)")])
+                // A quarter of the updates, invalidations and rotations carry a deadline, as
+                // behind a load balancer that gives up: under a fault, some arrive past it.
+                let deadline =
+                    Int.random(in: 0..<4, using: &deadlines) == 0
+                    ? simulation.wallTime(through).adding(milliseconds: Int64.random(in: 20...400, using: &deadlines)) : nil
                 if roll < 15 || sessions.count < 4 {
                     let id = SessionID.random(using: &random)
                     sessions.append(id)
                     let metadata = SessionMetadata(createdAt: simulation.wallTime(through), maxInactiveMilliseconds: 3_600_000, stamp: 1)
                     simulation.write(through: through, .create(metadata, changes), to: id, concern: concern)
                 } else if roll < 70 {
-                    // A quarter of the updates carry a deadline, as behind a load balancer
-                    // that gives up: under a fault, some arrive past it.
-                    let deadline =
-                        Int.random(in: 0..<4, using: &deadlines) == 0
-                        ? simulation.wallTime(through).adding(milliseconds: Int64.random(in: 20...400, using: &deadlines)) : nil
                     simulation.write(
                         through: through, .update(changes), to: sessions.randomElement(using: &random)!, concern: concern,
                         deadline: deadline)
                 } else if roll < 93 {
                     simulation.read(through: through, sessions.randomElement(using: &random)!)
                 } else if roll < 97 {
-                    simulation.write(through: through, .invalidate, to: sessions.randomElement(using: &random)!, concern: concern)
+                    simulation.write(
+                        through: through, .invalidate, to: sessions.randomElement(using: &random)!, concern: concern, deadline: deadline)
                 } else {
                     let newID = SessionID.random(using: &random)
                     sessions.append(newID)
-                    simulation.write(through: through, .rotate(to: newID), to: sessions.randomElement(using: &random)!, concern: concern)
+                    simulation.write(
+                        through: through, .rotate(to: newID), to: sessions.randomElement(using: &random)!, concern: concern,
+                        deadline: deadline)
                 }
             }
             simulation.run(for: Int64.random(in: 1...6, using: &random))

@@ -346,7 +346,7 @@ package final class Simulation {
                 checker.completedRead(requestID, by: index, result)
             case .event(let event):
                 checker.observed(event, by: index)
-            case .installedView, .disconnect:
+            case .installedView, .disconnect, .refusedPastDeadline:
                 break
             }
         }

@@ -23,6 +23,7 @@ import WireFormat
 /// | `session_cluster_send_queue_overflows_total` | counter | node, peer |
 /// | `session_cluster_peer_connections_closed_total` | counter | node, reason (`over_limit`, `handshake_timeout`, `idle_timeout`: accepted peer connections this node closed) |
 /// | `session_cluster_session_events_total` | counter | node, event |
+/// | `session_cluster_writes_past_deadline_total` | counter | node (writes this node, as the session's owner, refused unapplied past their deadline) |
 /// | `session_cluster_transport_errors_total` | counter | node, transport (`udp`, `tcp`), operation (`send`, `receive`, `connect`, `bind`), kind (errno name) |
 /// | `session_cluster_transport_reopens_total` | counter | node, transport (`udp`: the endpoint was bound again after it closed) |
 final class ClusterMetrics: Sendable {
@@ -88,7 +89,7 @@ final class ClusterMetrics: Sendable {
         counter("session_cluster_rejected_frames_total", [("code", String(code))]).increment()
     }
 
-    /// A write of this node's application refused unapplied because its deadline passed.
+    /// A write this node owns refused unapplied because its deadline had passed.
     func writePastDeadline() {
         counter("session_cluster_writes_past_deadline_total", []).increment()
     }

@@ -292,16 +292,17 @@ final class NodeRuntime {
                 logger.debug("session event", metadata: ["event": "\(event)", "session": "\(event.id.redacted)"])
             case .disconnect(let member):
                 disconnect(member.address)
+            case .refusedPastDeadline(let session):
+                metrics.writePastDeadline()
+                logger.debug("refused a write past its deadline", metadata: ["session": "\(session.redacted)"])
             }
         }
     }
 
     private func completeWrite(_ requestID: RequestID, _ result: Result<SessionVersion, ClusterFailure>) {
         guard let pending = pendingWrites.removeValue(forKey: requestID) else { return }
-        switch result {
-        case .success: metrics.ackLatency(ContinuousClock.now - pending.started, concern: pending.concern)
-        case .failure(.deadlineExceeded): metrics.writePastDeadline()
-        case .failure: break
+        if case .success = result {
+            metrics.ackLatency(ContinuousClock.now - pending.started, concern: pending.concern)
         }
         pending.continuation.resume(returning: result.mapError(SessionClusterError.init))
     }

@@ -400,8 +400,11 @@ public final class SessionCluster: Service, Sendable {
             }
         }
         if !ended.isEmpty {
-            // Best effort: a later read prunes what this one could not.
-            _ = try? await write(.update(SessionChanges(removed: ended)), to: recordID, concern: nil)
+            // Best effort: a later read prunes what this one could not. Housekeeping, not the
+            // request's own write: no deadline.
+            _ = try? await Self.$writeDeadline.withValue(nil) { () async throws(SessionClusterError) in
+                try await write(.update(SessionChanges(removed: ended)), to: recordID, concern: nil)
+            }
         }
         return live
     }
@@ -473,6 +476,12 @@ public final class SessionCluster: Service, Sendable {
     /// Every sign-in runs it after its own write, so concurrent sign-ins settle on the newest.
     private func enforcePrincipalLimit(_ principal: String) async {
         guard let limit = configuration.maxSessionsPerPrincipal else { return }
+        // The limit is the cluster's rule, not the request's write: a deadline that passes
+        // meanwhile must not leave it unenforced.
+        await Self.$writeDeadline.withValue(nil) { await enforce(limit, on: principal) }
+    }
+
+    private func enforce(_ limit: Int, on principal: String) async {
         do {
             let live = try await sessions(of: principal)
             for session in live.dropLast(max(0, limit)) where live.count > limit {
@@ -570,6 +579,9 @@ public final class SessionCluster: Service, Sendable {
                 return value
             case .failure(let error):
                 if giveUpAt != nil, let value = settledByRetry(error) { return value }
+                // The attempt a view change interrupted may have been applied: past the
+                // deadline, the retry's refusal no longer says "not applied".
+                if giveUpAt != nil, case .deadlineExceeded = error { throw .viewChanged }
                 guard case .viewChanged = error else { throw error }
                 let now = ContinuousClock.now
                 let deadline = giveUpAt ?? now + retryBudget

@@ -20,9 +20,11 @@ public enum SessionClusterError: Error, Hashable, Sendable, CustomStringConverti
     /// a lease (its first, or the next leader's after its leader died), for longer than the
     /// node's own retries (as long as an election can take: 1 s by default); retrying is safe.
     case viewChanged
-    /// The write's deadline (``SessionCluster/withWriteDeadline(_:operation:)``) passed before
-    /// the session's owner could apply it, so it was not applied: the load balancer has
-    /// given up on the request, and a copy it sent elsewhere must not be overwritten later.
+    /// The write's deadline (``SessionCluster/withWriteDeadline(_:isolation:operation:)``)
+    /// passed before the session's owner could apply it, so it was not applied: the load
+    /// balancer has given up on the request, and a copy it sent elsewhere must not be
+    /// overwritten later. (Should an earlier attempt have been interrupted by a view change,
+    /// whose outcome is unknown, the error is ``viewChanged`` instead.)
     case deadlineExceeded
     /// The cluster is not running (not started yet, or shut down).
     case notRunning

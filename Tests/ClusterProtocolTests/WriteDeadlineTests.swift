@@ -36,6 +36,26 @@ import Testing
         simulation.expectNoViolations()
     }
 
+    @Test func aRotationWhoseCreateIsHeldUpPastItsDeadlineEndsNothing() {
+        let simulation = Simulation.formed(nodes: 3, seed: 7)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        // A new id in a partition another node owns: the create travels to it.
+        var newID = SessionID.random(using: &simulation.random)
+        while simulation.owner(of: newID) == owner { newID = SessionID.random(using: &simulation.random) }
+        let newOwner = simulation.owner(of: newID)!
+        simulation.pause(node: newOwner)
+        let rotation = simulation.write(
+            through: owner, .rotate(to: newID), to: session, deadline: simulation.wallTime(owner).adding(milliseconds: 100))!
+        simulation.run(for: 200)
+        simulation.resume(node: newOwner)
+        #expect(simulation.result(of: rotation) == .failure(.deadlineExceeded))
+        // The caller may have gone on with the old id: it is still live, with its data.
+        #expect(simulation.readAndWait(through: owner, session)?.attribute("cart") == "item-0")
+        #expect(simulation.writeAndWait(through: owner, updated("cart", "after"), to: session)?.isSuccess == true)
+        simulation.expectNoViolations()
+    }
+
     @Test func aWriteOnTheOwnerPastItsDeadlineIsRefusedUnapplied() {
         let simulation = Simulation.formed(nodes: 3, seed: 7)
         let session = simulation.createSessions(1)[0]
