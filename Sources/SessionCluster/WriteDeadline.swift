@@ -21,8 +21,8 @@ extension SessionCluster {
     ///
     /// The owner compares `deadline` with its own wall clock, so choose it with the clock
     /// offset between the balancer's host and the nodes' hosts to spare. A node of an older
-    /// release refuses a forwarded write that carries a deadline: set deadlines once every
-    /// node runs this one.
+    /// release refuses the frame of a forwarded write that carries a deadline and closes the
+    /// link: set deadlines once every node runs this one.
     public static func withWriteDeadline<Value, Failure: Error>(
         _ deadline: Date, isolation: isolated (any Actor)? = #isolation, operation: () async throws(Failure) -> Value
     ) async throws(Failure) -> Value {
@@ -35,45 +35,36 @@ extension SessionCluster {
     }
 }
 
-/// The deadline of an HTTP request from the time its load balancer stamped into a header
-/// (`X-Request-Start`), decided the same way by every web integration, and the count of the
-/// requests it refuses (`session_cluster_http_requests_refused_total` by `reason`).
+/// The deadline of an HTTP request: the time its load balancer stamped into a header
+/// (`X-Request-Start`) plus a budget, read the same way by every web integration. A request
+/// is not refused for arriving late: a read then is harmless (and is what the balancer's
+/// retry on the next node wants), and a write is refused where it would be applied, by the
+/// owner. A header that is not a time is refused, and counted in
+/// `session_cluster_http_requests_refused_total{reason="request_start_malformed"}`.
 package struct RequestStartDeadline: Sendable {
-    /// Why a request is refused.
-    package enum Refusal: Error {
-        /// The header is not a time.
-        case malformed
-        /// The deadline passed before the request arrived.
-        case pastDeadline
-    }
+    /// The request-start header holds no time.
+    package struct Malformed: Error {}
 
     /// How long after the stamped arrival the request's writes may still take effect.
     package let budget: Duration
-    private let pastDeadline: Counter
     private let malformed: Counter
 
     package init(budget: Duration, nodeID: String) {
         self.budget = budget
-        let label = "session_cluster_http_requests_refused_total"
-        pastDeadline = Counter(label: label, dimensions: [("node", nodeID), ("reason", "deadline_exceeded")])
-        malformed = Counter(label: label, dimensions: [("node", nodeID), ("reason", "request_start_malformed")])
+        malformed = Counter(
+            label: "session_cluster_http_requests_refused_total",
+            dimensions: [("node", nodeID), ("reason", "request_start_malformed")])
     }
 
-    /// The deadline of a request whose header holds `value` (nil: no header, no deadline),
-    /// or the refusal, counted.
-    package func deadline(headerValue value: String?, now: Date = Date()) throws(Refusal) -> Date? {
+    /// The deadline of a request whose header holds `value` (nil: no header, no deadline).
+    package func deadline(headerValue value: String?) throws(Malformed) -> Date? {
         guard let value else { return nil }
         guard let arrival = Self.arrival(in: value) else {
             malformed.increment()
-            throw .malformed
+            throw Malformed()
         }
         let (seconds, attoseconds) = budget.components
-        let due = arrival.addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
-        guard now < due else {
-            pastDeadline.increment()
-            throw .pastDeadline
-        }
-        return due
+        return arrival.addingTimeInterval(Double(seconds) + Double(attoseconds) / 1e18)
     }
 
     /// The time in a header value: `t=` (optional) followed by seconds (nginx's `$msec`,

@@ -38,16 +38,18 @@ public struct RequestDeadline: Sendable {
     }
 }
 
-/// Refuses, and keeps from writing late, a request its load balancer has given up on
-/// (see ``RequestDeadline``).
+/// Keeps a request its load balancer has given up on from writing late (see
+/// ``RequestDeadline``).
 ///
-/// A request already past its deadline when it arrives is answered 503
-/// (`deadline_exceeded`) without running the route; any other runs with
-/// ``SessionCluster/withWriteDeadline(_:isolation:operation:)``, so a write it makes is
-/// refused unapplied if it reaches the session's owner too late (held up in a paused node or a
-/// slow link). A request without the header runs without a deadline; one whose header is not
-/// a time is answered 400 (`request_start_malformed`). Both refusals are counted in
-/// `session_cluster_http_requests_refused_total` by `reason`.
+/// The request runs under ``SessionCluster/withWriteDeadline(_:isolation:operation:)``: a
+/// write it makes (the session middleware's save, or the route's own) is refused unapplied,
+/// with 503 `deadline_exceeded`, if it reaches the session's owner after the deadline,
+/// wherever it was held up (a paused node, a slow link). Reads are served whenever they
+/// arrive: harmless, and what the balancer's retry on the next node needs. A balancer's retry
+/// of a write after its timeout therefore fails too: the request it stamped is past its
+/// deadline everywhere. A request without the header runs without a deadline; one whose
+/// header is not a time is answered 400 (`request_start_malformed`), counted in
+/// `session_cluster_http_requests_refused_total`. Add it before the session middleware.
 public struct RequestDeadlineMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The header and budget.
     public let deadline: RequestDeadline
@@ -64,10 +66,8 @@ public struct RequestDeadlineMiddleware<Context: RequestContext>: RouterMiddlewa
         let due: Date?
         do {
             due = try check.deadline(headerValue: request.headers[deadline.field])
-        } catch .malformed {
+        } catch {
             throw SessionAPIError.malformedRequestStart
-        } catch .pastDeadline {
-            throw SessionAPIError.deadlineExceeded
         }
         guard let due else { return try await next(request, context) }
         return try await SessionCluster.withWriteDeadline(due) { try await next(request, context) }

@@ -32,9 +32,6 @@ public struct SessionAPIError: HTTPResponseError, Sendable {
     public static let malformedRequestStart = SessionAPIError(
         status: .badRequest, code: "request_start_malformed",
         message: "the request-start header is not a time (t=SECONDS, MILLISECONDS or MICROSECONDS since 1970)")
-    /// 503: the request's deadline (``RequestDeadline``) passed before it was handled; the
-    /// load balancer has given up on it. Nothing was changed.
-    public static let deadlineExceeded = SessionAPIError(SessionClusterError.deadlineExceeded)
     /// 401: no live session has this id (unknown, expired, invalidated or rotated).
     public static let unknownSession = SessionAPIError(
         status: .unauthorized, code: "session_unknown", message: "no live session with this id")

@@ -19,11 +19,12 @@ import Vapor
 /// app.middleware.use(app.sessions.middleware)   // after it, so that its saves are covered
 /// ```
 ///
-/// A request past its deadline on arrival is answered 503 without running. Any other runs
-/// under the deadline: the session driver's saves and the route's own cluster writes are
-/// refused unapplied if they reach the session's owner too late. A request without the
-/// header has no deadline; a header that is not a time is a 400. Both refusals are counted in
-/// `session_cluster_http_requests_refused_total` by `reason`.
+/// The session driver's saves run under the deadline: a save that reaches the session's
+/// owner after it is refused unapplied (503), wherever it was held up. Vapor runs routes and
+/// drivers outside the middleware's task, so a route's own cluster writes take the deadline
+/// from ``Vapor/Request/withWriteDeadline(_:)``. Reads are served whenever they arrive. A
+/// request without the header has no deadline; a header that is not a time is a 400, counted
+/// in `session_cluster_http_requests_refused_total`.
 public struct SessionClusterDeadlineMiddleware: AsyncMiddleware {
     /// The header the balancer writes the request's arrival into (`t=` and seconds,
     /// milliseconds or microseconds since 1970).
@@ -45,10 +46,8 @@ public struct SessionClusterDeadlineMiddleware: AsyncMiddleware {
         let due: Date?
         do {
             due = try check.deadline(headerValue: request.headers.first(name: header))
-        } catch .malformed {
+        } catch {
             throw Abort(.badRequest, reason: "the \(header) header is not a time (t=SECONDS, MILLISECONDS or MICROSECONDS since 1970)")
-        } catch .pastDeadline {
-            throw SessionClusterVaporDriver.abort(.deadlineExceeded)
         }
         guard let due else { return try await next.respond(to: request) }
         // Vapor runs session drivers outside this task, where the task-local does not reach:
@@ -62,13 +61,28 @@ enum WriteDeadlineKey: StorageKey {
     typealias Value = Date
 }
 
+extension Request {
+    /// Runs `operation` under the write deadline ``SessionClusterDeadlineMiddleware`` found
+    /// for this request (none: as it is). Vapor runs a route outside the middleware's task,
+    /// where the deadline does not reach on its own: wrap the route's own cluster writes in it.
+    ///
+    /// ```swift
+    /// app.post("cart", ":item") { req in
+    ///     try await req.withWriteDeadline { try await req.sessionCluster.update(id, changes: changes) }
+    /// }
+    /// ```
+    public func withWriteDeadline<Value, Failure: Error>(_ operation: () async throws(Failure) -> Value) async throws(Failure) -> Value {
+        guard let due = storage[WriteDeadlineKey.self] else { return try await operation() }
+        return try await SessionCluster.withWriteDeadline(due, operation: operation)
+    }
+}
+
 extension SessionClusterVaporDriver {
     /// Runs a cluster write under the deadline ``SessionClusterDeadlineMiddleware`` put on
     /// `request`, if any.
     static func underDeadline<Value>(
         of request: Request, _ body: () async throws(SessionClusterError) -> Value
     ) async throws(SessionClusterError) -> Value {
-        guard let due = request.storage[WriteDeadlineKey.self] else { return try await body() }
-        return try await SessionCluster.withWriteDeadline(due, operation: body)
+        try await request.withWriteDeadline(body)
     }
 }

@@ -23,7 +23,8 @@ enum FrameType: UInt8, CaseIterable, Sendable {
     case error = 17
     // 18 is the bundle (`FrameCodec.bundleType`).
     /// A forwarded write that carries a deadline: its own type, so a node of an older
-    /// release refuses it with a typed error instead of misreading the extra field.
+    /// release refuses it with a typed error (and closes the link) instead of misreading
+    /// the extra field.
     case forwardedWriteWithDeadline = 19
 
     /// Batches are compressed whatever their size (when LZ4 shrinks them); other bodies

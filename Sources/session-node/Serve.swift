@@ -44,7 +44,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Take the client of --max-creates-per-client from the first X-Forwarded-For address: only behind a proxy that sets the header itself (nginx: proxy_set_header X-Forwarded-For $remote_addr), since clients can write anything into it.")
     var trustForwardedFor = false
 
-    @Option(help: "Seconds after the arrival time the load balancer writes into X-Request-Start (nginx: proxy_set_header X-Request-Start \"t=${msec}\") that a request may still write: past it, a request is answered 503 deadline_exceeded and its writes are refused unapplied wherever they were held up, so a request the balancer gave up on and sent to another node cannot land later over newer writes. Set it to the balancer's upstream timeout (proxy_read_timeout) less the clock offset between hosts. Requests without the header have no deadline. Default: none.")
+    @Option(help: "Seconds after the arrival time the load balancer writes into X-Request-Start (nginx: proxy_set_header X-Request-Start \"t=${msec}\") that a request may still write: past it, the session's owner refuses the request's writes unapplied (503 deadline_exceeded) wherever they were held up, so a request the balancer gave up on and sent to another node cannot land later over newer writes; reads are served. Set it to the balancer's upstream timeout (proxy_read_timeout) less the clock offset between hosts. Requests without the header have no deadline. Default: none.")
     var requestDeadline: Double?
 
     func validate() throws {

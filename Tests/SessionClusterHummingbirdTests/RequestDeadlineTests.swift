@@ -18,6 +18,17 @@ struct RequestDeadlineTests {
             router.add(middleware: NodeHeaderMiddleware(nodeID: "h1"))
             router.add(middleware: RequestDeadlineMiddleware(RequestDeadline(budget: .seconds(2)), nodeID: "h1"))
             SessionClusterRoutes(cluster: cluster).register(on: router)
+            // A route that outlasts the budget before it writes: the write carries the deadline.
+            router.put("/slow/:id") { request, context -> HTTPResponse.Status in
+                try await Task.sleep(for: .milliseconds(2_300))
+                let id = try SessionID(try context.parameters.require("id"))
+                do throws(SessionClusterError) {
+                    try await cluster.update(id, changes: SessionChanges(updated: ["cart": AttributeValue(string: "slow")]))
+                } catch {
+                    throw SessionAPIError(error)
+                }
+                return .noContent
+            }
             try await Application(router: router).test(.router) { client in try await body(client, cluster) }
         }
     }
@@ -49,11 +60,18 @@ struct RequestDeadlineTests {
             let now = Date().timeIntervalSince1970
             #expect(try await Self.put(client, cookie, "fresh", start: "t=\(now)").status == .noContent)
             #expect(try await Self.cart(client, cookie) == "fresh")
+            // Late: the route runs, but its write reaches the owner past the deadline.
             let stale = try await Self.put(client, cookie, "stale", start: "t=\(now - 10)")
             #expect(stale.status == .serviceUnavailable)
             #expect(try SessionRoutesTests.error(stale).error == "deadline_exceeded")
             #expect(stale.headers[.retryAfter] == "1")
             #expect(try await Self.cart(client, cookie) == "fresh")
+            // A late read is served.
+            let read = try await client.execute(
+                uri: "/session/attributes/cart", method: .get,
+                headers: [.cookie: cookie, HTTPFields.Element.Name("X-Request-Start")!: "t=\(now - 10)"])
+            #expect(read.status == .ok)
+            #expect(String(buffer: read.body) == "fresh")
             // Without the header there is no deadline.
             #expect(try await Self.put(client, cookie, "no header", start: nil).status == .noContent)
             #expect(try await Self.cart(client, cookie) == "no header")
@@ -92,6 +110,20 @@ struct RequestDeadlineTests {
                 try await cluster.update(session.id, changes: SessionChanges(updated: ["cart": AttributeValue(string: "2 pears")]))
             }
             #expect(try await cluster.load(session.id)?.attributes["cart"]?.string == "2 pears")
+        }
+    }
+
+    @Test func aRouteThatOutlastsTheBudgetWritesNothing() async throws {
+        try await withClient { client, _ in
+            let cookie = try await SessionRoutesTests.createSession(client)
+            #expect(try await Self.put(client, cookie, "before", start: nil).status == .noContent)
+            let id = String(cookie.dropFirst("SESSION_ID=".count))
+            let slow = try await client.execute(
+                uri: "/slow/\(id)", method: .put,
+                headers: [HTTPFields.Element.Name("X-Request-Start")!: "t=\(Date().timeIntervalSince1970)"])
+            #expect(slow.status == .serviceUnavailable)
+            #expect(try SessionRoutesTests.error(slow).error == "deadline_exceeded")
+            #expect(try await Self.cart(client, cookie) == "before")
         }
     }
 }

@@ -97,8 +97,9 @@ def require_netns() -> None:
 class NetCluster:
     """A NetworkLab (namespaces sscK-n1..nN) and a Cluster whose nodes run inside it."""
 
-    def __init__(self, k: int, n: int, replicas: int, name: str = "net"):
+    def __init__(self, k: int, n: int, replicas: int, name: str = "net", upstream_timeout: float = 2.0):
         self.k, self.n, self.replicas = k, n, replicas
+        self.upstream_timeout = upstream_timeout     # nginx's read timeout, the nodes' --request-deadline
         self.lab = NetworkLab(k, [f"n{i + 1}" for i in range(n)], peer_ports=[LAB_PEER_PORT])
         self.cluster: Cluster | None = None
         self.name = name
@@ -107,7 +108,7 @@ class NetCluster:
         self.lab.setup()
         extra = ["--log-level", NODE_LOG_LEVEL] if NODE_LOG_LEVEL else []
         self.cluster = Cluster(self.n, self.replicas, name=f"{self.name}-{self.n}n", lab=self.lab,
-                               extra_args=extra)
+                               extra_args=extra, upstream_timeout=self.upstream_timeout)
         self.cluster.start()
         wait_steady(self.cluster, timeout, writes=False)
 

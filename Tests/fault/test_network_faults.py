@@ -84,3 +84,55 @@ def test_checks_catch_what_they_guard():
     mon = ClusterMonitor(FakeCluster())
     mon.leaders = {3: {"n1": 1.0}, 4: {"n1": 2.0, "n2": 2.5}}
     assert len(mon.violations()) == 1 and "term 4" in mon.violations()[0]
+
+
+def test_a_forward_held_in_a_slow_link_past_its_deadline_is_refused(make_net_cluster):
+    """A write held up in the network, not in a paused process: a node's outgoing peer traffic
+    is delayed 400 ms (the lab's delayer; less than downAfter, so the node stays a member and
+    its link stays open), and a PUT sent to it with X-Request-Start (as nginx stamps it) is
+    forwarded to the session's owner. The client gives up after 200 ms, the nodes'
+    --request-deadline here, and writes a newer value straight to the owner. When the held
+    forward arrives, about 200 ms later, the owner must refuse it, not apply it over the newer
+    value, and count the refusal. R = 1, so the slow node holds up no other write."""
+    from cluster import Client, metric_sum
+    deadline, delay = 0.2, 0.4
+    nc = make_net_cluster(K, 3, 1, upstream_timeout=deadline)
+    cluster = nc.cluster
+    client = Client(timeout=10.0)
+    statuses = {nd.id: cluster.status(nd) or {} for nd in cluster.nodes}
+    leader = next((s.get("leader") for s in statuses.values() if s.get("leader")), None)
+    slow = next(nd for nd in cluster.nodes if nd.id != leader)
+    owner = next(nd for nd in cluster.nodes if nd is not slow)
+    attempts = []
+    for attempt in range(3):
+        # The owner draws the id in a partition it owns: the slow node forwards the PUT to it.
+        sid, _ = client.create_session(owner.http_target)
+        assert sid, "could not create a session on its owner"
+        assert client.put_attr(owner.http_target, sid, "a", "0").status == 204
+        refused_before = metric_sum(cluster.metrics(owner), "session_cluster_writes_past_deadline_total")
+        nc.lab.impair(slow.id, delay_ms=delay * 1000)
+        try:
+            time.sleep(0.5)          # the delayer in place; the slow node's heartbeats lag, no more
+            start = time.time()
+            held = Client(timeout=deadline).put_attr(slow.http_target, sid, "a", "held",
+                                                     headers={"X-Request-Start": f"t={start:.3f}"})
+            latest = client.put_attr(owner.http_target, sid, "a", "latest")
+            in_time = time.time() - start < delay * 0.9      # acknowledged before the held forward lands
+            time.sleep(1.0)
+        finally:
+            nc.lab.heal()
+        value = client.get_attr(owner.http_target, sid, "a").text
+        refused = metric_sum(cluster.metrics(owner), "session_cluster_writes_past_deadline_total") - refused_before
+        member = all(slow.id in [m.get("id") for m in (cluster.status(nd) or {}).get("members", [])]
+                     for nd in cluster.nodes if nd is not slow)
+        attempts.append(f"attempt {attempt}: held PUT {held.status or 'timed out'}, newer write {latest.status} "
+                        f"{'in time' if in_time else 'late'}; owner {owner.id} reads {value!r}, counted {refused:.0f} "
+                        f"refused; {slow.id} still a member: {member}")
+        if not (latest.status == 204 and in_time and member):
+            time.sleep(2.0)          # the scenario did not arise cleanly: settle and try again
+            continue
+        report = f"[network] forward held {delay}s in {slow.id}'s link, deadline {deadline}s: " + attempts[-1]
+        REPORTS.append(report)
+        assert value == "latest" and refused >= 1, report
+        return
+    raise AssertionError("the scenario never arose in 3 attempts:\n  " + "\n  ".join(attempts))
