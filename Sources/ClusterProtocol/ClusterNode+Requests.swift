@@ -215,17 +215,19 @@ extension ClusterNode {
             complete(rotation.origin, created, event: nil, now: now, into: &effects)
             return
         }
+        guard isOwner(of: rotation.oldID), leaseValid(now: now) else {
+            complete(rotation.origin, .failure(.retry), event: nil, now: now, into: &effects)
+            return
+        }
         // A create that came back after the request's deadline: the caller may have gone on
         // with the old id, so it is not ended under them. The new session, which no caller
-        // was told of, expires when idle.
+        // was told of, is ended by the caller's runtime (`SessionCluster.rotateID`).
         if let deadline = rotation.requestDeadline, wall(now) >= deadline {
             effects.append(.refusedPastDeadline(rotation.oldID))
             complete(rotation.origin, .failure(.deadlineExceeded), event: nil, now: now, into: &effects)
             return
         }
-        guard isOwner(of: rotation.oldID), leaseValid(now: now),
-            store.invalidate(rotation.oldID, now: wall(now), reason: .rotated(to: rotation.newID))
-        else {
+        guard store.invalidate(rotation.oldID, now: wall(now), reason: .rotated(to: rotation.newID)) else {
             complete(rotation.origin, .failure(.retry), event: nil, now: now, into: &effects)
             return
         }

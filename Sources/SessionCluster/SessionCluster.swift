@@ -372,7 +372,15 @@ public final class SessionCluster: Service, Sendable {
         if let principal = try await load(id, touch: false)?.principal {
             try await index(newID, under: principal, concern: concern)
         }
-        _ = try await write(.rotate(to: newID), to: id, concern: concern)
+        do {
+            _ = try await write(.rotate(to: newID), to: id, concern: concern)
+        } catch .deadlineExceeded {
+            // Refused past its deadline, the old id stays live; the new session may exist
+            // already (its create landed, the answer came back late). Nobody was told of it,
+            // and it would stay listed under the principal: end it, past any deadline.
+            _ = try? await Self.$writeDeadline.withValue(nil) { try await self.invalidate(newID, concern: concern) }
+            throw .deadlineExceeded
+        }
         return newID
     }
 

@@ -44,8 +44,8 @@ public struct RequestDeadline: Sendable {
 /// The request runs under ``SessionCluster/withWriteDeadline(_:isolation:operation:)``: a
 /// write it makes (the session middleware's save, or the route's own) is refused unapplied,
 /// with 503 `deadline_exceeded`, if it reaches the session's owner after the deadline,
-/// wherever it was held up (a paused node, a slow link). Reads are served whenever they
-/// arrive: harmless, and what the balancer's retry on the next node needs. A balancer's retry
+/// wherever it was held up (a paused node, a slow link). A request that only reads is served
+/// whenever it arrives: harmless, and what the balancer's retry on the next node needs. A balancer's retry
 /// of a write after its timeout therefore fails too: the request it stamped is past its
 /// deadline everywhere. A request without the header runs without a deadline; one whose
 /// header is not a time is answered 400 (`request_start_malformed`), counted in

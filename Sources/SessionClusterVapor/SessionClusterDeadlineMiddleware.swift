@@ -22,8 +22,8 @@ import Vapor
 /// The session driver's saves run under the deadline: a save that reaches the session's
 /// owner after it is refused unapplied (503), wherever it was held up. Vapor runs routes and
 /// drivers outside the middleware's task, so a route's own cluster writes take the deadline
-/// from ``Vapor/Request/withWriteDeadline(_:)``. Reads are served whenever they arrive. A
-/// request without the header has no deadline; a header that is not a time is a 400, counted
+/// from ``Vapor/Request/withWriteDeadline(isolation:_:)``. A request that only reads is served
+/// whenever it arrives. A request without the header has no deadline; a header that is not a time is a 400, counted
 /// in `session_cluster_http_requests_refused_total`.
 public struct SessionClusterDeadlineMiddleware: AsyncMiddleware {
     /// The header the balancer writes the request's arrival into (`t=` and seconds,
@@ -71,9 +71,11 @@ extension Request {
     ///     try await req.withWriteDeadline { try await req.sessionCluster.update(id, changes: changes) }
     /// }
     /// ```
-    public func withWriteDeadline<Value, Failure: Error>(_ operation: () async throws(Failure) -> Value) async throws(Failure) -> Value {
+    public func withWriteDeadline<Value, Failure: Error>(
+        isolation: isolated (any Actor)? = #isolation, _ operation: () async throws(Failure) -> Value
+    ) async throws(Failure) -> Value {
         guard let due = storage[WriteDeadlineKey.self] else { return try await operation() }
-        return try await SessionCluster.withWriteDeadline(due, operation: operation)
+        return try await SessionCluster.withWriteDeadline(due, isolation: isolation, operation: operation)
     }
 }
 

@@ -41,8 +41,7 @@ import Testing
         let session = simulation.createSessions(1)[0]
         let owner = simulation.owner(of: session)!
         // A new id in a partition another node owns: the create travels to it.
-        var newID = SessionID.random(using: &simulation.random)
-        while simulation.owner(of: newID) == owner { newID = SessionID.random(using: &simulation.random) }
+        let newID = simulation.newID(notOwnedBy: owner)
         let newOwner = simulation.owner(of: newID)!
         simulation.pause(node: newOwner)
         let rotation = simulation.write(
@@ -50,7 +49,27 @@ import Testing
         simulation.run(for: 200)
         simulation.resume(node: newOwner)
         #expect(simulation.result(of: rotation) == .failure(.deadlineExceeded))
+        // The new owner refused the late create: there is no new session.
+        #expect(simulation.readAndWait(through: newOwner, newID) == .notFound)
         // The caller may have gone on with the old id: it is still live, with its data.
+        #expect(simulation.readAndWait(through: owner, session)?.attribute("cart") == "item-0")
+        #expect(simulation.writeAndWait(through: owner, updated("cart", "after"), to: session)?.isSuccess == true)
+        simulation.expectNoViolations()
+    }
+
+    @Test func aRotationWhoseCreateComesBackPastItsDeadlineEndsNothing() {
+        let simulation = Simulation.formed(nodes: 3, seed: 7)
+        let session = simulation.createSessions(1)[0]
+        let owner = simulation.owner(of: session)!
+        let newID = simulation.newID(notOwnedBy: owner)
+        // The create goes out and lands in time; the old id's owner stops before the answer
+        // is back, and reads it past the deadline.
+        let rotation = simulation.write(
+            through: owner, .rotate(to: newID), to: session, deadline: simulation.wallTime(owner).adding(milliseconds: 100))!
+        simulation.pause(node: owner)
+        simulation.run(for: 200)
+        simulation.resume(node: owner)
+        #expect(simulation.result(of: rotation) == .failure(.deadlineExceeded))
         #expect(simulation.readAndWait(through: owner, session)?.attribute("cart") == "item-0")
         #expect(simulation.writeAndWait(through: owner, updated("cart", "after"), to: session)?.isSuccess == true)
         simulation.expectNoViolations()
@@ -69,6 +88,13 @@ import Testing
 }
 
 extension Simulation {
+    /// A fresh id in a partition `node` does not own.
+    func newID(notOwnedBy node: Int) -> SessionID {
+        var id = SessionID.random(using: &random)
+        while owner(of: id) == node { id = SessionID.random(using: &random) }
+        return id
+    }
+
     /// Runs until the write `request` completes (3 s at most) and returns its result.
     func result(of request: RequestID) -> Result<SessionVersion, ClusterFailure>? {
         run(until: { $0.checker.writeResults[request] != nil }, within: 3_000, every: 1)
