@@ -82,11 +82,7 @@ extension ClusterNode {
         // node, and acknowledged; applied now, a copy held up on the way (a paused node, a
         // slow link) would overwrite a later acknowledged write. The owner orders every write
         // of the session, so checking here, at the one place writes are applied, is enough.
-        if let deadline, wall(now) >= deadline {
-            effects.append(.refusedPastDeadline(session))
-            complete(origin, .failure(.deadlineExceeded), event: nil, now: now, into: &effects)
-            return
-        }
+        if refusedPastDeadline(deadline, session, origin: origin, now: now, into: &effects) { return }
         let target: (id: SessionID, version: SessionVersion)
         var event: SessionEvent?
         do {
@@ -222,9 +218,7 @@ extension ClusterNode {
         // A create that came back after the request's deadline: the caller may have gone on
         // with the old id, so it is not ended under them. The new session, which no caller
         // was told of, is ended by the caller's runtime (`SessionCluster.rotateID`).
-        if let deadline = rotation.requestDeadline, wall(now) >= deadline {
-            effects.append(.refusedPastDeadline(rotation.oldID))
-            complete(rotation.origin, .failure(.deadlineExceeded), event: nil, now: now, into: &effects)
+        if refusedPastDeadline(rotation.requestDeadline, rotation.oldID, origin: rotation.origin, now: now, into: &effects) {
             return
         }
         guard store.invalidate(rotation.oldID, now: wall(now), reason: .rotated(to: rotation.newID)) else {
@@ -235,6 +229,17 @@ extension ClusterNode {
         register(
             targets: InlineFirstList((id: rotation.oldID, version: ended)), concern: rotation.concern, origin: rotation.origin,
             event: .idRotated(from: rotation.oldID, to: rotation.newID), result: newVersion, now: now, into: &effects)
+    }
+
+    /// Answers `origin` with `.deadlineExceeded` (and reports the refusal) when `deadline`
+    /// has passed on this node's wall clock; false when there is none or it has not.
+    func refusedPastDeadline(
+        _ deadline: Timestamp?, _ session: SessionID, origin: PendingWrite.Origin, now: Timestamp, into effects: inout [Effect]
+    ) -> Bool {
+        guard let deadline, wall(now) >= deadline else { return false }
+        effects.append(.refusedPastDeadline(session))
+        complete(origin, .failure(.deadlineExceeded), event: nil, now: now, into: &effects)
+        return true
     }
 
     /// Delivers a result to whoever asked, and the event once the write concern is met.

@@ -78,13 +78,3 @@ extension Request {
         return try await SessionCluster.withWriteDeadline(due, isolation: isolation, operation: operation)
     }
 }
-
-extension SessionClusterVaporDriver {
-    /// Runs a cluster write under the deadline ``SessionClusterDeadlineMiddleware`` put on
-    /// `request`, if any.
-    static func underDeadline<Value>(
-        of request: Request, _ body: () async throws(SessionClusterError) -> Value
-    ) async throws(SessionClusterError) -> Value {
-        try await request.withWriteDeadline(body)
-    }
-}

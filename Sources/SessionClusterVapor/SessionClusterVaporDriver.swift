@@ -42,7 +42,7 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
     /// Creates a session holding `data`.
     public func createSession(_ data: SessionData, for request: Request) async throws -> Vapor.SessionID {
         let session = try await Self.mapErrors { () async throws(SessionClusterError) in
-            try await Self.underDeadline(of: request) { () async throws(SessionClusterError) in
+            try await request.withWriteDeadline { () async throws(SessionClusterError) in
                 try await cluster.create(attributes: Self.attributes(of: data), principal: data[Self.principalKey])
             }
         }
@@ -80,7 +80,7 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
         }
         guard !changes.isEmpty else { return sessionID }
         do {
-            try await Self.underDeadline(of: request) { () async throws(SessionClusterError) in
+            try await request.withWriteDeadline { () async throws(SessionClusterError) in
                 try await cluster.update(id, changes: changes)
             }
             request.storage[LoadedKey.self] = Loaded(id: id, data: now)
@@ -96,7 +96,7 @@ public struct SessionClusterVaporDriver: AsyncSessionDriver {
     public func deleteSession(_ sessionID: Vapor.SessionID, for request: Request) async throws {
         guard let id = try? SessionCore.SessionID(sessionID.string) else { return }
         do {
-            try await Self.underDeadline(of: request) { () async throws(SessionClusterError) in try await cluster.invalidate(id) }
+            try await request.withWriteDeadline { () async throws(SessionClusterError) in try await cluster.invalidate(id) }
         } catch .refused(.sessionEnded), .refused(.sessionNotFound) {
             return
         } catch {
@@ -241,7 +241,7 @@ extension Request {
     public func logOutEverywhere() async throws -> Int {
         guard let principal = session.principal else { return 0 }
         let ended = try await SessionClusterVaporDriver.mapErrors { () async throws(SessionClusterError) in
-            try await SessionClusterVaporDriver.underDeadline(of: self) { () async throws(SessionClusterError) in
+            try await withWriteDeadline { () async throws(SessionClusterError) in
                 try await sessionCluster.invalidateAll(of: principal)
             }
         }
